@@ -1,0 +1,39 @@
+"""`drift-check`: compare a new batch with the champion's data; when it drifted, run a guarded retrain."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.safety_train import safety_train
+from guardflow.summary import RunSummary
+from tasks.check_drift import check_drift, combine_for_retrain, drift_figures, load_reference
+from tasks.load_data import load_data
+from tasks.record_run import fail_run, finish_run, start_run
+from tasks.validate_data import validate_data
+
+FLOW_NAME = "drift-check"
+
+
+@flow(name=FLOW_NAME, validate_parameters=True)
+def drift_check(config_path: str, batch_path: str, run_dir: str | None = None) -> RunSummary:
+    """Check a batch for drift; when it passes the policy's threshold, retrain on reference plus batch."""
+    context = start_run(FLOW_NAME, config_path, run_dir)
+    try:
+        reference = load_reference(context)
+        batch = load_data(context, "batch", batch_path)
+        contract = validate_data(context, batch)
+        drift = check_drift(context, reference, contract.accepted, batch)
+        figures = drift_figures(context, batch, drift)
+        status = "no_drift"
+        if drift.drift_detected:
+            retrain_data = combine_for_retrain(context, reference, batch)
+            retrain = safety_train(config_path, str(context.run_dir / "retrain"), str(retrain_data))
+            figures = figures.model_copy(
+                update={"retrain_run_dir": retrain.run_dir, "retrain_status": retrain.status}
+            )
+            status = "drift_retrained" if retrain.status == "promoted" else "drift_rejected"
+        summary = RunSummary(**context.header().model_dump(), status=status, seconds=0.0, drift=figures)
+    except Exception as error:
+        fail_run(context, error)
+        raise
+    return finish_run(context, summary)

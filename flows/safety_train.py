@@ -1,0 +1,40 @@
+"""`safety-train`: load, validate, scan, train with DP, evaluate, gate, register; lineage at every step."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from guardflow.summary import RunSummary
+from tasks.evaluate_model import evaluate_model
+from tasks.gate_model import gate_model
+from tasks.load_data import load_data
+from tasks.record_run import fail_run, finish_run, save_quarantine, start_run, summarize_training
+from tasks.register_model import register_model
+from tasks.scan_data import scan_data
+from tasks.train_model import train_model
+from tasks.validate_data import validate_data
+
+FLOW_NAME = "safety-train"
+
+
+@flow(name=FLOW_NAME, validate_parameters=True)
+def safety_train(config_path: str, run_dir: str | None = None, data_path: str | None = None) -> RunSummary:
+    """Train a candidate on the configured data (or `data_path`); promote it only if it passes every stage."""
+    context = start_run(FLOW_NAME, config_path, run_dir)
+    try:
+        train = load_data(context, "train", data_path)
+        contract = validate_data(context, train)
+        scan = scan_data(context, contract)
+        quarantine = save_quarantine(
+            context, {"contract": contract.quarantined, "poisoning_scan": scan.quarantined(train.rows)}
+        )
+        saved = train_model(context, contract, scan)
+        test = load_data(context, "test")
+        evaluation = evaluate_model(context, saved, test, contract, scan)
+        decision = gate_model(context, evaluation)
+        summary = summarize_training(context, train, contract, scan, quarantine, saved, evaluation, decision)
+        summary = register_model(context, saved, train, evaluation, decision, summary)
+    except Exception as error:
+        fail_run(context, error)
+        raise
+    return finish_run(context, summary)

@@ -1,0 +1,129 @@
+"""The `guardflow` command: `main(argv) -> int`, with one exit code per kind of outcome.
+
+0 done (promoted, or no drift / retrain done); 3 candidate rejected by the gate; 2 bad input or
+configuration (one line on stderr, no traceback); 1 internal failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from guardflow.errors import GuardflowError
+from guardflow.settings import guardflow_home, load_settings, settings_json_schema
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_REJECTED = 3
+
+logger = logging.getLogger("guardflow.cli")
+
+
+def _prepare() -> None:
+    """Quiet, offline defaults; must run before Prefect, MLflow or GX are imported."""
+    from guardflow.runtime import prepare_environment
+
+    prepare_environment(guardflow_home())
+
+
+def _exit_code(status: str) -> int:
+    return EXIT_REJECTED if status in ("rejected", "drift_rejected") else EXIT_OK
+
+
+def _train(args: argparse.Namespace) -> int:
+    load_settings(args.config)  # fail fast, before any server starts
+    _prepare()
+    from flows.safety_train import safety_train
+    from guardflow.summary import format_summary
+
+    summary = safety_train(
+        config_path=str(args.config),
+        run_dir=str(args.run_dir) if args.run_dir else None,
+        data_path=str(args.data) if args.data else None,
+    )
+    print(format_summary(summary))
+    return _exit_code(summary.status)
+
+
+def _drift(args: argparse.Namespace) -> int:
+    load_settings(args.config)
+    if not Path(args.batch).is_file():
+        raise GuardflowError(f"batch file not found: {args.batch}")
+    _prepare()
+    from flows.drift_check import drift_check
+    from guardflow.summary import format_summary
+
+    summary = drift_check(
+        config_path=str(args.config),
+        batch_path=str(args.batch),
+        run_dir=str(args.run_dir) if args.run_dir else None,
+    )
+    print(format_summary(summary))
+    return _exit_code(summary.status)
+
+
+def _config_schema(_: argparse.Namespace) -> int:
+    print(settings_json_schema())
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="guardflow", description="A batch MLOps pipeline that will not ship an unsafe model."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal failures")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train", help="run the safety-train flow: validate, scan, train with DP, gate"
+    )
+    train.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
+    train.add_argument(
+        "--run-dir", type=Path, help="run folder (default: a new one under $GUARDFLOW_HOME/runs)"
+    )
+    train.add_argument("--data", type=Path, help="train on this file instead of the configured one")
+    train.set_defaults(handler=_train)
+
+    drift = commands.add_parser(
+        "drift", help="run the drift-check flow on a new batch; retrain when it drifted"
+    )
+    drift.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
+    drift.add_argument("--batch", type=Path, required=True, help="the new batch (same format as the data)")
+    drift.add_argument(
+        "--run-dir", type=Path, help="run folder (default: a new one under $GUARDFLOW_HOME/runs)"
+    )
+    drift.set_defaults(handler=_drift)
+
+    schema = commands.add_parser("config-schema", help="print the JSON schema of the configuration file")
+    schema.set_defaults(handler=_config_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code; never lets a traceback reach a user by accident."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except GuardflowError as error:
+        print(f"guardflow: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("guardflow: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"guardflow: internal error: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def entrypoint() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

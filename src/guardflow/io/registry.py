@@ -1,0 +1,265 @@
+"""MLflow tracking and model registry: one run per candidate, its model registered without pickle.
+
+The store is SQLite under the guardflow home. Each candidate is a pyfunc logged as code
+(`guardflow/serving.py`) with safetensors weights and a JSON spec as its only artifacts, so loading a
+model never unpickles anything and works with `MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import version as installed_version
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.pyfunc import PyFuncModel
+from mlflow.tracking import MlflowClient
+from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+from packaging.version import Version
+
+from guardflow.errors import RegistryError
+
+_logger = logging.getLogger(__name__)
+
+CHAMPION_ALIAS = "champion"
+MODEL_NAME_IN_RUN = "model"
+SPEC_FILE_NAME = "model_spec.json"
+
+# What the logged model needs at load time, pinned to what it was logged with. Listed explicitly: MLflow's
+# inference imports the model in a subprocess (slow) and warns when it guesses. guardflow itself travels
+# with the model as code (`code_paths`), since it is not on a package index.
+_RUNTIME_PACKAGES = ("mlflow", "torch", "safetensors", "pandas", "numpy", "pydantic", "pyyaml")
+
+# Set (unless the caller chose otherwise) before MLflow writes anything, so a batch run's console stays
+# readable. log_model copies each artifact through a "Downloading artifacts" tqdm bar, local files
+# included; a tracking server would also get "View run ... at" links printed on stdout.
+_QUIET_ENVIRONMENT = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """One version of a registered model, as the pipeline needs to know it."""
+
+    name: str
+    version: str
+    run_id: str
+    model_uri: str
+    aliases: tuple[str, ...]
+
+
+def tracking_uri(home: Path) -> str:
+    """The SQLite store for runs and the registry, under the guardflow home."""
+    return f"sqlite:///{(home / 'mlflow' / 'mlflow.db').resolve()}"
+
+
+def _quiet_mlflow() -> None:
+    """Keep MLflow's console output to warnings and errors, unless the user asked for its log level.
+
+    MLflow logs to stderr through its own handler (it does not propagate), at INFO: database migrations on a
+    fresh store, signature validation of the input example. Those are routine in a batch run.
+    """
+    for name, value in _QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    if "MLFLOW_LOGGING_LEVEL" not in os.environ:
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
+def configure_tracking(home: Path, experiment: str) -> str:
+    """Point MLflow at the store under `home`, make `experiment` active (creating it once), return its id.
+
+    A fresh store runs MLflow's database migrations here (seconds). MLflow sets SQLite's busy timeout
+    itself (`PRAGMA busy_timeout = 20000` on every session), so a few concurrent writers wait instead of
+    failing with "database is locked".
+    """
+    _quiet_mlflow()
+    store = home / "mlflow"
+    store.mkdir(parents=True, exist_ok=True)
+    uri = tracking_uri(home)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    existing = client.get_experiment_by_name(experiment)
+    if existing is None:
+        artifact_location = (store / "artifacts").resolve().as_uri()
+        try:
+            experiment_id = client.create_experiment(experiment, artifact_location=artifact_location)
+        except MlflowException as error:
+            if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                raise
+            # Another process created it between our lookup and our insert.
+            raced = client.get_experiment_by_name(experiment)
+            if raced is None:
+                raise
+            experiment_id = raced.experiment_id
+        _logger.info("created MLflow experiment %s (%s) in %s", experiment, experiment_id, uri)
+    elif existing.lifecycle_stage != "active":
+        raise RegistryError(
+            f"MLflow experiment {experiment!r} is deleted; restore it (`mlflow experiments restore`) "
+            "or choose another name"
+        )
+    else:
+        experiment_id = existing.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def _serving_code_path() -> Path:
+    """The models-from-code file, found without importing it (importing it calls `set_model`)."""
+    spec = importlib.util.find_spec("guardflow.serving")
+    if spec is None or spec.origin is None:
+        raise RegistryError("guardflow.serving is not installed alongside guardflow.io.registry")
+    return Path(spec.origin)
+
+
+def _pip_requirements() -> list[str]:
+    # The public version only: torch reports "2.13.0+cpu", which no package index serves under that name.
+    return [f"{package}=={Version(installed_version(package)).public}" for package in _RUNTIME_PACKAGES]
+
+
+def _signature(example: pd.DataFrame) -> ModelSignature:
+    """Every example column is required; numeric ones also accept text (rows as read from CSV).
+
+    MLflow would infer `double` for them and then refuse text with "Can not safely convert str to float64";
+    missing values pass either way. The output is one probability per row.
+    """
+    columns: list[ColSpec | TensorSpec] = [
+        ColSpec(AnyType() if pd.api.types.is_numeric_dtype(example[name]) else "string", str(name))
+        for name in example.columns
+    ]
+    return ModelSignature(inputs=Schema(columns), outputs=Schema([TensorSpec(np.dtype("float32"), (-1,))]))
+
+
+def _register(
+    client: MlflowClient, model_name: str, model_id: str, run_id: str, tags: dict[str, str]
+) -> ModelVersion:
+    """A new version of `model_name` (created if missing) for the logged model `model_id`.
+
+    Through the client rather than `log_model(registered_model_name=...)`: the fluent path prints
+    "Successfully registered model" and "Created version" to stderr unconditionally. Like it, we record the
+    version on the logged model, which is how the MLflow UI links the two.
+    """
+    try:
+        client.create_registered_model(model_name)
+    except MlflowException as error:
+        if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+    version = client.create_model_version(
+        model_name, source=f"models:/{model_id}", run_id=run_id, tags=tags, model_id=model_id
+    )
+    link = [{"name": version.name, "version": str(version.version)}]
+    client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(link)})
+    return version
+
+
+def _registered_version(version: ModelVersion) -> RegisteredVersion:
+    return RegisteredVersion(
+        name=version.name,
+        version=str(version.version),
+        run_id=version.run_id or "",
+        model_uri=f"models:/{version.name}/{version.version}",
+        aliases=tuple(version.aliases or ()),
+    )
+
+
+def log_candidate(
+    *,
+    run_name: str,
+    params: dict[str, object],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    artifacts: list[Path],
+    weights_path: Path,
+    spec: dict,
+    model_name: str,
+    input_example: pd.DataFrame,
+) -> RegisteredVersion:
+    """Log one candidate as an MLflow run and register its model as a new version of `model_name`."""
+    serving_code = _serving_code_path()
+    client = MlflowClient()
+    with (
+        tempfile.TemporaryDirectory(prefix="guardflow-spec-") as scratch,
+        mlflow.start_run(run_name=run_name) as run,
+    ):
+        spec_path = Path(scratch) / SPEC_FILE_NAME
+        # No sort_keys: the order of the features in the spec is the order of the encoded columns.
+        spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags(tags)
+        for artifact in artifacts:
+            mlflow.log_artifact(str(artifact))
+        model_info = mlflow.pyfunc.log_model(
+            name=MODEL_NAME_IN_RUN,
+            python_model=str(serving_code),
+            artifacts={"weights": str(weights_path.resolve()), "spec": str(spec_path)},
+            code_paths=[str(serving_code.parent)],
+            pip_requirements=_pip_requirements(),
+            signature=_signature(input_example),
+            input_example=input_example,
+            tags=tags,
+        )
+        version = _register(client, model_name, model_info.model_id, run.info.run_id, tags)
+    registered = _registered_version(version)
+    _logger.info("registered %s version %s from run %s", model_name, registered.version, registered.run_id)
+    return registered
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    """Point `alias` of model `name` at `version` (moving it if it pointed elsewhere)."""
+    try:
+        MlflowClient().set_registered_model_alias(name, alias, version)
+    except MlflowException as error:
+        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise RegistryError(f"model {name!r} has no version {version}") from None
+        raise
+
+
+def _aliases(client: MlflowClient, name: str) -> dict[str, str]:
+    """Alias -> version of a registered model; empty when the model does not exist.
+
+    Read from the model rather than by asking for one alias: a missing alias is INVALID_PARAMETER_VALUE in
+    the SQL store, the same code as a malformed request, so catching could not tell the two apart.
+    """
+    try:
+        return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
+    except MlflowException as error:
+        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return {}
+        raise
+
+
+def champion_version(name: str) -> RegisteredVersion | None:
+    """The version the champion alias points at, or None when there is none yet (or no such model)."""
+    client = MlflowClient()
+    champion = _aliases(client, name).get(CHAMPION_ALIAS)
+    if champion is None:
+        return None
+    return _registered_version(client.get_model_version(name, champion))
+
+
+def load_model(model_uri: str) -> PyFuncModel:
+    """Load a registered model (`models:/<name>/<version>` or `models:/<name>@<alias>`) for batch scoring."""
+    name, by_alias, alias = model_uri.removeprefix("models:/").partition("@")
+    if model_uri.startswith("models:/") and by_alias and alias not in _aliases(MlflowClient(), name):
+        raise RegistryError(f"model {name!r} has no alias {alias!r}")
+    try:
+        return mlflow.pyfunc.load_model(model_uri)
+    except MlflowException as error:
+        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise RegistryError(f"no registered model at {model_uri}") from None
+        raise

@@ -1,0 +1,105 @@
+"""What one flow run carries from stage to stage: settings, run folder, lineage, and the stage bracket.
+
+Every stage runs inside `RunContext.stage(...)`, which emits an OpenLineage START before it and a COMPLETE
+(or FAIL, with the error message) after it, with the stage's input and output datasets, as a child run of
+the flow's own lineage run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from guardflow.io.lineage import LineageDataset, LineageEmitter, new_run_id
+from guardflow.settings import Settings, settings_hash
+from guardflow.summary import RunHeader
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StageOutputs:
+    """Filled in by a stage while it runs: the datasets it wrote, for its COMPLETE event."""
+
+    datasets: list[LineageDataset] = field(default_factory=list)
+
+
+@dataclass
+class RunContext:
+    """One flow run: its settings, folder, lineage emitter and the lineage run id of the flow itself."""
+
+    flow_name: str
+    settings: Settings
+    config_path: Path
+    run_dir: Path
+    home: Path
+    lineage: LineageEmitter
+    run_id: str = field(default_factory=new_run_id)
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def job_prefix(self) -> str:
+        return f"{self.flow_name}.{self.settings.dataset.id}"
+
+    @property
+    def flow_job(self) -> str:
+        return self.job_prefix
+
+    @contextmanager
+    def stage(self, name: str, inputs: list[LineageDataset]) -> Iterator[StageOutputs]:
+        """Bracket one stage with lineage events; failures are recorded, then re-raised unchanged."""
+        job = f"{self.job_prefix}.{name}"
+        run_id = new_run_id()
+        parent = (self.flow_job, self.run_id)
+        outputs = StageOutputs()
+        self.lineage.start(job, run_id, inputs=inputs, parent=parent)
+        started = time.perf_counter()
+        try:
+            yield outputs
+        except BaseException as error:
+            self.lineage.fail(job, run_id, str(error) or type(error).__name__, inputs=inputs, parent=parent)
+            raise
+        self.lineage.complete(job, run_id, inputs=inputs, outputs=outputs.datasets, parent=parent)
+        logger.debug("stage %s took %.1fs", name, time.perf_counter() - started)
+
+    def begin(self, inputs: list[LineageDataset]) -> None:
+        """The flow's own START event; stage events point at it as their parent."""
+        self.lineage.start(self.flow_job, self.run_id, inputs=inputs)
+
+    def finish(self, inputs: list[LineageDataset], outputs: list[LineageDataset]) -> None:
+        self.lineage.complete(self.flow_job, self.run_id, inputs=inputs, outputs=outputs)
+
+    def abort(self, error: BaseException) -> None:
+        self.lineage.fail(self.flow_job, self.run_id, str(error) or type(error).__name__)
+
+    def header(self) -> RunHeader:
+        return RunHeader(
+            flow=self.flow_name,
+            config=str(self.config_path),
+            config_sha256=settings_hash(self.settings),
+            run_dir=str(self.run_dir),
+        )
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def open_run(flow_name: str, settings: Settings, config_path: Path, run_dir: Path, home: Path) -> RunContext:
+    """A run context whose lineage goes to `<home>/lineage/events.jsonl` unless an HTTP endpoint is set."""
+    emitter = LineageEmitter(
+        namespace=settings.lineage.namespace,
+        log_path=home / "lineage" / "events.jsonl",
+        url=settings.lineage.url,
+    )
+    return RunContext(
+        flow_name=flow_name,
+        settings=settings,
+        config_path=config_path,
+        run_dir=run_dir,
+        home=home,
+        lineage=emitter,
+    )

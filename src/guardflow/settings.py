@@ -1,0 +1,255 @@
+"""The configuration, validated once at the edge into strict, frozen pydantic models.
+
+Unknown keys are rejected and types are checked without coercion, so a typo in a YAML file fails loudly
+instead of silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from guardflow.errors import ConfigError
+
+
+class StrictModel(BaseModel):
+    """Base of every settings model: no unknown keys, no coercion, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DataFile(StrictModel):
+    """One data file with the sha256 of its (decompressed) content."""
+
+    path: Path
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    skip_rows: Annotated[int, Field(ge=0)] = 0
+
+
+class LabelSettings(StrictModel):
+    """The label column, its two classes, and spellings that mean the same class."""
+
+    column: str
+    positive: str
+    negative: str
+    aliases: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _aliases_point_at_classes(self) -> LabelSettings:
+        unknown = {target for target in self.aliases.values() if target not in (self.positive, self.negative)}
+        if unknown:
+            raise ValueError(f"label aliases point at unknown classes: {sorted(unknown)}")
+        return self
+
+
+class NumericFeature(StrictModel):
+    """A numeric feature with public bounds; values are clipped to them, then scaled to [0, 1]."""
+
+    type: Literal["numeric"]
+    min: float
+    max: float
+    transform: Literal["identity", "log1p"] = "identity"
+
+    @model_validator(mode="after")
+    def _bounds_are_ordered(self) -> NumericFeature:
+        if not self.min < self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        if self.transform == "log1p" and self.min < 0:
+            raise ValueError("log1p needs min >= 0")
+        return self
+
+
+class CategoricalFeature(StrictModel):
+    """A categorical feature with its public list of categories; anything else is encoded as 'other'."""
+
+    type: Literal["categorical"]
+    categories: Annotated[list[str], Field(min_length=1)]
+
+
+Feature = Annotated[NumericFeature | CategoricalFeature, Field(discriminator="type")]
+
+
+class DatasetSettings(StrictModel):
+    """Where the data lives, how to read it, and what each column means."""
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    format: Literal["csv"] = "csv"
+    header: bool = True
+    na_values: list[str] = []
+    columns: list[str] | None = None
+    train: DataFile
+    test: DataFile
+    label: LabelSettings
+    sensitive: list[str] = []
+    features: dict[str, Feature]
+
+    @model_validator(mode="after")
+    def _columns_are_consistent(self) -> DatasetSettings:
+        if not self.header and not self.columns:
+            raise ValueError("a file without a header needs `columns`")
+        if self.label.column in self.features:
+            raise ValueError(f"the label `{self.label.column}` cannot also be a feature")
+        missing_sensitive = [name for name in self.sensitive if name not in self.features]
+        if missing_sensitive:
+            raise ValueError(f"sensitive attributes must be features: {missing_sensitive}")
+        if self.columns is not None:
+            undeclared = [name for name in [*self.features, self.label.column] if name not in self.columns]
+            if undeclared:
+                raise ValueError(f"features or label not among `columns`: {undeclared}")
+        return self
+
+    @property
+    def expected_columns(self) -> list[str]:
+        """Columns every batch must carry: the declared ones, or the features plus the label."""
+        return list(self.columns) if self.columns else [*self.features, self.label.column]
+
+
+class ContractSettings(StrictModel):
+    """The Great Expectations suite that is this dataset's contract, and how much quarantine it tolerates."""
+
+    suite: Path
+    max_quarantined_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+
+
+class PoisoningSettings(StrictModel):
+    """Which poisoning detectors run and when their flags fail the run."""
+
+    seed: int = 0
+    folds: Annotated[int, Field(ge=2, le=20)] = 5
+    label_noise: bool = True
+    outliers: bool = True
+    outlier_contamination: Annotated[float, Field(gt=0, lt=0.5)] = 0.005
+    duplicate_limit: Annotated[int, Field(ge=1)] = 5
+    max_flagged_share: Annotated[float, Field(ge=0, le=1)] = 0.15
+
+
+class PrivacySettings(StrictModel):
+    """DP-SGD settings: the target guarantee, clipping and schedule, and the dataset's lifetime budget."""
+
+    target_epsilon: Annotated[float, Field(gt=0)]
+    delta: Annotated[float, Field(gt=0, lt=1)]
+    max_grad_norm: Annotated[float, Field(gt=0)] = 1.0
+    epochs: Annotated[int, Field(ge=1)] = 10
+    batch_size: Annotated[int, Field(ge=1)] = 1024
+    learning_rate: Annotated[float, Field(gt=0)] = 0.002
+    accountant: Literal["prv", "rdp"] = "prv"
+    lifetime_epsilon: Annotated[float, Field(gt=0)]
+
+    @model_validator(mode="after")
+    def _target_fits_budget(self) -> PrivacySettings:
+        if self.target_epsilon > self.lifetime_epsilon:
+            raise ValueError("target_epsilon is larger than lifetime_epsilon")
+        return self
+
+
+class ModelSettings(StrictModel):
+    """The MLP's shape and the seed of everything random in training."""
+
+    hidden_units: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [64]
+    seed: int = 0
+
+
+class GateSettings(StrictModel):
+    """Absolute thresholds a candidate must meet to be promoted."""
+
+    min_accuracy: Annotated[float, Field(ge=0, le=1)]
+    min_roc_auc: Annotated[float, Field(ge=0, le=1)]
+    max_ece: Annotated[float, Field(ge=0, le=1)]
+    max_mia_auc: Annotated[float, Field(ge=0, le=1)]
+    max_demographic_parity_difference: Annotated[float, Field(ge=0, le=1)]
+
+
+class DriftSettings(StrictModel):
+    """When a new batch counts as drifted."""
+
+    max_drifted_share: Annotated[float, Field(gt=0, le=1)] = 0.3
+    column_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.1
+
+
+class RegistrySettings(StrictModel):
+    """The registered model that candidates of this dataset become versions of."""
+
+    model_name: Annotated[str, Field(min_length=1)]
+
+
+class LineageSettings(StrictModel):
+    """OpenLineage job namespace, and an optional HTTP endpoint (else `OPENLINEAGE_URL`, else a file)."""
+
+    namespace: Annotated[str, Field(min_length=1)] = "guardflow"
+    url: str | None = None
+
+
+class Settings(StrictModel):
+    """A whole guardflow configuration: one dataset and its policy."""
+
+    dataset: DatasetSettings
+    contract: ContractSettings
+    poisoning: PoisoningSettings = PoisoningSettings()
+    privacy: PrivacySettings
+    model: ModelSettings = ModelSettings()
+    gate: GateSettings
+    drift: DriftSettings = DriftSettings()
+    registry: RegistrySettings
+    lineage: LineageSettings = LineageSettings()
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make the config's relative file paths absolute, relative to the config file's folder."""
+    dataset = raw.get("dataset")
+    if isinstance(dataset, dict):
+        for split in ("train", "test"):
+            entry = dataset.get(split)
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                entry["path"] = str((base / entry["path"]).resolve())
+    contract = raw.get("contract")
+    if isinstance(contract, dict) and isinstance(contract.get("suite"), str):
+        contract["suite"] = str((base / contract["suite"]).resolve())
+    return raw
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def load_settings(path: Path | str) -> Settings:
+    """Read and validate a YAML config; raise `ConfigError` with one line naming the first problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} must be a mapping at the top level")
+    raw = _resolve_paths(raw, path.parent.resolve())
+    try:
+        # JSON mode keeps strict typing (no "3" for 3) while still reading paths from strings.
+        return Settings.model_validate_json(json.dumps(raw, default=str))
+    except ValidationError as error:
+        raise ConfigError(f"config {path}: {_first_error(error)}") from None
+
+
+def settings_hash(settings: Settings) -> str:
+    """A stable sha256 of the validated settings, recorded with every model."""
+    canonical = json.dumps(settings.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def settings_json_schema() -> str:
+    """The JSON schema of the configuration file, for editors and reviewers."""
+    return json.dumps(Settings.model_json_schema(), indent=2)
+
+
+def guardflow_home() -> Path:
+    """Where embedded stores live: `$GUARDFLOW_HOME`, default `./.guardflow` (read when called, not on import)."""
+    return Path(os.environ.get("GUARDFLOW_HOME", ".guardflow")).resolve()

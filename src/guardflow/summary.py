@@ -1,0 +1,285 @@
+"""The run summary: one typed record of what a run did, written as summary.json and printed for people."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from guardflow.decide_gate import GateDecision
+    from guardflow.evaluate_safety import Evaluation
+    from guardflow.io.datasets import Table
+    from guardflow.io.registry import RegisteredVersion
+    from guardflow.scan_poisoning import ScanResult
+    from guardflow.train_private import PrivacyReport
+    from guardflow.validate_contract import ContractResult
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataFigures(Record):
+    path: str
+    sha256: str
+    rows_in: int
+    rows_accepted: int
+    rows_quarantined: int
+    quarantined_by_contract: int
+    quarantined_by_scan: int
+    quarantine_path: str
+
+
+class PoisoningFigures(Record):
+    rows_scanned: int
+    rows_flagged: int
+    per_detector: dict[str, int]
+    seconds: float
+
+
+class PrivacyFigures(Record):
+    epsilon: float
+    delta: float
+    accountant: str
+    epsilon_rdp: float
+    noise_multiplier: float
+    max_grad_norm: float
+    sample_rate: float
+    steps: int
+    epochs: int
+
+
+class GroupFigures(Record):
+    demographic_parity_difference: float
+    accuracy: dict[str, float]
+    positive_rate: dict[str, float]
+    rows: dict[str, int]
+
+
+class MetricFigures(Record):
+    rows: int
+    accuracy: float
+    roc_auc: float
+    ece: float
+    mia_auc: float
+    mia_tpr_at_1pct_fpr: float
+    fairness: dict[str, GroupFigures]
+
+
+class GateFigures(Record):
+    passed: bool
+    reasons: list[str]
+    lines: list[str]
+
+
+class ModelFigures(Record):
+    name: str
+    version: str
+    aliases: list[str]
+    run_id: str
+    weights_sha256: str
+
+
+class LineageFigures(Record):
+    events: int
+    failed: int
+    path: str
+
+
+class DriftFigures(Record):
+    batch_path: str
+    batch_sha256: str
+    rows_reference: int
+    rows_current: int
+    drifted_share: float
+    drifted_columns: list[str]
+    drift_detected: bool
+    report_path: str
+    retrain_run_dir: str | None = None
+    retrain_status: str | None = None
+
+
+Status = Literal["promoted", "rejected", "failed", "no_drift", "drift_retrained", "drift_rejected"]
+
+
+class RunSummary(Record):
+    """summary.json: the sections a stage has not reached stay null; `error` says why a run failed."""
+
+    flow: str
+    status: Status
+    config: str
+    config_sha256: str
+    run_dir: str
+    seconds: float
+    error: str | None = None
+    data: DataFigures | None = None
+    poisoning: PoisoningFigures | None = None
+    privacy: PrivacyFigures | None = None
+    metrics: MetricFigures | None = None
+    gate: GateFigures | None = None
+    model: ModelFigures | None = None
+    drift: DriftFigures | None = None
+    lineage: LineageFigures | None = None
+
+
+def format_summary(summary: RunSummary) -> str:
+    """A short human summary of a run, a line per section that ran."""
+    lines = [f"{summary.flow}: {summary.status.upper()} in {summary.seconds:.1f}s  ({summary.run_dir})"]
+    if summary.error:
+        lines.append(f"  error      {summary.error}")
+    if summary.data:
+        data = summary.data
+        lines.append(
+            f"  data       {data.rows_in:,} rows in, {data.rows_accepted:,} accepted, "
+            f"{data.rows_quarantined:,} quarantined (contract {data.quarantined_by_contract:,}, "
+            f"scan {data.quarantined_by_scan:,})"
+        )
+    if summary.privacy:
+        privacy = summary.privacy
+        lines.append(
+            f"  privacy    epsilon {privacy.epsilon:.3f} at delta {privacy.delta:g} ({privacy.accountant}; "
+            f"rdp {privacy.epsilon_rdp:.3f}), noise {privacy.noise_multiplier:.2f}, {privacy.steps} steps"
+        )
+    if summary.metrics:
+        metrics = summary.metrics
+        parity = ", ".join(
+            f"{name} {group.demographic_parity_difference:.3f}" for name, group in metrics.fairness.items()
+        )
+        lines.append(
+            f"  metrics    accuracy {metrics.accuracy:.4f}, roc_auc {metrics.roc_auc:.4f}, ece {metrics.ece:.4f}, "
+            f"mia_auc {metrics.mia_auc:.4f}; parity gap {parity}"
+        )
+    if summary.gate:
+        verdict = "passed" if summary.gate.passed else "failed"
+        lines.append(f"  gate       {verdict}")
+        lines += [f"             {line}" for line in summary.gate.lines]
+    if summary.model:
+        aliases = ", ".join(summary.model.aliases) or "no alias"
+        lines.append(f"  model      {summary.model.name} version {summary.model.version} ({aliases})")
+    if summary.drift:
+        drift = summary.drift
+        columns = ", ".join(drift.drifted_columns) or "none"
+        lines.append(
+            f"  drift      {drift.drifted_share:.0%} of columns drifted ({columns}); report {drift.report_path}"
+        )
+        if drift.retrain_run_dir:
+            lines.append(f"  retrain    {drift.retrain_status} ({drift.retrain_run_dir})")
+    if summary.lineage:
+        lines.append(f"  lineage    {summary.lineage.events} events -> {summary.lineage.path}")
+    return "\n".join(lines)
+
+
+def data_figures(
+    path: str, sha256: str, rows_in: int, by_contract: int, by_scan: int, quarantine_path: str
+) -> DataFigures:
+    """Row accounting for a run; refuses figures where a row would be lost."""
+    quarantined = by_contract + by_scan
+    figures = DataFigures(
+        path=path,
+        sha256=sha256,
+        rows_in=rows_in,
+        rows_accepted=rows_in - quarantined,
+        rows_quarantined=quarantined,
+        quarantined_by_contract=by_contract,
+        quarantined_by_scan=by_scan,
+        quarantine_path=quarantine_path,
+    )
+    if figures.rows_in != figures.rows_accepted + figures.rows_quarantined or figures.rows_accepted < 0:
+        raise RuntimeError(f"row accounting broken: {figures}")
+    return figures
+
+
+class RunHeader(Record):
+    """What every summary of a run starts with."""
+
+    flow: str
+    config: str
+    config_sha256: str
+    run_dir: str
+
+
+def training_summary(
+    header: RunHeader,
+    train: Table,
+    contract: ContractResult,
+    scan: ScanResult,
+    quarantine_path: Path,
+    privacy: PrivacyReport,
+    evaluation: Evaluation,
+    decision: GateDecision,
+) -> RunSummary:
+    """The summary of a safety-train run that reached the gate (the model section is added at registration)."""
+    if contract.rows_in != train.row_count:
+        raise RuntimeError(f"contract saw {contract.rows_in} rows of {train.row_count}")
+    return RunSummary(
+        **header.model_dump(),
+        status="promoted" if decision.passed else "rejected",
+        seconds=0.0,
+        data=data_figures(
+            str(train.path),
+            train.sha256,
+            train.row_count,
+            contract.rows_quarantined,
+            scan.rows_flagged,
+            str(quarantine_path),
+        ),
+        poisoning=PoisoningFigures(
+            rows_scanned=scan.rows_in,
+            rows_flagged=scan.rows_flagged,
+            per_detector=scan.per_detector,
+            seconds=round(scan.seconds, 2),
+        ),
+        privacy=PrivacyFigures(
+            epsilon=privacy.epsilon,
+            delta=privacy.delta,
+            accountant=privacy.accountant,
+            epsilon_rdp=privacy.epsilon_rdp,
+            noise_multiplier=privacy.noise_multiplier,
+            max_grad_norm=privacy.max_grad_norm,
+            sample_rate=privacy.sample_rate,
+            steps=privacy.steps,
+            epochs=privacy.epochs,
+        ),
+        metrics=MetricFigures(
+            rows=evaluation.rows,
+            accuracy=evaluation.accuracy,
+            roc_auc=evaluation.roc_auc,
+            ece=evaluation.ece,
+            mia_auc=evaluation.membership.auc,
+            mia_tpr_at_1pct_fpr=evaluation.membership.tpr_at_1pct_fpr,
+            fairness={
+                group.attribute: GroupFigures(
+                    demographic_parity_difference=group.demographic_parity_difference,
+                    accuracy=group.accuracy,
+                    positive_rate=group.positive_rate,
+                    rows=group.rows,
+                )
+                for group in evaluation.fairness
+            },
+        ),
+        gate=GateFigures(
+            passed=decision.passed,
+            reasons=decision.reasons,
+            lines=[line.describe() for line in decision.lines],
+        ),
+    )
+
+
+def with_model(summary: RunSummary, version: RegisteredVersion, weights_sha256: str) -> RunSummary:
+    """The summary once the candidate is registered."""
+    model = ModelFigures(
+        name=version.name,
+        version=version.version,
+        aliases=list(version.aliases),
+        run_id=version.run_id,
+        weights_sha256=weights_sha256,
+    )
+    return summary.model_copy(update={"model": model})
+
+
+def failed_summary(header: RunHeader, error: BaseException) -> RunSummary:
+    """The summary of a run that stopped: status failed and the one-line reason."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return RunSummary(**header.model_dump(), status="failed", seconds=0.0, error=message)

@@ -1,0 +1,92 @@
+"""Drift tasks: find the champion's reference data, compare a batch with it, and retrain when it moved."""
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from guardflow.detect_drift import DriftResult, detect_drift
+from guardflow.io import registry
+from guardflow.io.datasets import Table, read_split, read_table, typed_frame, write_table
+from guardflow.io.lineage import file_dataset
+from guardflow.run_context import RunContext
+from guardflow.summary import DriftFigures
+from tasks.stage_log import stage_log
+
+
+@task(name="load-reference", cache_policy=NO_CACHE)
+def load_reference(context: RunContext) -> Table:
+    """The data the champion was trained on (checked against its recorded sha256), else the configured train file."""
+    settings = context.settings
+    with context.stage("load_reference", inputs=[]) as stage:
+        registry.configure_tracking(context.home, experiment=f"guardflow-{settings.dataset.id}")
+        champion = registry.champion_data(settings.registry.model_name)
+        if champion is None:
+            table = read_split(settings.dataset, "train")
+            origin = "configured train file (no champion yet)"
+        else:
+            path, sha256 = champion
+            table = read_table(Path(path), settings.dataset, expected_sha256=sha256)
+            origin = "champion's training data"
+        stage.datasets.append(file_dataset(table.path, row_count=table.row_count))
+    stage_log.info("reference %s: %s, %s rows", origin, table.path.name, f"{table.row_count:,}")
+    return table
+
+
+@task(name="detect-drift", cache_policy=NO_CACHE)
+def check_drift(
+    context: RunContext, reference: Table, batch: pd.DataFrame, batch_table: Table
+) -> DriftResult:
+    """Evidently drift of the contract-accepted batch rows against the reference; saves the HTML report."""
+    dataset = context.settings.dataset
+    inputs = [
+        file_dataset(reference.path, row_count=reference.row_count),
+        file_dataset(batch_table.path, row_count=len(batch)),
+    ]
+    report_path = context.run_dir / "drift_report.html"
+    with context.stage("detect_drift", inputs=inputs) as stage:
+        result = detect_drift(
+            typed_frame(reference.rows, dataset),
+            batch,
+            dataset,
+            context.settings.drift,
+            html_path=report_path,
+        )
+        stage.datasets.append(file_dataset(report_path))
+    columns = ", ".join(result.drifted_columns) or "none"
+    stage_log.info(
+        "drift     %.0f%% of columns drifted (%s); threshold %.0f%%: %s",
+        100 * result.drifted_share,
+        columns,
+        100 * context.settings.drift.max_drifted_share,
+        "DRIFT" if result.drift_detected else "no drift",
+    )
+    return result
+
+
+@task(name="write-retrain-data", cache_policy=NO_CACHE)
+def combine_for_retrain(context: RunContext, reference: Table, batch: Table) -> Path:
+    """Reference rows followed by the new batch's rows, in the dataset's own format, for safety-train."""
+    path = context.run_dir / "retrain_data.csv.gz"
+    with context.stage(
+        "write_retrain_data", inputs=[file_dataset(reference.path), file_dataset(batch.path)]
+    ) as stage:
+        combined = pd.concat([reference.rows, batch.rows], ignore_index=True)
+        write_table(combined, path, context.settings.dataset)
+        stage.datasets.append(file_dataset(path, row_count=len(combined)))
+    stage_log.info("retrain   %s rows (reference + batch) -> %s", f"{len(combined):,}", path.name)
+    return path
+
+
+def drift_figures(context: RunContext, batch: Table, result: DriftResult) -> DriftFigures:
+    return DriftFigures(
+        batch_path=str(batch.path),
+        batch_sha256=batch.sha256,
+        rows_reference=result.rows_reference,
+        rows_current=result.rows_current,
+        drifted_share=result.drifted_share,
+        drifted_columns=list(result.drifted_columns),
+        drift_detected=result.drift_detected,
+        report_path=str(context.run_dir / "drift_report.html"),
+    )

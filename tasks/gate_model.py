@@ -1,0 +1,19 @@
+"""Judge the candidate against the policy's thresholds."""
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from guardflow.decide_gate import GateDecision, decide_gate
+from guardflow.evaluate_safety import Evaluation
+from guardflow.run_context import RunContext
+from tasks.stage_log import stage_log
+
+
+@task(name="gate", cache_policy=NO_CACHE)
+def gate_model(context: RunContext, evaluation: Evaluation) -> GateDecision:
+    with context.stage("gate", inputs=[]):
+        decision = decide_gate(evaluation, context.settings.gate)
+    stage_log.info("gate      %s", "PASSED" if decision.passed else "REJECTED")
+    for line in decision.lines:
+        stage_log.info("            %s", line.describe())
+    return decision

@@ -1,0 +1,24 @@
+"""Load a data file with its checksum checked."""
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from guardflow.io.datasets import Table, read_split, read_table
+from guardflow.io.lineage import file_dataset
+from guardflow.run_context import RunContext
+from tasks.stage_log import stage_log
+
+
+@task(name="load-data", cache_policy=NO_CACHE)
+def load_data(context: RunContext, split: str = "train", path: str | None = None) -> Table:
+    """Read the configured split (checksum enforced) or, when `path` is given, that file (checksum recorded)."""
+    dataset = context.settings.dataset
+    source = Path(path) if path else getattr(dataset, split).path
+    with context.stage(f"load_{split}", inputs=[file_dataset(source)]):
+        table = read_split(dataset, split) if path is None else read_table(source, dataset)
+    stage_log.info(
+        "load      %s: %s rows, sha256 %s...", table.path.name, f"{table.row_count:,}", table.sha256[:12]
+    )
+    return table

@@ -1,0 +1,86 @@
+"""Open a run (folder, lineage) and write its record: quarantine.parquet and summary.json."""
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from guardflow.decide_gate import GateDecision
+from guardflow.evaluate_safety import Evaluation
+from guardflow.io import run_folder
+from guardflow.io.datasets import Table
+from guardflow.io.lineage import file_dataset
+from guardflow.run_context import RunContext, open_run
+from guardflow.scan_poisoning import ScanResult
+from guardflow.settings import guardflow_home, load_settings
+from guardflow.summary import LineageFigures, RunSummary, failed_summary, training_summary
+from guardflow.validate_contract import ContractResult
+from tasks.register_model import model_dataset
+from tasks.stage_log import stage_log
+from tasks.train_model import SavedModel
+
+
+@task(name="open-run", cache_policy=NO_CACHE)
+def start_run(flow_name: str, config_path: str, run_dir: str | None) -> RunContext:
+    """Validate the config, make the run folder and emit the flow's lineage START."""
+    settings = load_settings(config_path)
+    home = guardflow_home()
+    folder = run_folder.prepare_run_dir(Path(run_dir)) if run_dir else run_folder.new_run_dir(home, flow_name)
+    context = open_run(flow_name, settings, Path(config_path).resolve(), folder, home)
+    context.begin(inputs=[file_dataset(settings.dataset.train.path)])
+    stage_log.info("%s  dataset %s, run folder %s", flow_name, settings.dataset.id, folder)
+    return context
+
+
+@task(name="write-quarantine", cache_policy=NO_CACHE)
+def save_quarantine(context: RunContext, parts: dict[str, pd.DataFrame]) -> Path:
+    with context.stage("write_quarantine", inputs=[]) as stage:
+        path = run_folder.write_quarantine(context.run_dir, parts)
+        stage.datasets.append(file_dataset(path, row_count=sum(len(part) for part in parts.values())))
+    return path
+
+
+@task(name="summarize-training", cache_policy=NO_CACHE)
+def summarize_training(
+    context: RunContext,
+    train: Table,
+    contract: ContractResult,
+    scan: ScanResult,
+    quarantine: Path,
+    saved: SavedModel,
+    evaluation: Evaluation,
+    decision: GateDecision,
+) -> RunSummary:
+    return training_summary(
+        context.header(), train, contract, scan, quarantine, saved.trained.privacy, evaluation, decision
+    )
+
+
+def _write_summary(context: RunContext, summary: RunSummary) -> RunSummary:
+    lineage = context.lineage
+    recorded = summary.model_copy(
+        update={
+            "seconds": round(context.elapsed(), 2),
+            "lineage": LineageFigures(
+                events=lineage.events_emitted, failed=lineage.events_failed, path=str(lineage.log_path)
+            ),
+        }
+    )
+    run_folder.write_summary(context.run_dir, recorded.model_dump(mode="json"))
+    return recorded
+
+
+@task(name="finish-run", cache_policy=NO_CACHE)
+def finish_run(context: RunContext, summary: RunSummary) -> RunSummary:
+    """Emit the flow's lineage COMPLETE (with the model version as output) and write summary.json."""
+    outputs = [model_dataset(context, summary.model.version)] if summary.model else []
+    context.finish(inputs=[file_dataset(context.settings.dataset.train.path)], outputs=outputs)
+    return _write_summary(context, summary)
+
+
+@task(name="fail-run", cache_policy=NO_CACHE)
+def fail_run(context: RunContext, error: BaseException) -> RunSummary:
+    """Emit the flow's lineage FAIL and write summary.json with status failed and the reason."""
+    context.abort(error)
+    return _write_summary(context, failed_summary(context.header(), error))

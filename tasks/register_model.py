@@ -1,0 +1,105 @@
+"""Register the candidate in MLflow with its tags, card and run record; only a passing one becomes champion."""
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from guardflow import __version__
+from guardflow.decide_gate import GateDecision
+from guardflow.evaluate_safety import Evaluation
+from guardflow.io import registry
+from guardflow.io.datasets import Table, typed_frame
+from guardflow.io.lineage import LineageDataset, file_dataset
+from guardflow.model_card import render_model_card
+from guardflow.run_context import RunContext
+from guardflow.settings import settings_hash
+from guardflow.summary import RunSummary, with_model
+from tasks.stage_log import stage_log
+from tasks.train_model import SavedModel
+
+
+def model_dataset(context: RunContext, version: str) -> LineageDataset:
+    """The model version as a lineage dataset, named in the tracking store's namespace."""
+    name = context.settings.registry.model_name
+    return LineageDataset(namespace=registry.tracking_uri(context.home), name=f"models/{name}/{version}")
+
+
+@task(name="register-model", cache_policy=NO_CACHE)
+def register_model(
+    context: RunContext,
+    saved: SavedModel,
+    train: Table,
+    evaluation: Evaluation,
+    decision: GateDecision,
+    summary: RunSummary,
+) -> RunSummary:
+    """Log and register the candidate; return the summary with its model section filled in."""
+    settings = context.settings
+    if summary.data is None or summary.poisoning is None:
+        raise RuntimeError("register_model needs a summary with data and poisoning figures")
+    rows = summary.data.model_dump()
+    privacy = saved.trained.privacy
+    card_path = context.run_dir / "model_card.md"
+    card_path.write_text(
+        render_model_card(
+            settings, train.sha256, rows, summary.poisoning.per_detector, privacy, evaluation, decision
+        ),
+        encoding="utf-8",
+    )
+    tags = {
+        "guardflow.gate": "passed" if decision.passed else "rejected",
+        "guardflow.gate_failed": "; ".join(line.name for line in decision.lines if not line.passed) or "none",
+        "guardflow.epsilon": f"{privacy.epsilon:.4f}",
+        "guardflow.delta": f"{privacy.delta:g}",
+        "guardflow.accountant": privacy.accountant,
+        "guardflow.data_sha256": train.sha256,
+        "guardflow.data_path": str(train.path),
+        "guardflow.weights_sha256": saved.weights_sha256,
+        "guardflow.config_sha256": settings_hash(settings),
+        "guardflow.code_version": __version__,
+        "guardflow.dataset": settings.dataset.id,
+    }
+    params = {
+        "target_epsilon": settings.privacy.target_epsilon,
+        "delta": privacy.delta,
+        "max_grad_norm": privacy.max_grad_norm,
+        "noise_multiplier": round(privacy.noise_multiplier, 6),
+        "sample_rate": round(privacy.sample_rate, 6),
+        "steps": privacy.steps,
+        "epochs": privacy.epochs,
+        "batch_size": settings.privacy.batch_size,
+        "learning_rate": settings.privacy.learning_rate,
+        "hidden_units": list(saved.trained.hidden_units),
+        "seed": settings.model.seed,
+    }
+    metrics = {
+        **evaluation.metrics(),
+        "epsilon": privacy.epsilon,
+        "epsilon_rdp": privacy.epsilon_rdp,
+        **{key: float(value) for key, value in rows.items() if isinstance(value, int)},
+    }
+    spec = {
+        "input_width": saved.trained.input_width,
+        "hidden_units": list(saved.trained.hidden_units),
+        "dataset": settings.dataset.model_dump(mode="json"),
+    }
+    example = typed_frame(train.rows.head(5), settings.dataset)[list(settings.dataset.features)]
+    with context.stage("register_model", inputs=[file_dataset(saved.weights_path)]) as stage:
+        registry.configure_tracking(context.home, experiment=f"guardflow-{settings.dataset.id}")
+        version = registry.log_candidate(
+            run_name=context.run_dir.name,
+            params=params,
+            metrics=metrics,
+            tags=tags,
+            artifacts=[card_path, context.run_dir / "quarantine.parquet"],
+            weights_path=saved.weights_path,
+            spec=spec,
+            model_name=settings.registry.model_name,
+            input_example=example,
+        )
+        if decision.passed:
+            registry.set_alias(version.name, registry.CHAMPION_ALIAS, version.version)
+            version = registry.champion_version(version.name) or version
+        stage.datasets.append(model_dataset(context, version.version))
+    aliases = ", ".join(version.aliases) or "no alias"
+    stage_log.info("register  %s version %s (%s)", version.name, version.version, aliases)
+    return with_model(summary, version, saved.weights_sha256)

@@ -1,0 +1,52 @@
+"""Encode features from public bounds and train the DP model; the weights are saved as safetensors."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from guardflow.encode_features import encode_features
+from guardflow.io.datasets import label_vector
+from guardflow.io.lineage import file_dataset
+from guardflow.network import save_weights
+from guardflow.run_context import RunContext
+from guardflow.scan_poisoning import ScanResult
+from guardflow.train_private import TrainedModel, train_private
+from guardflow.validate_contract import ContractResult
+from tasks.stage_log import stage_log
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    trained: TrainedModel
+    weights_path: Path
+    weights_sha256: str
+
+
+@task(name="train-private", cache_policy=NO_CACHE)
+def train_model(context: RunContext, contract: ContractResult, scan: ScanResult) -> SavedModel:
+    settings = context.settings
+    rows = contract.accepted[~scan.flagged]
+    training_rows = file_dataset(context.run_dir / "training-rows", row_count=len(rows))
+    with context.stage("train_private", inputs=[training_rows]) as stage:
+        features = encode_features(rows, settings.dataset)
+        labels = label_vector(rows, settings.dataset).to_numpy()
+        trained = train_private(features, labels, settings.privacy, settings.model)
+        model_dir = context.run_dir / "model"
+        model_dir.mkdir(exist_ok=True)
+        weights_path = model_dir / "weights.safetensors"
+        weights_sha256 = save_weights(trained.model, weights_path)
+        stage.datasets.append(file_dataset(weights_path))
+    privacy = trained.privacy
+    stage_log.info(
+        "train     %s rows, epsilon %.3f (delta %g, %s), noise %.2f, %d steps in %.1fs",
+        f"{len(rows):,}",
+        privacy.epsilon,
+        privacy.delta,
+        privacy.accountant,
+        privacy.noise_multiplier,
+        privacy.steps,
+        trained.seconds,
+    )
+    return SavedModel(trained=trained, weights_path=weights_path, weights_sha256=weights_sha256)

@@ -1,0 +1,30 @@
+"""Validate a table against its Great Expectations contract; failing rows are set aside, not dropped."""
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from guardflow.io.datasets import Table
+from guardflow.io.lineage import file_dataset
+from guardflow.run_context import RunContext
+from guardflow.validate_contract import ContractResult, validate_contract
+from tasks.stage_log import stage_log
+
+
+@task(name="validate-contract", cache_policy=NO_CACHE)
+def validate_data(context: RunContext, table: Table) -> ContractResult:
+    settings = context.settings
+    source = file_dataset(
+        table.path, columns=[(name, "string") for name in table.rows.columns], row_count=table.row_count
+    )
+    with context.stage("validate_contract", inputs=[source]) as stage:
+        result = validate_contract(table.rows, settings.dataset, settings.contract)
+        stage.datasets.append(file_dataset(context.run_dir / "accepted", row_count=result.rows_accepted))
+    failed = sum(not outcome.success for outcome in result.outcomes)
+    stage_log.info(
+        "contract  %s expectations, %d failed; %s rows accepted, %s quarantined",
+        len(result.outcomes),
+        failed,
+        f"{result.rows_accepted:,}",
+        f"{result.rows_quarantined:,}",
+    )
+    return result

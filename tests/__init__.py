@@ -1,0 +1,1 @@
+"""guardflow tests: unit, flows, data, model and e2e tiers, plus helpers they share."""

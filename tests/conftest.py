@@ -1,0 +1,42 @@
+"""Test-session setup: an isolated $GUARDFLOW_HOME and the quiet, offline environment, before any import of
+Prefect, MLflow or GX happens in a test module."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ADULT_CONFIG = ROOT / "configs" / "adult.yaml"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    home = Path(tempfile.mkdtemp(prefix="guardflow-tests-"))
+    os.environ["GUARDFLOW_HOME"] = str(home)
+    from guardflow.runtime import prepare_environment
+
+    prepare_environment(home)
+
+
+@pytest.fixture(scope="session")
+def adult_settings():
+    from guardflow.settings import load_settings
+
+    return load_settings(ADULT_CONFIG)
+
+
+def write_adult_config(folder: Path, **overrides: dict) -> Path:
+    """configs/adult.yaml with absolute paths and some sections overridden, written to `folder`."""
+    raw = yaml.safe_load(ADULT_CONFIG.read_text())
+    for split in ("train", "test"):
+        raw["dataset"][split]["path"] = str((ADULT_CONFIG.parent / raw["dataset"][split]["path"]).resolve())
+    raw["contract"]["suite"] = str((ADULT_CONFIG.parent / raw["contract"]["suite"]).resolve())
+    for section, values in overrides.items():
+        raw[section] = {**raw.get(section, {}), **values}
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path

@@ -1,0 +1,240 @@
+"""Unit tests of the MLflow registry adapter, against a real SQLite store in a temporary guardflow home.
+
+One untrained MLP (fixed seed) on the Adult feature layout is logged once per module: logging and the
+store's first migrations take seconds, the checks on the result do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from torch import nn
+
+from guardflow.encode_features import encode_features, feature_layout
+from guardflow.errors import RegistryError
+from guardflow.io import registry
+from guardflow.io.datasets import read_split, typed_frame
+from guardflow.network import build_mlp, predict_proba, save_weights
+from guardflow.settings import Settings, load_settings
+
+# MLflow 3.17's SQL store configures its mappers with a loader strategy SQLAlchemy 2.1 deprecates; not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
+
+ADULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "adult.yaml"
+MODEL_NAME = "guardflow-test"
+TAGS = {"dataset": "adult", "stage": "candidate"}
+PICKLE_SUFFIXES = (".pkl", ".pickle")
+# Environment MLflow writes when a store is configured; restored after the module so other tests start clean.
+MLFLOW_ENVIRONMENT = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT",
+)
+
+
+@dataclass(frozen=True)
+class LoggedCandidate:
+    """What the module fixture logged, and what it logged it from."""
+
+    home: Path
+    network: nn.Sequential
+    settings: Settings
+    rows: pd.DataFrame  # 20 rows of adult.test, typed, feature columns only
+    text_rows: pd.DataFrame  # the same rows as read: every value is text
+    version: registry.RegisteredVersion
+
+
+@pytest.fixture(scope="module")
+def candidate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedCandidate]:
+    settings = load_settings(ADULT_CONFIG)
+    dataset = settings.dataset
+    features = list(dataset.features)
+    read_rows = read_split(dataset, "test").rows.head(20)
+    rows = typed_frame(read_rows, dataset)[features]
+    torch.manual_seed(settings.model.seed)
+    layout = feature_layout(dataset)
+    network = build_mlp(layout.width, settings.model.hidden_units)
+    home = tmp_path_factory.mktemp("guardflow-home")
+    weights = home / "weights.safetensors"
+    save_weights(network, weights)
+    summary = home / "summary.json"
+    summary.write_text('{"status": "candidate"}', encoding="utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in MLFLOW_ENVIRONMENT:
+            patch.delenv(name, raising=False)
+        registry.configure_tracking(home, "registry-test")
+        version = registry.log_candidate(
+            run_name="candidate-1",
+            params={"hidden_units": settings.model.hidden_units, "seed": settings.model.seed},
+            metrics={"accuracy": 0.5},
+            tags=TAGS,
+            artifacts=[summary],
+            weights_path=weights,
+            spec={
+                "hidden_units": settings.model.hidden_units,
+                "input_width": layout.width,
+                "dataset": dataset.model_dump(mode="json"),
+            },
+            model_name=MODEL_NAME,
+            input_example=rows.head(5),
+        )
+        yield LoggedCandidate(home, network, settings, rows, read_rows[features], version)
+        # None puts MLflow back on its default store: MLflow handles it, its annotations leave it out.
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+        mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+
+
+def test_tracking_uri__home_given__sqlite_file_under_home_mlflow(tmp_path: Path) -> None:
+    # given a guardflow home
+    # when the tracking URI is derived from it
+    uri = registry.tracking_uri(tmp_path)
+    # then it names an SQLite file in <home>/mlflow, by absolute path, and creates nothing yet
+    assert uri == f"sqlite:///{tmp_path.resolve()}/mlflow/mlflow.db", f"tracking URI: {uri}"
+    assert not (tmp_path / "mlflow").exists(), "tracking_uri created the store folder"
+
+
+def test_configure_tracking__called_twice__same_experiment_with_artifacts_under_home(
+    candidate: LoggedCandidate,
+) -> None:
+    # given a store already configured by the fixture (experiment "registry-test")
+    # when tracking is configured again with the same experiment
+    experiment_id = registry.configure_tracking(candidate.home, "registry-test")
+    # then the same experiment is active, its artifacts live under <home>/mlflow/artifacts
+    experiment = MlflowClient().get_experiment(experiment_id)
+    expected_location = (candidate.home / "mlflow" / "artifacts").resolve().as_uri()
+    assert experiment.name == "registry-test", f"experiment name: {experiment.name}"
+    assert experiment.artifact_location == expected_location, f"artifacts at {experiment.artifact_location}"
+    by_name = mlflow.get_experiment_by_name("registry-test")
+    assert by_name is not None, "experiment not found by name"
+    assert by_name.experiment_id == experiment_id, f"name resolves to {by_name.experiment_id}"
+    assert (candidate.home / "mlflow" / "mlflow.db").is_file(), "no SQLite file under <home>/mlflow"
+
+
+def test_log_candidate__tiny_model__version_registered_with_run_and_tags(candidate: LoggedCandidate) -> None:
+    # given the candidate logged by the fixture into an empty registry
+    version = candidate.version
+    client = MlflowClient()
+    # then it is version 1 of the model, linked to its run, tagged like the run, with no alias yet
+    assert version.name == MODEL_NAME, f"model name: {version.name}"
+    assert version.version == "1", f"version: {version.version}"
+    assert version.model_uri == f"models:/{MODEL_NAME}/1", f"model URI: {version.model_uri}"
+    assert version.aliases == (), f"aliases: {version.aliases}"
+    model_version = client.get_model_version(MODEL_NAME, "1")
+    assert {key: model_version.tags.get(key) for key in TAGS} == TAGS, f"version tags: {model_version.tags}"
+    run = client.get_run(version.run_id)
+    assert run.info.run_name == "candidate-1", f"run name: {run.info.run_name}"
+    assert {key: run.data.tags.get(key) for key in TAGS} == TAGS, f"run tags: {run.data.tags}"
+    assert run.data.metrics == {"accuracy": 0.5}, f"run metrics: {run.data.metrics}"
+    assert run.data.params == {"hidden_units": "[64]", "seed": "0"}, f"run params: {run.data.params}"
+    logged_files = [entry.path for entry in client.list_artifacts(version.run_id)]
+    assert "summary.json" in logged_files, f"run artifacts: {logged_files}"
+
+
+def test_champion_version__alias_set__version_read_back(candidate: LoggedCandidate) -> None:
+    # given the logged candidate
+    # when it is made champion
+    registry.set_alias(MODEL_NAME, registry.CHAMPION_ALIAS, candidate.version.version)
+    champion = registry.champion_version(MODEL_NAME)
+    # then the champion is that version, from that run, and carries the alias
+    assert champion is not None, "no champion after setting the alias"
+    assert champion.version == candidate.version.version, f"champion version: {champion.version}"
+    assert champion.run_id == candidate.version.run_id, f"champion run: {champion.run_id}"
+    assert registry.CHAMPION_ALIAS in champion.aliases, f"champion aliases: {champion.aliases}"
+
+
+def test_set_alias__unknown_version__registry_error(candidate: LoggedCandidate) -> None:
+    # given a registry whose model has one version
+    # when an alias is pointed at a version that does not exist
+    # then a RegistryError names the model and the version
+    with pytest.raises(RegistryError, match=f"{MODEL_NAME}.*99"):
+        registry.set_alias(MODEL_NAME, "challenger", "99")
+
+
+def test_load_model__pickle_forbidden__predictions_equal_the_network(
+    candidate: LoggedCandidate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given that MLflow may not unpickle anything
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    dataset = candidate.settings.dataset
+    expected = predict_proba(candidate.network, encode_features(candidate.rows, dataset)).numpy()
+    # when the registered version is loaded and scores 20 typed rows of adult.test, and the same rows as text
+    model = registry.load_model(candidate.version.model_uri)
+    typed_scores: np.ndarray = np.asarray(model.predict(candidate.rows))
+    text_scores: np.ndarray = np.asarray(model.predict(candidate.text_rows))
+    # then both equal the original network's probabilities
+    assert typed_scores.shape == (20,), f"prediction shape: {typed_scores.shape}"
+    assert np.array_equal(typed_scores, expected), f"max difference: {np.abs(typed_scores - expected).max()}"
+    assert np.array_equal(text_scores, expected), (
+        f"max difference (text): {np.abs(text_scores - expected).max()}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("model_uri", "message"),
+    [
+        (f"models:/{MODEL_NAME}/99", "no registered model at"),
+        (f"models:/{MODEL_NAME}@retired", "has no alias 'retired'"),
+        ("models:/never-registered@champion", "has no alias 'champion'"),
+    ],
+)
+def test_load_model__nothing_at_uri__registry_error(
+    candidate: LoggedCandidate, model_uri: str, message: str
+) -> None:
+    # given a registry holding version 1 of one model
+    # when a version, an alias or a model that does not exist is loaded
+    # then a RegistryError says what is missing
+    with pytest.raises(RegistryError, match=message):
+        registry.load_model(model_uri)
+
+
+def test_log_candidate__logged_model_files__no_pickle_and_safetensors_weights(
+    candidate: LoggedCandidate,
+) -> None:
+    # given the candidate's logged model, where MLflow stored it
+    client = MlflowClient()
+    location = client.get_model_version_download_uri(MODEL_NAME, candidate.version.version)
+    model_folder = Path(location.removeprefix("file://"))
+    files = [path.relative_to(model_folder).as_posix() for path in model_folder.rglob("*") if path.is_file()]
+    # then the weights are safetensors, the model is code, and no file is a pickle
+    assert model_folder.is_relative_to(candidate.home / "mlflow" / "artifacts"), f"model at {model_folder}"
+    assert "artifacts/weights.safetensors" in files, f"model files: {files}"
+    assert "serving.py" in files, f"model files: {files}"
+    pickles = [name for name in files if name.endswith(PICKLE_SUFFIXES)]
+    assert pickles == [], f"pickle files in the logged model: {pickles}"
+
+
+def test_champion_version__model_without_alias__none(candidate: LoggedCandidate) -> None:
+    # given a second model with a version but no alias, and a name that was never registered
+    weights = candidate.home / "weights.safetensors"
+    layout = feature_layout(candidate.settings.dataset)
+    registry.log_candidate(
+        run_name="candidate-no-alias",
+        params={},
+        metrics={},
+        tags={},
+        artifacts=[],
+        weights_path=weights,
+        spec={
+            "hidden_units": candidate.settings.model.hidden_units,
+            "input_width": layout.width,
+            "dataset": candidate.settings.dataset.model_dump(mode="json"),
+        },
+        model_name=f"{MODEL_NAME}-no-alias",
+        input_example=candidate.rows.head(5),
+    )
+    # when their champions are asked for
+    without_alias = registry.champion_version(f"{MODEL_NAME}-no-alias")
+    never_registered = registry.champion_version(f"{MODEL_NAME}-never-registered")
+    # then there is none, and no exception
+    assert without_alias is None, f"champion of a model without alias: {without_alias}"
+    assert never_registered is None, f"champion of an unregistered model: {never_registered}"
