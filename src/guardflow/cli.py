@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from guardflow.errors import GuardflowError
+from guardflow.errors import DataError, GuardflowError
 from guardflow.settings import guardflow_home, load_settings, settings_json_schema
 
 EXIT_OK = 0
@@ -35,8 +35,17 @@ def _exit_code(status: str) -> int:
     return EXIT_REJECTED if status in ("rejected", "drift_rejected") else EXIT_OK
 
 
+def _check_files(*paths: Path) -> None:
+    for path in paths:
+        if not Path(path).is_file():
+            raise DataError(f"data file not found: {path}")
+
+
 def _train(args: argparse.Namespace) -> int:
-    load_settings(args.config)  # fail fast, before any server starts
+    settings = load_settings(args.config)  # fail fast, before any server starts
+    _check_files(
+        args.data or settings.dataset.train.path, settings.dataset.test.path, settings.contract.suite
+    )
     _prepare()
     from flows.safety_train import safety_train
     from guardflow.summary import format_summary
@@ -51,9 +60,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _drift(args: argparse.Namespace) -> int:
-    load_settings(args.config)
-    if not Path(args.batch).is_file():
-        raise GuardflowError(f"batch file not found: {args.batch}")
+    settings = load_settings(args.config)
+    _check_files(args.batch, settings.dataset.train.path, settings.contract.suite)
     _prepare()
     from flows.drift_check import drift_check
     from guardflow.summary import format_summary

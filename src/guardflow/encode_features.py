@@ -35,6 +35,14 @@ def feature_layout(dataset: DatasetSettings) -> FeatureLayout:
         if isinstance(feature, NumericFeature):
             names.append(name)
             sources.append(name)
+            if not feature.bins:
+                continue
+            edges = [feature.min, *feature.bins]
+            for lower, upper in zip(edges, [*feature.bins, None], strict=True):
+                names.append(
+                    f"{name}[{lower:g},{upper:g})" if upper is not None else f"{name}[{lower:g},max]"
+                )
+                sources.append(name)
         else:
             for category in [*feature.categories, "__other__"]:
                 names.append(f"{name}={category}")
@@ -43,11 +51,18 @@ def feature_layout(dataset: DatasetSettings) -> FeatureLayout:
 
 
 def _scale_numeric(values: pd.Series, feature: NumericFeature) -> np.ndarray:
+    """The scaled value, then (when the config gives bins) a one-hot of its public interval."""
     lower, upper = feature.min, feature.max
     clipped = np.clip(values.to_numpy(dtype="float64", na_value=lower), lower, upper)
+    if feature.bins:
+        intervals = np.digitize(clipped, feature.bins)
+        one_hot = np.zeros((len(clipped), len(feature.bins) + 1), dtype="float64")
+        one_hot[np.arange(len(clipped)), intervals] = 1.0
+    else:
+        one_hot = np.zeros((len(clipped), 0))
     if feature.transform == "log1p":
         clipped, lower, upper = np.log1p(clipped), np.log1p(lower), np.log1p(upper)
-    return (clipped - lower) / (upper - lower)
+    return np.column_stack([(clipped - lower) / (upper - lower), one_hot])
 
 
 def _one_hot(values: pd.Series, feature: CategoricalFeature) -> np.ndarray:
@@ -63,7 +78,24 @@ def encode_features(frame: pd.DataFrame, dataset: DatasetSettings) -> np.ndarray
     blocks: list[np.ndarray] = []
     for name, feature in dataset.features.items():
         if isinstance(feature, NumericFeature):
-            blocks.append(_scale_numeric(frame[name], feature).reshape(-1, 1))
+            blocks.append(_scale_numeric(frame[name], feature))
         else:
             blocks.append(_one_hot(frame[name], feature))
     return np.hstack(blocks).astype("float32")
+
+
+def ordinal_features(frame: pd.DataFrame, dataset: DatasetSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Numeric features as they are and categoricals as codes of their public list (unknown or missing -> NaN),
+    with the mask of categorical columns: the compact input tree models want (used by the poisoning scan)."""
+    columns: list[np.ndarray] = []
+    categorical: list[bool] = []
+    for name, feature in dataset.features.items():
+        if isinstance(feature, NumericFeature):
+            columns.append(frame[name].to_numpy(dtype="float64", na_value=np.nan))
+            categorical.append(False)
+        else:
+            codes = pd.Index(feature.categories).get_indexer(frame[name]).astype("float64")
+            codes[codes < 0] = np.nan
+            columns.append(codes)
+            categorical.append(True)
+    return np.column_stack(columns), np.array(categorical)

@@ -44,7 +44,9 @@ for batch scoring and research. Not for decisions about individuals without huma
 (epsilon = {privacy.epsilon:.3f}, delta = {privacy.delta:g})-differential privacy for the training step, DP-SGD with
 Poisson sampling (sample rate {privacy.sample_rate:.4f}, {privacy.steps} steps, noise multiplier
 {privacy.noise_multiplier:.3f}, clipping norm {privacy.max_grad_norm:g}); accountant `{privacy.accountant}`
-(RDP gives epsilon {privacy.epsilon_rdp:.3f}).
+(RDP gives epsilon {privacy.epsilon_rdp:.3f}). The MLP saw {privacy.training_rows:,} rows; Platt scaling was fitted
+with DP-SGD on {privacy.calibration_rows:,} other rows (epsilon {privacy.calibration_epsilon:.3f}); the rows are
+disjoint, so by parallel composition the whole run is as private as the larger of the two.
 
 ## Poisoning scan
 Rows flagged per detector: {detectors}.

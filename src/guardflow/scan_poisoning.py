@@ -19,7 +19,7 @@ from cleanlab.filter import find_label_issues
 from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from guardflow.encode_features import encode_features
+from guardflow.encode_features import encode_features, ordinal_features
 from guardflow.errors import PoisoningError
 from guardflow.io.datasets import label_vector
 from guardflow.settings import DatasetSettings, PoisoningSettings
@@ -79,14 +79,20 @@ class ScanResult:
 
 
 def _label_noise(
-    features: np.ndarray, labels: np.ndarray, settings: PoisoningSettings
+    features: np.ndarray, categorical: np.ndarray, labels: np.ndarray, settings: PoisoningSettings
 ) -> tuple[np.ndarray, np.ndarray]:
     folds = StratifiedKFold(n_splits=settings.folds, shuffle=True, random_state=settings.seed)
-    classifier = HistGradientBoostingClassifier(max_iter=100, random_state=settings.seed)
+    # Native categorical support on the ordinal encoding: ~10x faster than on the one-hot matrix.
+    classifier = HistGradientBoostingClassifier(
+        max_iter=100, categorical_features=categorical, random_state=settings.seed
+    )
     probabilities = cross_val_predict(classifier, features, labels, cv=folds, method="predict_proba")
     issues = find_label_issues(labels, probabilities, filter_by="prune_by_noise_rate")
     given_label_confidence = probabilities[np.arange(len(labels)), labels]
-    return 1.0 - given_label_confidence, np.asarray(issues, dtype=bool)
+    # cleanlab alone flags ~5% of clean Adult (hard but genuine rows); dropping those leaves the DP model
+    # over-confident. Only rows the out-of-fold model also finds very unlikely under their label are flagged.
+    flagged = np.asarray(issues, dtype=bool) & (given_label_confidence < settings.label_noise_max_confidence)
+    return 1.0 - given_label_confidence, flagged
 
 
 def _outliers(features: np.ndarray, settings: PoisoningSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +118,8 @@ def scan_poisoning(frame: pd.DataFrame, dataset: DatasetSettings, settings: Pois
     scores: dict[str, np.ndarray] = {}
     flags: dict[str, np.ndarray] = {}
     if settings.label_noise:
-        scores[LABEL_NOISE], flags[LABEL_NOISE] = _label_noise(features, labels, settings)
+        ordinal, categorical = ordinal_features(frame, dataset)
+        scores[LABEL_NOISE], flags[LABEL_NOISE] = _label_noise(ordinal, categorical, labels, settings)
     if settings.outliers:
         scores[OUTLIER], flags[OUTLIER] = _outliers(features, settings)
     scores[DUPLICATE_FLOOD], flags[DUPLICATE_FLOOD] = _duplicate_floods(frame[columns], settings)

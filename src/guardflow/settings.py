@@ -49,12 +49,17 @@ class LabelSettings(StrictModel):
 
 
 class NumericFeature(StrictModel):
-    """A numeric feature with public bounds; values are clipped to them, then scaled to [0, 1]."""
+    """A numeric feature with public bounds; values are clipped to them, then scaled to [0, 1].
+
+    `bins` are optional, fixed public cut points (round numbers chosen a priori, never quantiles of the data):
+    each value is also one-hot encoded by the interval it falls in.
+    """
 
     type: Literal["numeric"]
     min: float
     max: float
     transform: Literal["identity", "log1p"] = "identity"
+    bins: list[float] = []
 
     @model_validator(mode="after")
     def _bounds_are_ordered(self) -> NumericFeature:
@@ -62,6 +67,8 @@ class NumericFeature(StrictModel):
             raise ValueError(f"min ({self.min}) must be below max ({self.max})")
         if self.transform == "log1p" and self.min < 0:
             raise ValueError("log1p needs min >= 0")
+        if self.bins != sorted(set(self.bins)) or any(not self.min < edge <= self.max for edge in self.bins):
+            raise ValueError("bins must be increasing, distinct and inside (min, max]")
         return self
 
 
@@ -123,6 +130,8 @@ class PoisoningSettings(StrictModel):
     seed: int = 0
     folds: Annotated[int, Field(ge=2, le=20)] = 5
     label_noise: bool = True
+    # A cleanlab label issue is flagged only when the out-of-fold probability of its given label is below this.
+    label_noise_max_confidence: Annotated[float, Field(gt=0, le=1)] = 0.2
     outliers: bool = True
     outlier_contamination: Annotated[float, Field(gt=0, lt=0.5)] = 0.005
     duplicate_limit: Annotated[int, Field(ge=1)] = 5
@@ -135,10 +144,13 @@ class PrivacySettings(StrictModel):
     target_epsilon: Annotated[float, Field(gt=0)]
     delta: Annotated[float, Field(gt=0, lt=1)]
     max_grad_norm: Annotated[float, Field(gt=0)] = 1.0
-    epochs: Annotated[int, Field(ge=1)] = 10
-    batch_size: Annotated[int, Field(ge=1)] = 1024
-    learning_rate: Annotated[float, Field(gt=0)] = 0.002
+    epochs: Annotated[int, Field(ge=1)] = 5
+    batch_size: Annotated[int, Field(ge=1)] = 512
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    learning_rate: Annotated[float, Field(gt=0)] = 2.0
     accountant: Literal["prv", "rdp"] = "prv"
+    # Share of rows held out from the MLP to fit Platt scaling with DP-SGD (0 turns calibration off).
+    calibration_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.1
     lifetime_epsilon: Annotated[float, Field(gt=0)]
 
     @model_validator(mode="after")

@@ -49,6 +49,9 @@ class PrivacyFigures(Record):
     sample_rate: float
     steps: int
     epochs: int
+    training_rows: int
+    calibration_rows: int
+    calibration_epsilon: float
 
 
 class GroupFigures(Record):
@@ -241,6 +244,9 @@ def training_summary(
             sample_rate=privacy.sample_rate,
             steps=privacy.steps,
             epochs=privacy.epochs,
+            training_rows=privacy.training_rows,
+            calibration_rows=privacy.calibration_rows,
+            calibration_epsilon=privacy.calibration_epsilon,
         ),
         metrics=MetricFigures(
             rows=evaluation.rows,

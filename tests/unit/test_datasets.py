@@ -20,7 +20,9 @@ def test_bundled_adult_matches_published_checksums(adult_settings) -> None:
 
 def test_test_labels_are_normalised(adult_settings) -> None:
     test = typed_frame(read_split(adult_settings.dataset, "test").rows, adult_settings.dataset)
-    assert set(test["income"].unique()) == {">50K", "<=50K"}, "the trailing dots of adult.test are aliased away"
+    assert set(test["income"].unique()) == {">50K", "<=50K"}, (
+        "the trailing dots of adult.test are aliased away"
+    )
 
 
 def test_checksum_mismatch_is_refused(adult_settings, tmp_path: Path) -> None:

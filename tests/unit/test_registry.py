@@ -54,6 +54,15 @@ class LoggedCandidate:
     version: registry.RegisteredVersion
 
 
+def _spec(settings: Settings, input_width: int) -> dict[str, object]:
+    """The spec serving.py reads: the MLP's shape and the dataset's public feature settings."""
+    return {
+        "hidden_units": settings.model.hidden_units,
+        "input_width": input_width,
+        "dataset": settings.dataset.model_dump(mode="json"),
+    }
+
+
 @pytest.fixture(scope="module")
 def candidate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedCandidate]:
     settings = load_settings(ADULT_CONFIG)
@@ -80,11 +89,7 @@ def candidate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedCandid
             tags=TAGS,
             artifacts=[summary],
             weights_path=weights,
-            spec={
-                "hidden_units": settings.model.hidden_units,
-                "input_width": layout.width,
-                "dataset": dataset.model_dump(mode="json"),
-            },
+            spec=_spec(settings, layout.width),
             model_name=MODEL_NAME,
             input_example=rows.head(5),
         )
@@ -213,6 +218,34 @@ def test_log_candidate__logged_model_files__no_pickle_and_safetensors_weights(
     assert pickles == [], f"pickle files in the logged model: {pickles}"
 
 
+def test_log_candidate__spec_disagrees_with_weights__raises_and_registers_nothing(
+    candidate: LoggedCandidate,
+) -> None:
+    # given weights for the Adult layout and a spec that claims one more input column
+    layout = feature_layout(candidate.settings.dataset)
+    broken_name = f"{MODEL_NAME}-broken"
+    # when the candidate is logged
+    # then logging fails on loading the model back (MLflow itself would only warn), and no version exists
+    with pytest.raises(ValueError, match="input_width"):
+        registry.log_candidate(
+            run_name="candidate-broken",
+            params={},
+            metrics={},
+            tags={},
+            artifacts=[],
+            weights_path=candidate.home / "weights.safetensors",
+            spec=_spec(candidate.settings, layout.width + 1),
+            model_name=broken_name,
+            input_example=candidate.rows.head(5),
+        )
+    versions = MlflowClient().search_model_versions(f"name = '{broken_name}'")
+    assert list(versions) == [], f"versions registered for a broken model: {versions}"
+    broken_runs = mlflow.search_runs(
+        filter_string="attributes.run_name = 'candidate-broken'", output_format="list"
+    )
+    assert [run.info.status for run in broken_runs] == ["FAILED"], f"runs: {broken_runs}"
+
+
 def test_champion_version__model_without_alias__none(candidate: LoggedCandidate) -> None:
     # given a second model with a version but no alias, and a name that was never registered
     weights = candidate.home / "weights.safetensors"
@@ -224,11 +257,7 @@ def test_champion_version__model_without_alias__none(candidate: LoggedCandidate)
         tags={},
         artifacts=[],
         weights_path=weights,
-        spec={
-            "hidden_units": candidate.settings.model.hidden_units,
-            "input_width": layout.width,
-            "dataset": candidate.settings.dataset.model_dump(mode="json"),
-        },
+        spec=_spec(candidate.settings, layout.width),
         model_name=f"{MODEL_NAME}-no-alias",
         input_example=candidate.rows.head(5),
     )

@@ -19,7 +19,9 @@ def test_valid_configs_load(path: Path) -> None:
     # given a valid config / when it is loaded
     settings = load_settings(path)
     # then its data paths are absolute and point at real files
-    assert settings.dataset.train.path.is_absolute(), "relative paths must resolve against the config's folder"
+    assert settings.dataset.train.path.is_absolute(), (
+        "relative paths must resolve against the config's folder"
+    )
     assert settings.dataset.train.path.is_file(), f"train file of {path.name} must exist"
 
 
@@ -53,7 +55,9 @@ def test_adult_config_has_the_required_policy(adult_settings) -> None:
 def test_settings_hash_is_stable_and_sensitive(adult_settings) -> None:
     same = load_settings(ADULT_CONFIG)
     assert settings_hash(adult_settings) == settings_hash(same), "the same config must hash the same"
-    changed = adult_settings.model_copy(update={"model": adult_settings.model.model_copy(update={"seed": 99})})
+    changed = adult_settings.model_copy(
+        update={"model": adult_settings.model.model_copy(update={"seed": 99})}
+    )
     assert settings_hash(changed) != settings_hash(adult_settings), "a changed seed must change the hash"
 
 

@@ -7,11 +7,14 @@ model never unpickles anything and works with `MLFLOW_ALLOW_PICKLE_DESERIALIZATI
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -82,9 +85,10 @@ def _quiet_mlflow() -> None:
 def configure_tracking(home: Path, experiment: str) -> str:
     """Point MLflow at the store under `home`, make `experiment` active (creating it once), return its id.
 
-    A fresh store runs MLflow's database migrations here (seconds). MLflow sets SQLite's busy timeout
-    itself (`PRAGMA busy_timeout = 20000` on every session), so a few concurrent writers wait instead of
-    failing with "database is locked".
+    A fresh store runs MLflow's database migrations here (seconds), under a file lock: two processes
+    migrating one new SQLite file at once collide ("duplicate column name"). Afterwards MLflow's own
+    `PRAGMA busy_timeout = 20000` on every session lets a few concurrent writers wait instead of failing
+    with "database is locked".
     """
     _quiet_mlflow()
     store = home / "mlflow"
@@ -92,30 +96,38 @@ def configure_tracking(home: Path, experiment: str) -> str:
     uri = tracking_uri(home)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with _exclusive(store / "init.lock"):
+        # The client opens the store (and migrates it) lazily, on its first call: inside the lock.
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        experiment_id = _active_experiment_id(client, experiment, (store / "artifacts").resolve().as_uri())
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` (other processes block until it is released)."""
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _active_experiment_id(client: MlflowClient, experiment: str, artifact_location: str) -> str:
+    """The id of `experiment`, created with `artifact_location` if missing; deleted ones are refused."""
     existing = client.get_experiment_by_name(experiment)
     if existing is None:
-        artifact_location = (store / "artifacts").resolve().as_uri()
-        try:
-            experiment_id = client.create_experiment(experiment, artifact_location=artifact_location)
-        except MlflowException as error:
-            if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
-                raise
-            # Another process created it between our lookup and our insert.
-            raced = client.get_experiment_by_name(experiment)
-            if raced is None:
-                raise
-            experiment_id = raced.experiment_id
-        _logger.info("created MLflow experiment %s (%s) in %s", experiment, experiment_id, uri)
-    elif existing.lifecycle_stage != "active":
+        experiment_id = client.create_experiment(experiment, artifact_location=artifact_location)
+        _logger.info("created MLflow experiment %s (%s) at %s", experiment, experiment_id, artifact_location)
+        return experiment_id
+    if existing.lifecycle_stage != "active":
         raise RegistryError(
             f"MLflow experiment {experiment!r} is deleted; restore it (`mlflow experiments restore`) "
             "or choose another name"
         )
-    else:
-        experiment_id = existing.experiment_id
-    mlflow.set_experiment(experiment_id=experiment_id)
-    return experiment_id
+    return existing.experiment_id
 
 
 def _serving_code_path() -> Path:
@@ -166,6 +178,20 @@ def _register(
     return version
 
 
+def _check_scores(model_uri: str, example: pd.DataFrame) -> None:
+    """Load the logged model back and score its own example; raise if it cannot.
+
+    MLflow does the same after `log_model` but only warns ("Failed to validate serving input example") and
+    keeps the model, which we would then register.
+    """
+    scores = np.asarray(mlflow.pyfunc.load_model(model_uri).predict(example))
+    if scores.shape != (len(example),) or not np.all((scores >= 0) & (scores <= 1)):
+        raise ValueError(
+            f"logged model {model_uri} gave {scores.shape} scores for {len(example)} example rows, "
+            "or scores outside [0, 1]"
+        )
+
+
 def _registered_version(version: ModelVersion) -> RegisteredVersion:
     return RegisteredVersion(
         name=version.name,
@@ -213,6 +239,7 @@ def log_candidate(
             input_example=input_example,
             tags=tags,
         )
+        _check_scores(model_info.model_uri, input_example)
         version = _register(client, model_name, model_info.model_id, run.info.run_id, tags)
     registered = _registered_version(version)
     _logger.info("registered %s version %s from run %s", model_name, registered.version, registered.run_id)
@@ -250,6 +277,18 @@ def champion_version(name: str) -> RegisteredVersion | None:
     if champion is None:
         return None
     return _registered_version(client.get_model_version(name, champion))
+
+
+def champion_data(name: str) -> tuple[str, str] | None:
+    """Path and sha256 of the data the champion was trained on (its tags), or None when there is no champion."""
+    client = MlflowClient()
+    champion = _aliases(client, name).get(CHAMPION_ALIAS)
+    if champion is None:
+        return None
+    tags = client.get_model_version(name, champion).tags
+    if "guardflow.data_path" not in tags or "guardflow.data_sha256" not in tags:
+        raise RegistryError(f"champion of {name!r} (version {champion}) has no recorded training data")
+    return tags["guardflow.data_path"], tags["guardflow.data_sha256"]
 
 
 def load_model(model_uri: str) -> PyFuncModel:

@@ -1,0 +1,43 @@
+"""One Prefect test harness (a temporary API on SQLite) for the whole session: it takes ~10 s to start."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from guardflow.io.datasets import read_split, write_table
+from tests.conftest import write_adult_config
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def adult_slice(tmp_path_factory: pytest.TempPathFactory, adult_settings) -> Path:
+    """The first 6,000 rows of adult.data, in its own format: a training file for quick flow runs."""
+    path = tmp_path_factory.mktemp("data") / "adult-slice.data.gz"
+    write_table(read_split(adult_settings.dataset, "train").rows.head(6_000), path, adult_settings.dataset)
+    return path
+
+
+@pytest.fixture
+def fast_config(tmp_path: Path) -> Path:
+    """configs/adult.yaml with a home-made registry name and a lenient gate, so the small slice can pass."""
+    return write_adult_config(
+        tmp_path,
+        registry={"model_name": f"adult-{tmp_path.name}"},
+        gate={
+            "min_accuracy": 0.78,
+            "min_roc_auc": 0.8,
+            "max_ece": 0.3,
+            "max_mia_auc": 0.6,
+            "max_demographic_parity_difference": 0.4,
+        },
+    )

@@ -1,0 +1,167 @@
+"""safety-train end to end on a slice of Adult, under the session's Prefect harness."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from flows.safety_train import safety_train
+from guardflow.errors import ContractError, DataError
+from guardflow.io import registry
+from guardflow.settings import guardflow_home
+from tests.conftest import write_adult_config
+from tests.lineage_validation import event_problems, read_events
+
+
+def _events_of(run_dir: Path) -> list[dict]:
+    """The lineage events whose flow run wrote to `run_dir` (the log is shared by the session)."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    events = read_events(Path(summary["lineage"]["path"]))
+    flow_ids = {
+        event["run"]["runId"]
+        for event in events
+        if event["job"]["name"].startswith("safety-train.") and "parent" not in event["run"].get("facets", {})
+    }
+    return [
+        event
+        for event in events
+        if event["run"]["runId"] in flow_ids
+        or event["run"].get("facets", {}).get("parent", {}).get("run", {}).get("runId") in flow_ids
+    ]
+
+
+@pytest.fixture(scope="module")
+def promoted_run(tmp_path_factory: pytest.TempPathFactory, adult_slice: Path) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("promoted")
+    config = write_adult_config(
+        folder,
+        registry={"model_name": "adult-flow-test"},
+        gate={
+            "min_accuracy": 0.78,
+            "min_roc_auc": 0.8,
+            "max_ece": 0.3,
+            "max_mia_auc": 0.6,
+            "max_demographic_parity_difference": 0.4,
+        },
+    )
+    run_dir = folder / "run"
+    summary = safety_train(str(config), str(run_dir), str(adult_slice))
+    return run_dir, summary.model_dump(mode="json")
+
+
+def test_summary_has_every_section_and_accounts_for_every_row(promoted_run) -> None:
+    run_dir, summary = promoted_run
+    written = json.loads((run_dir / "summary.json").read_text())
+    # then summary.json holds what the flow returned, with every required section
+    assert written["status"] == summary["status"] == "promoted", (
+        f"lenient gate must promote: {written['gate']}"
+    )
+    for section in ("data", "poisoning", "privacy", "metrics", "gate", "model", "lineage"):
+        assert written[section] is not None, f"summary.json must have a {section} section"
+    data = written["data"]
+    assert data["rows_in"] == 6_000, "the slice has 6,000 rows"
+    assert data["rows_in"] == data["rows_accepted"] + data["rows_quarantined"], "no row may be lost"
+    assert written["poisoning"]["rows_flagged"] == data["quarantined_by_scan"], "scan flags are quarantined"
+    assert written["privacy"]["epsilon"] <= 1.0 + 1e-6, "the privacy spend must not pass the target"
+    assert set(written["metrics"]["fairness"]) == {"sex", "race"}, "fairness per sensitive attribute"
+
+
+def test_quarantine_keeps_original_rows_with_reasons(promoted_run) -> None:
+    run_dir, summary = promoted_run
+    quarantine = pd.read_parquet(run_dir / "quarantine.parquet")
+    assert len(quarantine) == summary["data"]["rows_quarantined"], "every quarantined row is in the file"
+    assert {"source_row", "stage", "reasons", "age", "income"} <= set(quarantine.columns), (
+        "rows keep their values"
+    )
+    assert quarantine["source_row"].is_unique, "one verdict per row"
+    assert quarantine["reasons"].map(len).min() >= 1, "every quarantined row says why"
+
+
+def test_model_is_registered_with_tags_and_champion_alias(promoted_run) -> None:
+    _, summary = promoted_run
+    registry.configure_tracking(guardflow_home(), experiment="guardflow-adult")
+    version = MlflowClient().get_model_version("adult-flow-test", summary["model"]["version"])
+    assert "champion" in version.aliases, "a passing candidate becomes champion"
+    for tag in ("guardflow.epsilon", "guardflow.delta", "guardflow.data_sha256", "guardflow.gate"):
+        assert tag in version.tags, f"model version must carry {tag}"
+    assert version.tags["guardflow.gate"] == "passed", "the gate decision is tagged"
+    artifacts = [item.path for item in MlflowClient().list_artifacts(summary["model"]["run_id"])]
+    assert "model_card.md" in artifacts, f"the model card is logged with the run, got {artifacts}"
+
+
+def test_registered_model_loads_without_pickle_and_predicts(promoted_run, adult_settings) -> None:
+    _, summary = promoted_run
+    registry.configure_tracking(guardflow_home(), experiment="guardflow-adult")
+    model = registry.load_model("models:/adult-flow-test@champion")
+    from guardflow.io.datasets import read_split, typed_frame
+
+    rows = typed_frame(read_split(adult_settings.dataset, "test").rows.head(50), adult_settings.dataset)
+    predictions = model.predict(rows[list(adult_settings.dataset.features)])
+    values = pd.DataFrame(predictions).to_numpy().ravel()
+    assert len(values) == 50 and ((values >= 0) & (values <= 1)).all(), "probabilities for every row"
+    assert mlflow.get_tracking_uri().startswith("sqlite:"), "embedded store is SQLite"
+
+
+def test_every_stage_emits_valid_start_and_complete_events(promoted_run) -> None:
+    run_dir, _ = promoted_run
+    events = _events_of(run_dir)
+    stages = {event["job"]["name"].rsplit(".", 1)[-1] for event in events}
+    for stage in (
+        "load_train",
+        "validate_contract",
+        "scan_poisoning",
+        "train_private",
+        "evaluate_safety",
+        "gate",
+        "register_model",
+    ):
+        assert stage in stages, f"stage {stage} must emit lineage, got {sorted(stages)}"
+    by_run: dict[str, list[str]] = {}
+    for event in events:
+        by_run.setdefault(event["run"]["runId"], []).append(event["eventType"])
+        assert not event_problems(event), f"event must follow the OpenLineage spec: {event_problems(event)}"
+    assert all(types == ["START", "COMPLETE"] for types in by_run.values()), f"START then COMPLETE: {by_run}"
+
+
+def test_strict_gate_rejects_registers_and_does_not_promote(tmp_path: Path, adult_slice: Path) -> None:
+    # given an impossible accuracy threshold
+    config = write_adult_config(
+        tmp_path, registry={"model_name": "adult-rejected"}, gate={"min_accuracy": 0.99}
+    )
+    # when the flow runs
+    summary = safety_train(str(config), str(tmp_path / "run"), str(adult_slice))
+    # then the candidate is registered, tagged rejected, and no champion exists
+    assert summary.status == "rejected", "the gate must reject a candidate below the threshold"
+    assert summary.gate is not None and any("FAIL accuracy" in line for line in summary.gate.reasons)
+    assert summary.model is not None and summary.model.aliases == [], "a rejected candidate gets no alias"
+    assert registry.champion_version("adult-rejected") is None, "no champion after a rejection"
+
+
+def test_missing_column_stops_the_flow_and_registers_nothing(tmp_path: Path, adult_settings) -> None:
+    # given a headerless file whose rows lack the last column (income)
+    source = adult_settings.dataset.train.path
+    import gzip
+
+    lines = gzip.decompress(source.read_bytes()).decode().splitlines()[:300]
+    broken = tmp_path / "broken.csv"
+    broken.write_text("\n".join(line.rsplit(",", 1)[0] for line in lines if line) + "\n")
+    config = write_adult_config(tmp_path, registry={"model_name": "adult-broken"})
+    # when the flow runs / then the contract stops it with one clear line
+    with pytest.raises(ContractError):
+        safety_train(str(config), str(tmp_path / "run"), str(broken))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"], "a failed run still writes its summary"
+    assert registry.champion_version("adult-broken") is None, "nothing is registered"
+
+
+def test_empty_file_stops_the_flow(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    config = write_adult_config(tmp_path, registry={"model_name": "adult-empty"})
+    with pytest.raises(DataError, match="empty"):
+        safety_train(str(config), str(tmp_path / "run"), str(empty))
