@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.safety_train import safety_train
-from guardflow.summary import RunSummary
+from guardflow.summary import RunSummary, drift_summary
 from tasks.check_drift import check_drift, combine_for_retrain, drift_figures, load_reference
 from tasks.load_data import load_data
 from tasks.record_run import fail_run, finish_run, start_run
@@ -23,16 +23,11 @@ def drift_check(config_path: str, batch_path: str, run_dir: str | None = None) -
         batch = load_data(context, "batch", batch_path)
         contract = validate_data(context, batch)
         drift = check_drift(context, reference, contract.accepted, batch)
-        figures = drift_figures(context, batch, drift)
-        status = "no_drift"
+        retrain = None
         if drift.drift_detected:
             retrain_data = combine_for_retrain(context, reference, batch)
             retrain = safety_train(config_path, str(context.run_dir / "retrain"), str(retrain_data))
-            figures = figures.model_copy(
-                update={"retrain_run_dir": retrain.run_dir, "retrain_status": retrain.status}
-            )
-            status = "drift_retrained" if retrain.status == "promoted" else "drift_rejected"
-        summary = RunSummary(**context.header().model_dump(), status=status, seconds=0.0, drift=figures)
+        summary = drift_summary(context.header(), drift_figures(context, batch, drift), retrain)
     except Exception as error:
         fail_run(context, error)
         raise

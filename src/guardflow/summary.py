@@ -289,3 +289,12 @@ def failed_summary(header: RunHeader, error: BaseException) -> RunSummary:
     """The summary of a run that stopped: status failed and the one-line reason."""
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return RunSummary(**header.model_dump(), status="failed", seconds=0.0, error=message)
+
+
+def drift_summary(header: RunHeader, drift: DriftFigures, retrain: RunSummary | None) -> RunSummary:
+    """The summary of a drift check, with the outcome of the retrain it started, if any."""
+    if retrain is None:
+        return RunSummary(**header.model_dump(), status="no_drift", seconds=0.0, drift=drift)
+    drift = drift.model_copy(update={"retrain_run_dir": retrain.run_dir, "retrain_status": retrain.status})
+    status: Status = "drift_retrained" if retrain.status == "promoted" else "drift_rejected"
+    return RunSummary(**header.model_dump(), status=status, seconds=0.0, drift=drift)

@@ -1,0 +1,305 @@
+"""Benchmark: what the safety pipeline costs over bare DP training, end to end, on the full Adult data.
+
+Variants, each run as a subprocess so interpreter start and imports count for both:
+- `train`: `guardflow train --config configs/adult.yaml`, each time in a fresh GUARDFLOW_HOME (Prefect and
+  MLflow start from nothing, as on a new machine);
+- `bare`: `bench/bare_dp.py`, the same DP model with no safety stages;
+- `train_warm` (once, unless `--no-warm`): `guardflow train` again in the home the last `train` run left.
+`train` and `bare` runs are interleaved so drift in the machine's load hits both alike. The machine is
+shared and noisy: read medians. Figures go to bench/results/pipeline.json; a short table goes to stdout.
+
+    .venv/bin/python bench/pipeline.py --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO / "configs" / "adult.yaml"
+DEFAULT_OUTPUT = REPO / "bench" / "results" / "pipeline.json"
+BARE_SCRIPT = REPO / "bench" / "bare_dp.py"
+# Settings a developer's shell may carry that would point a run at existing stores instead of fresh ones.
+ISOLATED_PREFIXES = ("PREFECT_", "MLFLOW_", "OPENLINEAGE_", "GUARDFLOW_")
+# A stage line of the CLI's console log: the stage name, then two or more spaces ("scan      574 rows ...").
+STAGE_LINE = re.compile(r"^([a-z][\w-]*)\s{2,}")
+OUTPUT_TAIL_LINES = 20
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each variant (default 3)")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="guardflow YAML config")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON")
+    parser.add_argument(
+        "--warm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time one train run that reuses the last run's home (default: on)",
+    )
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before a run is killed")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args
+
+
+def isolated_environment(home: Path | None) -> dict[str, str]:
+    """This process's environment without Prefect/MLflow/lineage settings, pointed at `home` when given.
+
+    Unbuffered output, so the time a line is read is the time it was written.
+    """
+    environment = {
+        name: value for name, value in os.environ.items() if not name.startswith(ISOLATED_PREFIXES)
+    }
+    environment["PYTHONUNBUFFERED"] = "1"
+    if home is not None:
+        environment["GUARDFLOW_HOME"] = str(home)
+    return environment
+
+
+def run_timed(command: list[str], environment: dict[str, str], timeout: float) -> dict[str, Any]:
+    """Run a command to the end and time it; keep its output lines with the second each one arrived."""
+    started = time.perf_counter()
+    lines: list[tuple[float, str]] = []
+    with subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        watchdog = threading.Timer(timeout, process.kill)  # a hung run must not hang the benchmark
+        watchdog.start()
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append((time.perf_counter() - started, line.rstrip("\n")))
+            exit_code = process.wait()
+        finally:
+            watchdog.cancel()
+    return {"wall_seconds": time.perf_counter() - started, "exit_code": exit_code, "lines": lines}
+
+
+def output_notes(timed: dict[str, Any]) -> dict[str, Any]:
+    """What a run's output says about it: stage timeline, tracebacks seen, and its tail when it failed."""
+    lines: list[tuple[float, str]] = timed["lines"]
+    notes: dict[str, Any] = {
+        # When each stage logged its line (stages log when they end): where the time went, run by run.
+        "stage_seconds": [
+            [round(offset, 2), match.group(1)] for offset, text in lines if (match := STAGE_LINE.match(text))
+        ],
+        "tracebacks_in_output": sum(text.startswith("Traceback") for _, text in lines),
+    }
+    if timed["exit_code"] != 0:
+        notes["output_tail"] = [text for _, text in lines[-OUTPUT_TAIL_LINES:]]
+    return notes
+
+
+def summary_figures(summary_path: Path) -> dict[str, Any]:
+    """The figures of a run's summary.json this benchmark reports (None for sections the run never reached)."""
+    if not summary_path.is_file():
+        return {"status": None}
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    privacy = summary.get("privacy") or {}
+    metrics = summary.get("metrics") or {}
+    data = summary.get("data") or {}
+    return {
+        "status": summary.get("status"),
+        "epsilon": privacy.get("epsilon"),
+        "accuracy": metrics.get("accuracy"),
+        "roc_auc": metrics.get("roc_auc"),
+        "ece": metrics.get("ece"),
+        "rows_quarantined": data.get("rows_quarantined"),
+        "flow_seconds": summary.get("seconds"),
+    }
+
+
+def run_train(config: Path, home: Path, run_name: str, timeout: float) -> dict[str, Any]:
+    """One `guardflow train` in `home`, its run folder at `home/run_name`."""
+    guardflow = Path(sys.executable).parent / "guardflow"
+    run_dir = home / run_name
+    command = [str(guardflow), "train", "--config", str(config), "--run-dir", str(run_dir)]
+    timed = run_timed(command, isolated_environment(home), timeout)
+    first_line = timed["lines"][0][0] if timed["lines"] else None
+    return {
+        "wall_seconds": round(timed["wall_seconds"], 2),
+        "exit_code": timed["exit_code"],
+        # Spawn to the first console line (the run folder opened): imports, Prefect server start, flow run.
+        "startup_seconds": round(first_line, 2) if first_line is not None else None,
+        **summary_figures(run_dir / "summary.json"),
+        **output_notes(timed),
+    }
+
+
+def run_bare(config: Path, timeout: float) -> dict[str, Any]:
+    """One `bench/bare_dp.py`; its figures come from the JSON line it prints last."""
+    command = [sys.executable, str(BARE_SCRIPT), "--config", str(config)]
+    timed = run_timed(command, isolated_environment(None), timeout)
+    printed = [text for _, text in timed["lines"] if text.startswith("{")]
+    figures = json.loads(printed[-1]) if printed else {}
+    return {
+        "wall_seconds": round(timed["wall_seconds"], 2),
+        "exit_code": timed["exit_code"],
+        **figures,
+        **output_notes(timed),
+    }
+
+
+def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [run[key] for run in runs if run.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def describe_variant(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every run's wall seconds with their median, min and max, plus medians of the model's figures."""
+    walls = [run["wall_seconds"] for run in runs]
+    return {
+        "repeats": len(runs),
+        "wall_seconds": walls,
+        "wall_median": statistics.median(walls),
+        "wall_min": min(walls),
+        "wall_max": max(walls),
+        "accuracy_median": median_of(runs, "accuracy"),
+        "epsilon_median": median_of(runs, "epsilon"),
+        "all_exit_zero": all(run["exit_code"] == 0 for run in runs),
+        "runs": runs,
+    }
+
+
+def git_commit() -> dict[str, Any]:
+    """The commit measured and whether the tree had local changes (read-only git calls)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(status.strip())}
+
+
+def package_version(name: str) -> str | None:
+    """An installed package's version, read from its metadata (importing torch here would cost seconds)."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": package_version("torch"),
+        "prefect": package_version("prefect"),
+        "mlflow": package_version("mlflow"),
+        **git_commit(),
+    }
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Interleave train and bare runs, then (optionally) one warm train in the last train run's home."""
+    config = args.config.resolve()
+    train_runs: list[dict[str, Any]] = []
+    bare_runs: list[dict[str, Any]] = []
+    warm_runs: list[dict[str, Any]] = []
+    last_home: Path | None = None
+    try:
+        for repeat in range(1, args.repeats + 1):
+            if last_home is not None:
+                shutil.rmtree(last_home, ignore_errors=True)
+            last_home = Path(tempfile.mkdtemp(prefix="guardflow-bench-"))
+            print(f"[{repeat}/{args.repeats}] train (fresh home) ...", file=sys.stderr, flush=True)
+            train_runs.append(run_train(config, last_home, "run", args.timeout))
+            print(f"[{repeat}/{args.repeats}] bare ...", file=sys.stderr, flush=True)
+            bare_runs.append(run_bare(config, args.timeout))
+        if args.warm and last_home is not None:
+            print("[warm] train (home of the last train run) ...", file=sys.stderr, flush=True)
+            warm_runs.append(run_train(config, last_home, "run-warm", args.timeout))
+    finally:
+        if last_home is not None:
+            shutil.rmtree(last_home, ignore_errors=True)
+
+    variants = {"train": describe_variant(train_runs), "bare": describe_variant(bare_runs)}
+    if warm_runs:
+        variants["train_warm"] = describe_variant(warm_runs)
+    return {
+        "variants": variants,
+        "overhead_ratio": round(variants["train"]["wall_median"] / variants["bare"]["wall_median"], 3),
+    }
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """A short human table: medians first, then every run's wall seconds."""
+
+    def figure(value: float | None, digits: int) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    lines = [
+        f"{'variant':<11} {'n':>2} {'median s':>9} {'min s':>7} {'max s':>7} {'accuracy':>9} {'epsilon':>8}"
+        "  all runs (s)"
+    ]
+    for name, variant in results["variants"].items():
+        runs = ", ".join(f"{wall:.1f}" for wall in variant["wall_seconds"])
+        lines.append(
+            f"{name:<11} {variant['repeats']:>2} {variant['wall_median']:>9.1f} {variant['wall_min']:>7.1f} "
+            f"{variant['wall_max']:>7.1f} {figure(variant['accuracy_median'], 4):>9} "
+            f"{figure(variant['epsilon_median'], 3):>8}  {runs}"
+        )
+    train = results["variants"]["train"]
+    lines.append(
+        f"overhead median(train)/median(bare) = {results['overhead_ratio']:.2f}x; train medians: startup "
+        f"{figure(median_of(train['runs'], 'startup_seconds'), 1)}s, "
+        f"flow {figure(median_of(train['runs'], 'flow_seconds'), 1)}s"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure, save the JSON, print the table; exit 1 if any run failed (its figures are still saved)."""
+    args = parse_args(argv)
+    started_at = datetime.now(UTC)
+    load_before = os.getloadavg()
+    measured = run_benchmark(args)
+    results = {
+        "benchmark": "pipeline",
+        "timestamp_utc": started_at.isoformat(timespec="seconds"),
+        "config": str(args.config.resolve()),
+        "machine": {
+            **machine_info(),
+            "load_average_before": [round(load, 2) for load in load_before],
+            "load_average_after": [round(load, 2) for load in os.getloadavg()],
+        },
+        **measured,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(format_table(results))
+    print(f"saved {args.output}")
+    all_ok = all(variant["all_exit_zero"] for variant in results["variants"].values())
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
