@@ -143,7 +143,7 @@ def _run_dp_sgd(
 def _split_for_calibration(rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A seeded random split of row positions (it looks at no values): training rows, calibration rows."""
     order = np.random.default_rng(seed).permutation(rows)
-    held_out = int(round(rows * fraction))
+    held_out = round(rows * fraction)
     return np.sort(order[held_out:]), np.sort(order[:held_out])
 
 

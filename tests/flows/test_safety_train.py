@@ -97,7 +97,7 @@ def test_model_is_registered_with_tags_and_champion_alias(promoted_run) -> None:
 def test_registered_model_loads_without_pickle_and_predicts(promoted_run, adult_settings) -> None:
     _, summary = promoted_run
     registry.configure_tracking(guardflow_home(), experiment="guardflow-adult")
-    model = registry.load_model("models:/adult-flow-test@champion")
+    model = registry.load_model(f"models:/adult-flow-test/{summary['model']['version']}")
     from guardflow.io.datasets import read_split, typed_frame
 
     rows = typed_frame(read_split(adult_settings.dataset, "test").rows.head(50), adult_settings.dataset)

@@ -10,7 +10,7 @@ from guardflow.settings import NumericFeature, load_settings, settings_hash, set
 from tests.conftest import ADULT_CONFIG
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-VALID = sorted((CONFIGS / "valid").glob("*.yaml")) + [ADULT_CONFIG]
+VALID = [*sorted((CONFIGS / "valid").glob("*.yaml")), ADULT_CONFIG]
 INVALID = sorted((CONFIGS / "invalid").glob("*.yaml"))
 
 
