@@ -26,7 +26,8 @@ def drift_check(config_path: str, batch_path: str, run_dir: str | None = None) -
         retrain = None
         if drift.drift_detected:
             retrain_data = combine_for_retrain(context, reference, batch)
-            retrain = safety_train(config_path, str(context.run_dir / "retrain"), str(retrain_data))
+            sources = [*reference.sources, batch.sha256]
+            retrain = safety_train(config_path, str(context.run_dir / "retrain"), str(retrain_data), sources)
         summary = drift_summary(context.header(), drift_figures(context, batch, drift), retrain)
     except Exception as error:
         fail_run(context, error)

@@ -10,6 +10,7 @@ from tasks.gate_model import gate_model
 from tasks.load_data import load_data
 from tasks.record_run import fail_run, finish_run, save_quarantine, start_run, summarize_training
 from tasks.register_model import register_model
+from tasks.reserve_budget import reserve_budget
 from tasks.scan_data import scan_data
 from tasks.train_model import train_model
 from tasks.validate_data import validate_data
@@ -18,11 +19,21 @@ FLOW_NAME = "safety-train"
 
 
 @flow(name=FLOW_NAME, validate_parameters=True)
-def safety_train(config_path: str, run_dir: str | None = None, data_path: str | None = None) -> RunSummary:
-    """Train a candidate on the configured data (or `data_path`); promote it only if it passes every stage."""
+def safety_train(
+    config_path: str,
+    run_dir: str | None = None,
+    data_path: str | None = None,
+    data_sources: list[str] | None = None,
+) -> RunSummary:
+    """Train a candidate on the configured data (or `data_path`); promote it only if it passes every stage.
+
+    `data_sources` are the sha256 of the files the training data was built from, each charged in the privacy
+    ledger (default: the training file itself).
+    """
     context = start_run(FLOW_NAME, config_path, run_dir)
     try:
         train = load_data(context, "train", data_path)
+        budgets = reserve_budget(context, train, data_sources)
         contract = validate_data(context, train)
         scan = scan_data(context, contract)
         quarantine = save_quarantine(
@@ -32,7 +43,9 @@ def safety_train(config_path: str, run_dir: str | None = None, data_path: str | 
         test = load_data(context, "test")
         evaluation = evaluate_model(context, saved, test, contract, scan)
         decision = gate_model(context, evaluation)
-        summary = summarize_training(context, train, contract, scan, quarantine, saved, evaluation, decision)
+        summary = summarize_training(
+            context, train, contract, scan, quarantine, saved, evaluation, decision, budgets
+        )
         summary = register_model(context, saved, train, evaluation, decision, summary)
     except Exception as error:
         fail_run(context, error)

@@ -1,5 +1,6 @@
 """Drift tasks: find the champion's reference data, compare a batch with it, and retrain when it moved."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -15,8 +16,16 @@ from guardflow.summary import DriftFigures
 from tasks.stage_log import stage_log
 
 
+@dataclass(frozen=True)
+class Reference:
+    """The champion's training data and the sha256 of the source files it was built from (for the ledger)."""
+
+    table: Table
+    sources: list[str]
+
+
 @task(name="load-reference", cache_policy=NO_CACHE)
-def load_reference(context: RunContext) -> Table:
+def load_reference(context: RunContext) -> Reference:
     """The data the champion was trained on (checked against its recorded sha256), else the configured train file."""
     settings = context.settings
     with context.stage("load_reference", inputs=[]) as stage:
@@ -24,30 +33,31 @@ def load_reference(context: RunContext) -> Table:
         champion = registry.champion_data(settings.registry.model_name)
         if champion is None:
             table = read_split(settings.dataset, "train")
+            sources = [table.sha256]
             origin = "configured train file (no champion yet)"
         else:
-            path, sha256 = champion
+            path, sha256, sources = champion
             table = read_table(Path(path), settings.dataset, expected_sha256=sha256)
             origin = "champion's training data"
         stage.datasets.append(file_dataset(table.path, row_count=table.row_count))
     stage_log.info("reference %s: %s, %s rows", origin, table.path.name, f"{table.row_count:,}")
-    return table
+    return Reference(table=table, sources=sources)
 
 
 @task(name="detect-drift", cache_policy=NO_CACHE)
 def check_drift(
-    context: RunContext, reference: Table, batch: pd.DataFrame, batch_table: Table
+    context: RunContext, reference: Reference, batch: pd.DataFrame, batch_table: Table
 ) -> DriftResult:
     """Evidently drift of the contract-accepted batch rows against the reference; saves the HTML report."""
     dataset = context.settings.dataset
     inputs = [
-        file_dataset(reference.path, row_count=reference.row_count),
+        file_dataset(reference.table.path, row_count=reference.table.row_count),
         file_dataset(batch_table.path, row_count=len(batch)),
     ]
     report_path = context.run_dir / "drift_report.html"
     with context.stage("detect_drift", inputs=inputs) as stage:
         result = detect_drift(
-            typed_frame(reference.rows, dataset),
+            typed_frame(reference.table.rows, dataset),
             batch,
             dataset,
             context.settings.drift,
@@ -66,13 +76,13 @@ def check_drift(
 
 
 @task(name="write-retrain-data", cache_policy=NO_CACHE)
-def combine_for_retrain(context: RunContext, reference: Table, batch: Table) -> Path:
+def combine_for_retrain(context: RunContext, reference: Reference, batch: Table) -> Path:
     """Reference rows followed by the new batch's rows, in the dataset's own format, for safety-train."""
     path = context.run_dir / "retrain_data.csv.gz"
     with context.stage(
-        "write_retrain_data", inputs=[file_dataset(reference.path), file_dataset(batch.path)]
+        "write_retrain_data", inputs=[file_dataset(reference.table.path), file_dataset(batch.path)]
     ) as stage:
-        combined = pd.concat([reference.rows, batch.rows], ignore_index=True)
+        combined = pd.concat([reference.table.rows, batch.rows], ignore_index=True)
         write_table(combined, path, context.settings.dataset)
         stage.datasets.append(file_dataset(path, row_count=len(combined)))
     stage_log.info("retrain   %s rows (reference + batch) -> %s", f"{len(combined):,}", path.name)

@@ -12,6 +12,7 @@ from guardflow.io import run_folder
 from guardflow.io.datasets import Table
 from guardflow.io.lineage import file_dataset
 from guardflow.run_context import RunContext, open_run
+from guardflow.privacy_budget import SourceBudget
 from guardflow.scan_poisoning import ScanResult
 from guardflow.settings import guardflow_home, load_settings
 from guardflow.summary import LineageFigures, RunSummary, failed_summary, training_summary
@@ -51,9 +52,10 @@ def summarize_training(
     saved: SavedModel,
     evaluation: Evaluation,
     decision: GateDecision,
+    budgets: list[SourceBudget],
 ) -> RunSummary:
     return training_summary(
-        context.header(), train, contract, scan, quarantine, saved.trained.privacy, evaluation, decision
+        context.header(), train, contract, scan, quarantine, saved.trained.privacy, evaluation, decision, budgets
     )
 
 

@@ -53,6 +53,7 @@ def register_model(
         "guardflow.accountant": privacy.accountant,
         "guardflow.data_sha256": train.sha256,
         "guardflow.data_path": str(train.path),
+        "guardflow.data_sources": ",".join(summary.privacy.data_sources) if summary.privacy else train.sha256,
         "guardflow.weights_sha256": saved.weights_sha256,
         "guardflow.config_sha256": settings_hash(settings),
         "guardflow.code_version": __version__,

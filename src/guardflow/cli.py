@@ -75,6 +75,28 @@ def _drift(args: argparse.Namespace) -> int:
     return _exit_code(summary.status)
 
 
+def _budget(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    _prepare()
+    from guardflow.io import ledger, registry
+    from guardflow.privacy_budget import summarize_budget
+
+    registry.configure_tracking(guardflow_home(), experiment=f"guardflow-{settings.dataset.id}")
+    spends = ledger.read_spends(settings.dataset.id)
+    lifetime = settings.privacy.lifetime_epsilon
+    sources = list(dict.fromkeys([settings.dataset.train.sha256, *(spend.source_sha256 for spend in spends)]))
+    print(f"privacy budget of dataset {settings.dataset.id}: lifetime epsilon {lifetime:g} per source file")
+    print(f"{'data sha256':<16} {'runs':>4} {'spent':>8} {'remaining':>9}")
+    for source in sources:
+        budget = summarize_budget(settings.dataset.id, source, spends, lifetime)
+        print(f"{source[:12] + '...':<16} {budget.runs:>4} {budget.spent:>8.3f} {budget.remaining:>9.3f}")
+    if args.verbose:
+        for spend in spends:
+            print(f"  {spend.recorded_at}  {spend.purpose:<8} eps {spend.epsilon:.3f}  {spend.source_sha256[:12]}...  "
+                  f"{spend.run_dir}")
+    return EXIT_OK
+
+
 def _config_schema(_: argparse.Namespace) -> int:
     print(settings_json_schema())
     return EXIT_OK
@@ -106,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-dir", type=Path, help="run folder (default: a new one under $GUARDFLOW_HOME/runs)"
     )
     drift.set_defaults(handler=_drift)
+
+    budget = commands.add_parser("budget", help="print the privacy-budget ledger of the configured dataset")
+    budget.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
+    budget.add_argument("--verbose", action="store_true", help="list every recorded spend")
+    budget.set_defaults(handler=_budget)
 
     schema = commands.add_parser("config-schema", help="print the JSON schema of the configuration file")
     schema.set_defaults(handler=_config_schema)

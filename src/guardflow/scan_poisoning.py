@@ -18,6 +18,7 @@ import pandas as pd
 from cleanlab.filter import find_label_issues
 from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from threadpoolctl import threadpool_limits
 
 from guardflow.encode_features import encode_features, ordinal_features
 from guardflow.errors import PoisoningError
@@ -86,8 +87,11 @@ def _label_noise(
     classifier = HistGradientBoostingClassifier(
         max_iter=100, categorical_features=categorical, random_state=settings.seed
     )
-    probabilities = cross_val_predict(classifier, features, labels, cv=folds, method="predict_proba")
-    issues = find_label_issues(labels, probabilities, filter_by="prune_by_noise_rate")
+    # One OpenMP thread: on 2 shared cores, gradient boosting's spin-waiting threads run ~10x slower under load.
+    with threadpool_limits(limits=1):
+        probabilities = cross_val_predict(classifier, features, labels, cv=folds, method="predict_proba")
+    # n_jobs=1: cleanlab otherwise forks a process pool, slower here than one core and noisy under Prefect.
+    issues = find_label_issues(labels, probabilities, filter_by="prune_by_noise_rate", n_jobs=1)
     given_label_confidence = probabilities[np.arange(len(labels)), labels]
     # cleanlab alone flags ~5% of clean Adult (hard but genuine rows); dropping those leaves the DP model
     # over-confident. Only rows the out-of-fold model also finds very unlikely under their label are flagged.

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from guardflow.evaluate_safety import Evaluation
     from guardflow.io.datasets import Table
     from guardflow.io.registry import RegisteredVersion
+    from guardflow.privacy_budget import SourceBudget
     from guardflow.scan_poisoning import ScanResult
     from guardflow.train_private import PrivacyReport
     from guardflow.validate_contract import ContractResult
@@ -52,6 +53,9 @@ class PrivacyFigures(Record):
     training_rows: int
     calibration_rows: int
     calibration_epsilon: float
+    budget_spent: float
+    lifetime_epsilon: float
+    data_sources: list[str]
 
 
 class GroupFigures(Record):
@@ -143,7 +147,8 @@ def format_summary(summary: RunSummary) -> str:
         privacy = summary.privacy
         lines.append(
             f"  privacy    epsilon {privacy.epsilon:.3f} at delta {privacy.delta:g} ({privacy.accountant}; "
-            f"rdp {privacy.epsilon_rdp:.3f}), noise {privacy.noise_multiplier:.2f}, {privacy.steps} steps"
+            f"rdp {privacy.epsilon_rdp:.3f}), noise {privacy.noise_multiplier:.2f}, {privacy.steps} steps; "
+            f"budget {privacy.budget_spent:.2f} of {privacy.lifetime_epsilon:.2f} spent"
         )
     if summary.metrics:
         metrics = summary.metrics
@@ -212,6 +217,7 @@ def training_summary(
     privacy: PrivacyReport,
     evaluation: Evaluation,
     decision: GateDecision,
+    budgets: list[SourceBudget],
 ) -> RunSummary:
     """The summary of a safety-train run that reached the gate (the model section is added at registration)."""
     if contract.rows_in != train.row_count:
@@ -247,6 +253,9 @@ def training_summary(
             training_rows=privacy.training_rows,
             calibration_rows=privacy.calibration_rows,
             calibration_epsilon=privacy.calibration_epsilon,
+            budget_spent=max(budget.spent for budget in budgets),
+            lifetime_epsilon=budgets[0].lifetime,
+            data_sources=[budget.source_sha256 for budget in budgets],
         ),
         metrics=MetricFigures(
             rows=evaluation.rows,

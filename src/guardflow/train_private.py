@@ -11,6 +11,7 @@ The accountant that calibrates the noise (PRV by default) is the one reported; R
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import warnings
@@ -140,11 +141,22 @@ def _run_dp_sgd(
     return plain, mechanism
 
 
-def _split_for_calibration(rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded random split of row positions (it looks at no values): training rows, calibration rows."""
-    order = np.random.default_rng(seed).permutation(rows)
-    held_out = round(rows * fraction)
-    return np.sort(order[held_out:]), np.sort(order[:held_out])
+def _split_for_calibration(
+    features: np.ndarray, labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training and calibration row positions, each row's side decided by a keyed hash of that row alone.
+
+    Parallel composition needs a row's side not to depend on the other rows: adding or removing one row must
+    not move any other row between the two mechanisms (a shuffled split would move hundreds).
+    """
+    key = seed.to_bytes(8, "little", signed=True)
+    rows = np.ascontiguousarray(np.column_stack([features, labels]).astype("float32"))
+    draws = np.array(
+        [int.from_bytes(hashlib.blake2b(row.tobytes(), key=key, digest_size=8).digest(), "little") for row in rows],
+        dtype="float64",
+    ) / 2.0**64
+    held_out = draws < fraction
+    return np.flatnonzero(~held_out), np.flatnonzero(held_out)
 
 
 def _fold_platt_scaling(model: nn.Sequential, slope: float, offset: float) -> None:
@@ -169,7 +181,7 @@ def train_private(
     torch.set_num_threads(1)
     all_features = torch.tensor(features, dtype=torch.float32)
     all_labels = torch.tensor(labels, dtype=torch.float32)
-    train_rows, calibration_rows = _split_for_calibration(len(labels), privacy.calibration_fraction, seed)
+    train_rows, calibration_rows = _split_for_calibration(features, labels, privacy.calibration_fraction, seed)
 
     model = build_mlp(features.shape[1], list(model_settings.hidden_units))
     optimizer: torch.optim.Optimizer = (
@@ -183,7 +195,7 @@ def train_private(
     )  # fmt: skip
     mlp = trained if isinstance(trained, nn.Sequential) else nn.Sequential(*trained.children())
 
-    calibration_epsilon = 0.0
+    calibration_epsilon = calibration_epsilon_rdp = 0.0
     if len(calibration_rows):
         with torch.no_grad():
             logits = mlp(all_features[calibration_rows]).reshape(-1, 1)
@@ -198,14 +210,14 @@ def train_private(
         )  # fmt: skip
         slope, offset = float(fitted.weight.item()), float(fitted.bias.item())  # type: ignore[operator]
         _fold_platt_scaling(mlp, slope, offset)
-        calibration_epsilon = calibration.epsilon
+        calibration_epsilon, calibration_epsilon_rdp = calibration.epsilon, calibration.epsilon_rdp
         logger.debug("Platt scaling: slope %.3f, offset %.3f", slope, offset)
 
     report = PrivacyReport(
         epsilon=max(main.epsilon, calibration_epsilon),  # disjoint rows: parallel composition
         delta=privacy.delta,
         accountant=privacy.accountant,
-        epsilon_rdp=main.epsilon_rdp,
+        epsilon_rdp=max(main.epsilon_rdp, calibration_epsilon_rdp),
         noise_multiplier=main.noise_multiplier,
         max_grad_norm=privacy.max_grad_norm,
         sample_rate=main.sample_rate,

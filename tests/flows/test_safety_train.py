@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from flows.safety_train import safety_train
-from guardflow.errors import ContractError, DataError
+from guardflow.cli import main
 from guardflow.io import registry
 from guardflow.settings import guardflow_home
 from tests.conftest import write_adult_config
@@ -142,26 +143,32 @@ def test_strict_gate_rejects_registers_and_does_not_promote(tmp_path: Path, adul
     assert registry.champion_version("adult-rejected") is None, "no champion after a rejection"
 
 
-def test_missing_column_stops_the_flow_and_registers_nothing(tmp_path: Path, adult_settings) -> None:
+def test_missing_column_is_one_line_exit_2_and_registers_nothing(
+    tmp_path: Path, adult_settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     # given a headerless file whose rows lack the last column (income)
-    source = adult_settings.dataset.train.path
-    import gzip
-
-    lines = gzip.decompress(source.read_bytes()).decode().splitlines()[:300]
+    lines = gzip.decompress(adult_settings.dataset.train.path.read_bytes()).decode().splitlines()[:300]
     broken = tmp_path / "broken.csv"
     broken.write_text("\n".join(line.rsplit(",", 1)[0] for line in lines if line) + "\n")
     config = write_adult_config(tmp_path, registry={"model_name": "adult-broken"})
-    # when the flow runs / then the contract stops it with one clear line
-    with pytest.raises(ContractError):
-        safety_train(str(config), str(tmp_path / "run"), str(broken))
+    # when the CLI trains on it
+    code = main(["train", "--config", str(config), "--data", str(broken), "--run-dir", str(tmp_path / "run")])
+    # then the contract stops the run: exit 2, one line naming the column, a failed summary, nothing registered
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, f"bad input must exit 2, got {code}"
+    assert len(errors) == 1 and "income" in errors[0], f"one line naming the missing column, got {errors}"
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["error"], "a failed run still writes its summary"
+    registry.configure_tracking(guardflow_home(), experiment="guardflow-adult")
     assert registry.champion_version("adult-broken") is None, "nothing is registered"
+    assert not MlflowClient().search_model_versions("name='adult-broken'"), "no version at all"
 
 
-def test_empty_file_stops_the_flow(tmp_path: Path) -> None:
+def test_empty_csv_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     config = write_adult_config(tmp_path, registry={"model_name": "adult-empty"})
-    with pytest.raises(DataError, match="empty"):
-        safety_train(str(config), str(tmp_path / "run"), str(empty))
+    code = main(["train", "--config", str(config), "--data", str(empty), "--run-dir", str(tmp_path / "run")])
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, f"an empty CSV must exit 2, got {code}"
+    assert errors == [f"guardflow: data file is empty: {empty}"], f"one line naming the problem, got {errors}"

@@ -279,8 +279,8 @@ def champion_version(name: str) -> RegisteredVersion | None:
     return _registered_version(client.get_model_version(name, champion))
 
 
-def champion_data(name: str) -> tuple[str, str] | None:
-    """Path and sha256 of the data the champion was trained on (its tags), or None when there is no champion."""
+def champion_data(name: str) -> tuple[str, str, list[str]] | None:
+    """Path, sha256 and source-file sha256s of the data the champion was trained on (its tags), or None."""
     client = MlflowClient()
     champion = _aliases(client, name).get(CHAMPION_ALIAS)
     if champion is None:
@@ -288,7 +288,8 @@ def champion_data(name: str) -> tuple[str, str] | None:
     tags = client.get_model_version(name, champion).tags
     if "guardflow.data_path" not in tags or "guardflow.data_sha256" not in tags:
         raise RegistryError(f"champion of {name!r} (version {champion}) has no recorded training data")
-    return tags["guardflow.data_path"], tags["guardflow.data_sha256"]
+    sources = tags.get("guardflow.data_sources", tags["guardflow.data_sha256"]).split(",")
+    return tags["guardflow.data_path"], tags["guardflow.data_sha256"], sources
 
 
 def load_model(model_uri: str) -> PyFuncModel:

@@ -1,0 +1,34 @@
+"""Check the privacy-budget ledger and charge this run to it, before any training happens."""
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from guardflow.io import ledger, registry
+from guardflow.io.datasets import Table
+from guardflow.privacy_budget import SourceBudget, check_budget, summarize_budget
+from guardflow.run_context import RunContext
+from tasks.stage_log import stage_log
+
+
+@task(name="reserve-privacy-budget", cache_policy=NO_CACHE)
+def reserve_budget(context: RunContext, train: Table, sources: list[str] | None) -> list[SourceBudget]:
+    """Refuse the run (BudgetError, exit 2) if any source file lacks room for the target epsilon; else charge it."""
+    settings = context.settings
+    dataset_id = settings.dataset.id
+    charged = sources or [train.sha256]
+    epsilon = settings.privacy.target_epsilon
+    with context.stage("reserve_budget", inputs=[]):
+        registry.configure_tracking(context.home, experiment=f"guardflow-{dataset_id}")
+        spends = ledger.read_spends(dataset_id)
+        lifetime = settings.privacy.lifetime_epsilon
+        budgets = [summarize_budget(dataset_id, source, spends, lifetime) for source in charged]
+        check_budget(budgets, epsilon)
+        purpose = "train" if sources is None else "retrain"
+        ledger.record_spend(dataset_id, charged, epsilon, settings.privacy.delta, purpose, str(context.run_dir))
+    after = [summarize_budget(dataset_id, source, ledger.read_spends(dataset_id), lifetime) for source in charged]
+    most = max(after, key=lambda budget: budget.spent)
+    stage_log.info(
+        "budget    epsilon %.3f reserved; data sha256 %s... has spent %.3f of %.3f",
+        epsilon, most.source_sha256[:12], most.spent, most.lifetime,
+    )  # fmt: skip
+    return after
