@@ -42,7 +42,7 @@ def safety_train(
         saved = train_model(context, contract, scan)
         test = load_data(context, "test")
         evaluation = evaluate_model(context, saved, test, contract, scan)
-        decision = gate_model(context, evaluation)
+        decision = gate_model(context, evaluation, saved)
         summary = summarize_training(
             context, train, contract, scan, quarantine, saved, evaluation, decision, budgets
         )

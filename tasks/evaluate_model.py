@@ -36,6 +36,7 @@ def evaluate_model(
             label_vector(members, dataset).to_numpy(),
             probabilities,
             labels,
+            delta=context.settings.privacy.delta,
             seed=context.settings.model.seed,
         )
         evaluation = evaluate_safety(probabilities, labels, held_out[dataset.sensitive], membership)

@@ -7,12 +7,13 @@ from guardflow.decide_gate import GateDecision, decide_gate
 from guardflow.evaluate_safety import Evaluation
 from guardflow.run_context import RunContext
 from tasks.stage_log import stage_log
+from tasks.train_model import SavedModel
 
 
 @task(name="gate", cache_policy=NO_CACHE)
-def gate_model(context: RunContext, evaluation: Evaluation) -> GateDecision:
+def gate_model(context: RunContext, evaluation: Evaluation, saved: SavedModel) -> GateDecision:
     with context.stage("gate", inputs=[]):
-        decision = decide_gate(evaluation, context.settings.gate)
+        decision = decide_gate(evaluation, context.settings.gate, saved.trained.privacy.epsilon)
     stage_log.info("gate      %s", "PASSED" if decision.passed else "REJECTED")
     for line in decision.lines:
         stage_log.info("            %s", line.describe())

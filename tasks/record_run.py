@@ -11,8 +11,8 @@ from guardflow.evaluate_safety import Evaluation
 from guardflow.io import run_folder
 from guardflow.io.datasets import Table
 from guardflow.io.lineage import file_dataset
-from guardflow.run_context import RunContext, open_run
 from guardflow.privacy_budget import SourceBudget
+from guardflow.run_context import RunContext, open_run
 from guardflow.scan_poisoning import ScanResult
 from guardflow.settings import guardflow_home, load_settings
 from guardflow.summary import LineageFigures, RunSummary, failed_summary, training_summary

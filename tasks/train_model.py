@@ -37,7 +37,7 @@ def train_model(context: RunContext, contract: ContractResult, scan: ScanResult)
         model_dir.mkdir(exist_ok=True)
         weights_path = model_dir / "weights.safetensors"
         weights_sha256 = save_weights(trained.model, weights_path)
-        stage.datasets.append(file_dataset(weights_path))
+        stage.datasets.append(file_dataset(weights_path, sha256=weights_sha256))
     privacy = trained.privacy
     stage_log.info(
         "train     %s rows, epsilon %.3f (delta %g, %s), noise %.2f, %d steps in %.1fs",

@@ -13,9 +13,8 @@ from tasks.stage_log import stage_log
 @task(name="validate-contract", cache_policy=NO_CACHE)
 def validate_data(context: RunContext, table: Table) -> ContractResult:
     settings = context.settings
-    source = file_dataset(
-        table.path, columns=[(name, "string") for name in table.rows.columns], row_count=table.row_count
-    )
+    columns = [(name, "string") for name in table.rows.columns]
+    source = file_dataset(table.path, columns=columns, row_count=table.row_count, sha256=table.sha256)
     with context.stage("validate_contract", inputs=[source]) as stage:
         result = validate_contract(table.rows, settings.dataset, settings.contract)
         stage.datasets.append(file_dataset(context.run_dir / "accepted", row_count=result.rows_accepted))

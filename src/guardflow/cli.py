@@ -92,8 +92,10 @@ def _budget(args: argparse.Namespace) -> int:
         print(f"{source[:12] + '...':<16} {budget.runs:>4} {budget.spent:>8.3f} {budget.remaining:>9.3f}")
     if args.verbose:
         for spend in spends:
-            print(f"  {spend.recorded_at}  {spend.purpose:<8} eps {spend.epsilon:.3f}  {spend.source_sha256[:12]}...  "
-                  f"{spend.run_dir}")
+            print(
+                f"  {spend.recorded_at}  {spend.purpose:<8} eps {spend.epsilon:.3f}  {spend.source_sha256[:12]}...  "
+                f"{spend.run_dir}"
+            )
     return EXIT_OK
 
 

@@ -43,13 +43,18 @@ class GateDecision:
         return failed or [line.describe() for line in self.lines]
 
 
-def decide_gate(evaluation: Evaluation, gate: GateSettings) -> GateDecision:
-    """Judge a candidate's evaluation against the absolute thresholds of the policy."""
+def decide_gate(evaluation: Evaluation, gate: GateSettings, claimed_epsilon: float) -> GateDecision:
+    """Judge a candidate's evaluation against the absolute thresholds of the policy.
+
+    The empirical epsilon the membership audit proves must not exceed the epsilon the model claims: if it did,
+    the privacy claim on the model card would be false.
+    """
     lines = [
         GateLine("accuracy", evaluation.accuracy, ">=", gate.min_accuracy),
         GateLine("roc_auc", evaluation.roc_auc, ">=", gate.min_roc_auc),
         GateLine("ece", evaluation.ece, "<=", gate.max_ece),
         GateLine("mia_auc", evaluation.membership.auc, "<=", gate.max_mia_auc),
+        GateLine("mia_epsilon_lower_bound", evaluation.membership.epsilon_lower_bound, "<=", claimed_epsilon),
     ]
     lines += [
         GateLine(

@@ -46,6 +46,8 @@ class Evaluation:
             "ece": self.ece,
             "mia_auc": self.membership.auc,
             "mia_tpr_at_1pct_fpr": self.membership.tpr_at_1pct_fpr,
+            "mia_tpr_at_01pct_fpr": self.membership.tpr_at_01pct_fpr,
+            "mia_epsilon_lower_bound": self.membership.epsilon_lower_bound,
         }
         for group in self.fairness:
             flat[f"dp_difference_{group.attribute}"] = group.demographic_parity_difference

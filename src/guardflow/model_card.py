@@ -59,6 +59,9 @@ Rows flagged per detector: {detectors}.
 | expected calibration error | {evaluation.ece:.4f} |
 | membership-inference AUC (loss threshold) | {evaluation.membership.auc:.4f} |
 | membership-inference TPR at 1% FPR | {evaluation.membership.tpr_at_1pct_fpr:.4f} |
+| membership-inference TPR at 0.1% FPR | {evaluation.membership.tpr_at_01pct_fpr:.4f} |
+| empirical epsilon lower bound (95%) | {evaluation.membership.epsilon_lower_bound:.3f} \
+(claimed {privacy.epsilon:.3f}) |
 
 | attribute | group | rows | accuracy | positive rate |
 |---|---|---|---|---|

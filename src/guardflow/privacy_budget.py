@@ -40,8 +40,12 @@ class SourceBudget:
         return max(self.lifetime - self.spent, 0.0)
 
 
-def summarize_budget(dataset_id: str, source_sha256: str, spends: list[Spend], lifetime: float) -> SourceBudget:
-    mine = [spend for spend in spends if spend.dataset_id == dataset_id and spend.source_sha256 == source_sha256]
+def summarize_budget(
+    dataset_id: str, source_sha256: str, spends: list[Spend], lifetime: float
+) -> SourceBudget:
+    mine = [
+        spend for spend in spends if spend.dataset_id == dataset_id and spend.source_sha256 == source_sha256
+    ]
     return SourceBudget(
         dataset_id=dataset_id,
         source_sha256=source_sha256,
@@ -56,7 +60,8 @@ def check_budget(budgets: list[SourceBudget], epsilon: float) -> None:
     for budget in budgets:
         if budget.spent + epsilon > budget.lifetime + 1e-9:
             raise BudgetError(
-                f"privacy budget exhausted for dataset {budget.dataset_id} (data sha256 {budget.source_sha256[:12]}...): "
+                f"privacy budget exhausted for dataset {budget.dataset_id} "
+                f"(data sha256 {budget.source_sha256[:12]}...): "
                 f"spent {budget.spent:.3f} of {budget.lifetime:.3f} in {budget.runs} runs; "
                 f"this run needs {epsilon:.3f}"
             )

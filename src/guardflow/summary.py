@@ -72,6 +72,8 @@ class MetricFigures(Record):
     ece: float
     mia_auc: float
     mia_tpr_at_1pct_fpr: float
+    mia_tpr_at_01pct_fpr: float
+    mia_epsilon_lower_bound: float
     fairness: dict[str, GroupFigures]
 
 
@@ -264,6 +266,8 @@ def training_summary(
             ece=evaluation.ece,
             mia_auc=evaluation.membership.auc,
             mia_tpr_at_1pct_fpr=evaluation.membership.tpr_at_1pct_fpr,
+            mia_tpr_at_01pct_fpr=evaluation.membership.tpr_at_01pct_fpr,
+            mia_epsilon_lower_bound=evaluation.membership.epsilon_lower_bound,
             fairness={
                 group.attribute: GroupFigures(
                     demographic_parity_difference=group.demographic_parity_difference,

@@ -151,10 +151,16 @@ def _split_for_calibration(
     """
     key = seed.to_bytes(8, "little", signed=True)
     rows = np.ascontiguousarray(np.column_stack([features, labels]).astype("float32"))
-    draws = np.array(
-        [int.from_bytes(hashlib.blake2b(row.tobytes(), key=key, digest_size=8).digest(), "little") for row in rows],
-        dtype="float64",
-    ) / 2.0**64
+    draws = (
+        np.array(
+            [
+                int.from_bytes(hashlib.blake2b(row.tobytes(), key=key, digest_size=8).digest(), "little")
+                for row in rows
+            ],
+            dtype="float64",
+        )
+        / 2.0**64
+    )
     held_out = draws < fraction
     return np.flatnonzero(~held_out), np.flatnonzero(held_out)
 
@@ -181,7 +187,9 @@ def train_private(
     torch.set_num_threads(1)
     all_features = torch.tensor(features, dtype=torch.float32)
     all_labels = torch.tensor(labels, dtype=torch.float32)
-    train_rows, calibration_rows = _split_for_calibration(features, labels, privacy.calibration_fraction, seed)
+    train_rows, calibration_rows = _split_for_calibration(
+        features, labels, privacy.calibration_fraction, seed
+    )
 
     model = build_mlp(features.shape[1], list(model_settings.hidden_units))
     optimizer: torch.optim.Optimizer = (

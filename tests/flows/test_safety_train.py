@@ -172,3 +172,26 @@ def test_empty_csv_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
     errors = capsys.readouterr().err.strip().splitlines()
     assert code == 2, f"an empty CSV must exit 2, got {code}"
     assert errors == [f"guardflow: data file is empty: {empty}"], f"one line naming the problem, got {errors}"
+
+
+def test_exhausted_budget_is_refused_before_training(
+    tmp_path: Path, adult_slice: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a dataset whose slice already spent 9.5 of its lifetime 10
+    from guardflow.io import ledger
+    from guardflow.io.datasets import content_sha256
+
+    config = write_adult_config(
+        tmp_path, registry={"model_name": "adult-budget"}, dataset={"id": "adult-budget"}
+    )
+    registry.configure_tracking(guardflow_home(), experiment="guardflow-adult-budget")
+    ledger.record_spend("adult-budget", [content_sha256(adult_slice)], 9.5, 1e-5, "train", "earlier")
+    # when a run of epsilon 1 is asked for
+    run_dir = tmp_path / "run"
+    code = main(["train", "--config", str(config), "--data", str(adult_slice), "--run-dir", str(run_dir)])
+    # then it is refused with one line and exit 2, before any training
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, f"an exhausted budget must exit 2, got {code}"
+    assert len(errors) == 1 and "privacy budget exhausted" in errors[0], f"one clear line, got {errors}"
+    assert not (run_dir / "model").exists(), "nothing may be trained"
+    assert len(ledger.read_spends("adult-budget")) == 1, "a refused run spends nothing"

@@ -97,7 +97,9 @@ def test_evaluate_safety_reports_one_fairness_entry_per_sensitive_column() -> No
     sensitive = pd.DataFrame(
         {"sex": generator.choice(["Female", "Male"], 2000), "race": generator.choice(["A", "B", "C"], 2000)}
     )
-    membership = MembershipAudit(auc=0.5, tpr_at_1pct_fpr=0.01, rows_per_side=1000)
+    membership = MembershipAudit(
+        auc=0.5, tpr_at_1pct_fpr=0.01, tpr_at_01pct_fpr=0.001, epsilon_lower_bound=0.0, rows_per_side=1000
+    )
     # when evaluated
     evaluation = evaluate_safety(probabilities, labels, sensitive, membership)
     # then the figures are those of the predictions at threshold 0.5
@@ -125,6 +127,7 @@ def test_audit_finds_no_leak_when_members_and_nonmembers_look_alike() -> None:
     # then the attack is a coin toss (standard error of the AUC here is ~0.006)
     assert audit.auc == pytest.approx(0.5, abs=0.03), f"no leak should give AUC ~0.5, got {audit.auc:.3f}"
     assert audit.rows_per_side == 5000, "the audit balances both sides to the smaller one"
+    assert audit.epsilon_lower_bound < 0.1, f"no leak proves no epsilon, got {audit.epsilon_lower_bound:.3f}"
 
 
 def test_audit_detects_members_with_much_lower_loss() -> None:
@@ -139,6 +142,10 @@ def test_audit_detects_members_with_much_lower_loss() -> None:
     # then the attack clearly separates them (measured 0.80; TPR at 1% FPR 0.044)
     assert audit.auc > 0.75, f"a strong leak must be detected, got AUC {audit.auc:.3f}"
     assert audit.tpr_at_1pct_fpr > 0.01, "at 1% false positives the attack finds more than chance"
+    # and it proves a positive epsilon with 95% confidence (measured 0.75)
+    assert audit.epsilon_lower_bound > 0.4, (
+        f"a strong leak proves epsilon > 0, got {audit.epsilon_lower_bound:.3f}"
+    )
 
 
 @pytest.fixture
@@ -186,6 +193,19 @@ def test_audit_detects_an_overfit_non_private_model_on_adult(adult_settings, one
 # --- the gate ---
 
 
+def test_gate_rejects_a_model_whose_audit_proves_more_than_its_claim(adult_settings) -> None:
+    # given an audit that proves epsilon 1.5 for a model that claims 1.0
+    evaluation = _evaluation()
+    proven = MembershipAudit(
+        auc=0.55, tpr_at_1pct_fpr=0.05, tpr_at_01pct_fpr=0.01, epsilon_lower_bound=1.5, rows_per_side=500
+    )
+    evaluation = Evaluation(**{**evaluation.__dict__, "membership": proven})
+    # when judged / then the privacy claim's line fails
+    decision = decide_gate(evaluation, adult_settings.gate, 1.0)
+    assert not decision.passed, "a falsified privacy claim must be rejected"
+    assert any("mia_epsilon_lower_bound" in reason for reason in decision.reasons), decision.reasons
+
+
 def _evaluation(
     accuracy: float = 0.86,
     roc_auc: float = 0.91,
@@ -205,14 +225,20 @@ def _evaluation(
         roc_auc=roc_auc,
         ece=ece,
         fairness=(fairness,),
-        membership=MembershipAudit(auc=mia_auc, tpr_at_1pct_fpr=0.01, rows_per_side=500),
+        membership=MembershipAudit(
+            auc=mia_auc,
+            tpr_at_1pct_fpr=0.01,
+            tpr_at_01pct_fpr=0.001,
+            epsilon_lower_bound=0.0,
+            rows_per_side=500,
+        ),
     )
 
 
 def test_gate_fails_a_candidate_below_min_accuracy(adult_settings) -> None:
     # given a candidate that meets every threshold but accuracy
     gate = adult_settings.gate
-    decision = decide_gate(_evaluation(accuracy=gate.min_accuracy - 0.04), gate)
+    decision = decide_gate(_evaluation(accuracy=gate.min_accuracy - 0.04), gate, 1.0)
     # then it fails, and the only reason given is the accuracy line
     assert not decision.passed, "a candidate below min_accuracy must not pass"
     assert len(decision.reasons) == 1, f"only the failed line is listed, got {decision.reasons}"
@@ -224,13 +250,18 @@ def test_gate_fails_a_candidate_below_min_accuracy(adult_settings) -> None:
 
 def test_gate_passes_a_candidate_meeting_every_threshold(adult_settings) -> None:
     # given a candidate inside every threshold
-    decision = decide_gate(_evaluation(), adult_settings.gate)
+    decision = decide_gate(_evaluation(), adult_settings.gate, 1.0)
     # then it passes and the record lists every line as passed
     assert decision.passed, f"a candidate meeting every threshold must pass: {decision.reasons}"
     names = [line.name for line in decision.lines]
-    assert names == ["accuracy", "roc_auc", "ece", "mia_auc", "dp_difference[sex]"], (
-        "one line per policy figure"
-    )
+    assert names == [
+        "accuracy",
+        "roc_auc",
+        "ece",
+        "mia_auc",
+        "mia_epsilon_lower_bound",
+        "dp_difference[sex]",
+    ], "one line per policy figure"
     assert len(decision.reasons) == len(names), "a passed decision records every line"
     assert all(reason.startswith("PASS") for reason in decision.reasons), "every line is a PASS"
 
@@ -243,7 +274,7 @@ def test_gate_lists_exactly_the_failed_lines(adult_settings) -> None:
         mia_auc=gate.max_mia_auc + 0.05,
         dp_difference=gate.max_demographic_parity_difference + 0.05,
     )
-    decision = decide_gate(evaluation, gate)
+    decision = decide_gate(evaluation, gate, 1.0)
     # then it fails with one reason per failed line, and no passed line among them
     assert not decision.passed, "any failed line fails the gate"
     failed = [reason.split()[1] for reason in decision.reasons]
@@ -264,13 +295,13 @@ def test_gate_accepts_figures_exactly_at_their_thresholds(adult_settings) -> Non
         dp_difference=0.0,
     )
     # then the thresholds are inclusive
-    decision = decide_gate(evaluation, gate)
+    decision = decide_gate(evaluation, gate, 1.0)
     assert decision.passed, f"thresholds are inclusive bounds: {decision.reasons}"
 
 
 def test_gate_fails_a_figure_that_is_not_a_number(adult_settings) -> None:
     # given a candidate whose calibration error could not be computed
-    decision = decide_gate(_evaluation(ece=float("nan")), adult_settings.gate)
+    decision = decide_gate(_evaluation(ece=float("nan")), adult_settings.gate, 1.0)
     # then the gate fails closed on that line
     assert not decision.passed, "a NaN figure must never pass the gate"
     assert decision.reasons[0].startswith("FAIL ece"), f"the NaN line is named: {decision.reasons}"

@@ -70,7 +70,9 @@ def test_spent_epsilon_is_within_target_and_the_report_is_complete(trained, quic
         "the accountant that calibrated the noise is reported"
     )
     assert report.epochs == 2, "the epochs of the run are recorded"
-    assert 0.07 * SLICE_ROWS < report.calibration_rows < 0.13 * SLICE_ROWS, "about 10% held out for Platt scaling"
+    assert 0.07 * SLICE_ROWS < report.calibration_rows < 0.13 * SLICE_ROWS, (
+        "about 10% held out for Platt scaling"
+    )
     assert report.training_rows + report.calibration_rows == SLICE_ROWS, "the two shares cover every row once"
 
 

@@ -24,7 +24,9 @@ def _experiment_id(client: MlflowClient) -> str:
     return client.create_experiment(LEDGER_EXPERIMENT)
 
 
-def record_spend(dataset_id: str, sources: list[str], epsilon: float, delta: float, purpose: str, run_dir: str) -> None:
+def record_spend(
+    dataset_id: str, sources: list[str], epsilon: float, delta: float, purpose: str, run_dir: str
+) -> None:
     """Charge `epsilon` to every source file; written before training starts, so a crash still counts."""
     client = MlflowClient()
     experiment_id = _experiment_id(client)

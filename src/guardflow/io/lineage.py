@@ -29,6 +29,7 @@ from openlineage.client.facet_v2 import (
     OutputDatasetFacet,
     RunFacet,
     data_quality_metrics_input_dataset,
+    dataset_version_dataset,
     datasource_dataset,
     error_message_run,
     job_type_job,
@@ -64,19 +65,24 @@ class LineageDataset:
     name: str
     columns: tuple[tuple[str, str], ...] = ()
     row_count: int | None = None
+    version: str | None = None  # e.g. the content sha256 -> the datasetVersion facet
     extra_facets: Mapping[str, DatasetFacet] = field(default_factory=dict, hash=False)
 
 
 def file_dataset(
-    path: Path, columns: Iterable[tuple[str, str]] = (), row_count: int | None = None
+    path: Path,
+    columns: Iterable[tuple[str, str]] = (),
+    row_count: int | None = None,
+    sha256: str | None = None,
 ) -> LineageDataset:
-    """A local file under OpenLineage's naming: namespace `file`, name the absolute path."""
+    """A local file under OpenLineage's naming: namespace `file`, name the absolute path; its sha256 as version."""
     naming = LocalFileSystem(path=Path(path).resolve().as_posix())
     return LineageDataset(
         namespace=naming.get_namespace(),
         name=naming.get_name(),
         columns=tuple((str(name), str(type_)) for name, type_ in columns),
         row_count=row_count,
+        version=sha256,
     )
 
 
@@ -116,6 +122,10 @@ def _dataset_facets(dataset: LineageDataset) -> dict[str, DatasetFacet]:
     facets["dataSource"] = datasource_dataset.DatasourceDatasetFacet(
         name=dataset.namespace, uri=uri, producer=PRODUCER
     )
+    if dataset.version:
+        facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(
+            datasetVersion=dataset.version, producer=PRODUCER
+        )
     facets.update({key: _stamped(facet) for key, facet in dataset.extra_facets.items()})
     return facets
 
