@@ -164,7 +164,9 @@ def _train_epoch(
 
 
 def _tensors(features: np.ndarray, labels: np.ndarray) -> TensorDataset:
-    return TensorDataset(torch.tensor(features, dtype=torch.float32), torch.tensor(labels, dtype=torch.float32))
+    return TensorDataset(
+        torch.tensor(features, dtype=torch.float32), torch.tensor(labels, dtype=torch.float32)
+    )
 
 
 def run_nonprivate(split: EncodedSplit, hidden_units: list[int], seed: int) -> dict[str, Any]:
@@ -201,7 +203,11 @@ def run_baselines(split: EncodedSplit) -> dict[str, dict[str, Any]]:
         model.fit(split.train_features, split.train_labels)
         seconds = time.perf_counter() - started
         probabilities = model.predict_proba(split.test_features)[:, 1]
-        results[name] = {"model": repr(model), **score(probabilities, split.test_labels), "fit_seconds": seconds}
+        results[name] = {
+            "model": repr(model),
+            **score(probabilities, split.test_labels),
+            "fit_seconds": seconds,
+        }
     return results
 
 
@@ -242,7 +248,7 @@ def time_epochs(split: EncodedSplit, settings: Settings, noise_multiplier: float
             "nonprivate": lambda: _train_epoch(plain_model, plain_optimizer, plain_loader, loss_function),
         }
         seconds: dict[str, list[float]] = {name: [] for name in variants}
-        for name, epoch in variants.items():
+        for epoch in variants.values():
             epoch()  # warm-up, untimed: first-call allocations and Opacus hook setup
         for _ in range(TIMED_EPOCHS):
             for name, epoch in variants.items():
@@ -282,7 +288,9 @@ def aggregate(runs: list[dict[str, Any]], figures: Sequence[str]) -> dict[str, A
 
 def timing_noise_multiplier(dp_runs: list[dict[str, Any]]) -> tuple[float, float]:
     """The noise multiplier train_private chose at the target epsilon nearest TIMING_EPSILON, and that epsilon."""
-    nearest = min({run["target_epsilon"] for run in dp_runs}, key=lambda eps: abs(math.log(eps / TIMING_EPSILON)))
+    nearest = min(
+        {run["target_epsilon"] for run in dp_runs}, key=lambda eps: abs(math.log(eps / TIMING_EPSILON))
+    )
     multipliers = [run["noise_multiplier"] for run in dp_runs if run["target_epsilon"] == nearest]
     return statistics.median(multipliers), nearest
 
@@ -356,30 +364,46 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     by_epsilon = results["dp"]["by_epsilon"]
     epsilons = [float(eps) for eps in by_epsilon]
+    delta = results["dp"]["settings"]["delta"]
     references = [
         ("non-private MLP (mean)", results["nonprivate"]["aggregate"], "tab:green", "-"),
         ("logistic regression", results["baselines"]["logistic_regression"], "tab:gray", "--"),
         ("gradient boosting", results["baselines"]["hist_gradient_boosting"], "tab:purple", ":"),
     ]
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
-    for axis, metric, label in zip(axes, ("accuracy", "roc_auc"), ("test accuracy", "test ROC AUC"), strict=True):
+    for axis, metric, label in zip(
+        axes, ("accuracy", "roc_auc"), ("test accuracy", "test ROC AUC"), strict=True
+    ):
         means = [entry[metric]["mean"] for entry in by_epsilon.values()]
         below = [entry[metric]["mean"] - entry[metric]["min"] for entry in by_epsilon.values()]
         above = [entry[metric]["max"] - entry[metric]["mean"] for entry in by_epsilon.values()]
         axis.errorbar(
-            epsilons, means, yerr=[below, above], marker="o", capsize=4, color="tab:blue",
+            epsilons,
+            means,
+            yerr=[below, above],
+            marker="o",
+            capsize=4,
+            color="tab:blue",
             label="DP-SGD MLP (mean, min-max over seeds)",
-        )  # fmt: skip
+        )
         for name, figures, color, style in references:
             value = figures[metric]["mean"] if isinstance(figures[metric], dict) else figures[metric]
-            axis.axhline(value, color=color, linestyle=style, label=f"{name}: {value:.3f}")
+            axis.axhline(value, color=color, linestyle=style, label=name)
         axis.set_xscale("log")
         axis.set_xticks(epsilons, [f"{eps:g}" for eps in epsilons])
         axis.minorticks_off()
-        axis.set_xlabel("target epsilon (delta 1e-5), log scale")
+        axis.set_xlabel(f"target epsilon (delta {delta:g}), log scale".replace("e-0", "e-"))
         axis.set_ylabel(label)
         axis.grid(True, alpha=0.3)
-        axis.legend(loc="lower right", fontsize=8)
+    # One legend under both panels, so it never hides the DP curve; each panel's lines carry its own value.
+    handles, _ = axes[0].get_legend_handles_labels()
+    figure.legend(
+        handles,
+        [handle.get_label() for handle in handles],
+        loc="outside lower center",
+        ncol=len(handles),
+        fontsize=9,
+    )
     seeds = len(results["dp"]["settings"]["seeds"])
     figure.suptitle(f"Privacy vs utility on UCI Adult (test set, {seeds} seeds per epsilon)")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -421,13 +445,19 @@ def save(results: dict[str, Any], output: Path, log_mlflow: bool) -> Path:
     home = guardflow_home()
     experiment_id = configure_tracking(home, experiment=MLFLOW_EXPERIMENT)
     with mlflow.start_run(run_name="privacy_utility") as run:
-        results["mlflow"] = {"experiment": MLFLOW_EXPERIMENT, "experiment_id": experiment_id,
-                             "run_id": run.info.run_id, "guardflow_home": str(home)}  # fmt: skip
+        results["mlflow"] = {
+            "experiment": MLFLOW_EXPERIMENT,
+            "experiment_id": experiment_id,
+            "run_id": run.info.run_id,
+            "guardflow_home": str(home),
+        }
         write()
         mlflow.log_params(
             {
                 "seeds": ",".join(map(str, results["dp"]["settings"]["seeds"])),
-                "target_epsilons": ",".join(f"{eps:g}" for eps in results["dp"]["settings"]["target_epsilons"]),
+                "target_epsilons": ",".join(
+                    f"{eps:g}" for eps in results["dp"]["settings"]["target_epsilons"]
+                ),
                 "delta": results["dp"]["settings"]["delta"],
                 "git_commit": results["machine"]["commit"],
             }
