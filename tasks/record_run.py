@@ -5,12 +5,14 @@ from pathlib import Path
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from guardflow.decide_gate import GateDecision
 from guardflow.evaluate_safety import Evaluation
 from guardflow.io import run_folder
 from guardflow.io.datasets import Table
 from guardflow.io.lineage import file_dataset
+from guardflow.lineage_facets import prefect_facet
 from guardflow.privacy_budget import SourceBudget
 from guardflow.run_context import RunContext, open_run
 from guardflow.scan_poisoning import ScanResult
@@ -29,7 +31,10 @@ def start_run(flow_name: str, config_path: str, run_dir: str | None) -> RunConte
     home = guardflow_home()
     folder = run_folder.prepare_run_dir(Path(run_dir)) if run_dir else run_folder.new_run_dir(home, flow_name)
     context = open_run(flow_name, settings, Path(config_path).resolve(), folder, home)
-    context.begin(inputs=[file_dataset(settings.dataset.train.path)])
+    context.begin(
+        inputs=[file_dataset(settings.dataset.train.path)],
+        run_facets=prefect_facet(str(flow_run.get_id()), flow_name),
+    )
     stage_log.info("%s  dataset %s, run folder %s", flow_name, settings.dataset.id, folder)
     return context
 
@@ -55,7 +60,15 @@ def summarize_training(
     budgets: list[SourceBudget],
 ) -> RunSummary:
     return training_summary(
-        context.header(), train, contract, scan, quarantine, saved.trained.privacy, evaluation, decision, budgets
+        context.header(),
+        train,
+        contract,
+        scan,
+        quarantine,
+        saved.trained.privacy,
+        evaluation,
+        decision,
+        budgets,
     )
 
 
@@ -65,7 +78,10 @@ def _write_summary(context: RunContext, summary: RunSummary) -> RunSummary:
         update={
             "seconds": round(context.elapsed(), 2),
             "lineage": LineageFigures(
-                events=lineage.events_emitted, failed=lineage.events_failed, path=str(lineage.log_path)
+                events=lineage.events_emitted,
+                failed=lineage.events_failed,
+                path=str(lineage.log_path),
+                run_id=context.run_id,
             ),
         }
     )
@@ -76,7 +92,7 @@ def _write_summary(context: RunContext, summary: RunSummary) -> RunSummary:
 @task(name="finish-run", cache_policy=NO_CACHE)
 def finish_run(context: RunContext, summary: RunSummary) -> RunSummary:
     """Emit the flow's lineage COMPLETE (with the model version as output) and write summary.json."""
-    outputs = [model_dataset(context, summary.model.version)] if summary.model else []
+    outputs = [model_dataset(context, summary.model)] if summary.model else []
     context.finish(inputs=[file_dataset(context.settings.dataset.train.path)], outputs=outputs)
     return _write_summary(context, summary)
 

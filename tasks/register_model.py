@@ -9,18 +9,23 @@ from guardflow.evaluate_safety import Evaluation
 from guardflow.io import registry
 from guardflow.io.datasets import Table, typed_frame
 from guardflow.io.lineage import LineageDataset, file_dataset
+from guardflow.lineage_facets import model_facet
 from guardflow.model_card import render_model_card
 from guardflow.run_context import RunContext
 from guardflow.settings import settings_hash
-from guardflow.summary import RunSummary, with_model
+from guardflow.summary import ModelFigures, RunSummary, with_model
 from tasks.stage_log import stage_log
 from tasks.train_model import SavedModel
 
 
-def model_dataset(context: RunContext, version: str) -> LineageDataset:
-    """The model version as a lineage dataset, named in the tracking store's namespace."""
-    name = context.settings.registry.model_name
-    return LineageDataset(namespace=registry.tracking_uri(context.home), name=f"models/{name}/{version}")
+def model_dataset(context: RunContext, model: ModelFigures) -> LineageDataset:
+    """The model version as a lineage dataset, named in the tracking store's namespace, with the model facet."""
+    return LineageDataset(
+        namespace=registry.tracking_uri(context.home),
+        name=f"models/{model.name}/{model.version}",
+        version=model.version,
+        extra_facets=model_facet(model.weights_sha256, model.name, model.version, model.aliases),
+    )
 
 
 @task(name="register-model", cache_policy=NO_CACHE)
@@ -100,7 +105,9 @@ def register_model(
         if decision.passed:
             registry.set_alias(version.name, registry.CHAMPION_ALIAS, version.version)
             version = registry.champion_version(version.name) or version
-        stage.datasets.append(model_dataset(context, version.version))
+        registered = with_model(summary, version, saved.weights_sha256)
+        if registered.model is not None:
+            stage.datasets.append(model_dataset(context, registered.model))
     aliases = ", ".join(version.aliases) or "no alias"
     stage_log.info("register  %s version %s (%s)", version.name, version.version, aliases)
-    return with_model(summary, version, saved.weights_sha256)
+    return registered

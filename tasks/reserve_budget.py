@@ -24,8 +24,12 @@ def reserve_budget(context: RunContext, train: Table, sources: list[str] | None)
         budgets = [summarize_budget(dataset_id, source, spends, lifetime) for source in charged]
         check_budget(budgets, epsilon)
         purpose = "train" if sources is None else "retrain"
-        ledger.record_spend(dataset_id, charged, epsilon, settings.privacy.delta, purpose, str(context.run_dir))
-    after = [summarize_budget(dataset_id, source, ledger.read_spends(dataset_id), lifetime) for source in charged]
+        ledger.record_spend(
+            dataset_id, charged, epsilon, settings.privacy.delta, purpose, str(context.run_dir)
+        )
+    after = [
+        summarize_budget(dataset_id, source, ledger.read_spends(dataset_id), lifetime) for source in charged
+    ]
     most = max(after, key=lambda budget: budget.spent)
     stage_log.info(
         "budget    epsilon %.3f reserved; data sha256 %s... has spent %.3f of %.3f",

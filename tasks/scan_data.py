@@ -4,6 +4,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from guardflow.io.lineage import file_dataset
+from guardflow.lineage_facets import poisoning_facet
 from guardflow.run_context import RunContext
 from guardflow.scan_poisoning import ScanResult, scan_poisoning
 from guardflow.validate_contract import ContractResult
@@ -16,6 +17,7 @@ def scan_data(context: RunContext, contract: ContractResult) -> ScanResult:
     accepted = file_dataset(context.run_dir / "accepted", row_count=contract.rows_accepted)
     with context.stage("scan_poisoning", inputs=[accepted]) as stage:
         result = scan_poisoning(contract.accepted, settings.dataset, settings.poisoning)
+        stage.run_facets.update(poisoning_facet(result.rows_in, result.rows_flagged, result.per_detector))
         stage.datasets.append(
             file_dataset(context.run_dir / "training-rows", row_count=result.rows_in - result.rows_flagged)
         )

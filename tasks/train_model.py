@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from guardflow.encode_features import encode_features
 from guardflow.io.datasets import label_vector
 from guardflow.io.lineage import file_dataset
+from guardflow.lineage_facets import training_facet
 from guardflow.network import save_weights
 from guardflow.run_context import RunContext
 from guardflow.scan_poisoning import ScanResult
@@ -38,6 +39,7 @@ def train_model(context: RunContext, contract: ContractResult, scan: ScanResult)
         weights_path = model_dir / "weights.safetensors"
         weights_sha256 = save_weights(trained.model, weights_path)
         stage.datasets.append(file_dataset(weights_path, sha256=weights_sha256))
+        stage.run_facets.update(training_facet(trained.privacy))
     privacy = trained.privacy
     stage_log.info(
         "train     %s rows, epsilon %.3f (delta %g, %s), noise %.2f, %d steps in %.1fs",

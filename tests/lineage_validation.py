@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 SPEC_DIR = Path(__file__).parent / "data" / "openlineage-spec"
+GUARDFLOW_FACETS = Path(__file__).parents[1] / "src" / "guardflow" / "schemas" / "facets"
 _MAX_MESSAGE = 240
 
 
@@ -41,10 +42,9 @@ class OpenLineageSpec:
 def load_spec(spec_dir: Path = SPEC_DIR) -> OpenLineageSpec:
     """Read OpenLineage.json and facets/*.json once per session, registered under their `$id`."""
     core = json.loads((spec_dir / "OpenLineage.json").read_text(encoding="utf-8"))
-    facet_schemas = {
-        path.name: json.loads(path.read_text(encoding="utf-8"))
-        for path in sorted((spec_dir / "facets").glob("*.json"))
-    }
+    # The spec's facets, and guardflow's own custom facets shipped with the package.
+    facet_files = [*sorted((spec_dir / "facets").glob("*.json")), *sorted(GUARDFLOW_FACETS.glob("*.json"))]
+    facet_schemas = {path.name: json.loads(path.read_text(encoding="utf-8")) for path in facet_files}
     for schema in [core, *facet_schemas.values()]:
         Draft202012Validator.check_schema(schema)
     registry: Registry = Registry().with_resources(

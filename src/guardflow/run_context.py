@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from openlineage.client.facet_v2 import RunFacet
+
 from guardflow.io.lineage import LineageDataset, LineageEmitter, new_run_id
 from guardflow.settings import Settings, settings_hash
 from guardflow.summary import RunHeader
@@ -23,9 +25,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class StageOutputs:
-    """Filled in by a stage while it runs: the datasets it wrote, for its COMPLETE event."""
+    """Filled in by a stage while it runs: the datasets it wrote and its own run facets, for its COMPLETE event."""
 
     datasets: list[LineageDataset] = field(default_factory=list)
+    run_facets: dict[str, RunFacet] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,12 +66,14 @@ class RunContext:
         except BaseException as error:
             self.lineage.fail(job, run_id, str(error) or type(error).__name__, inputs=inputs, parent=parent)
             raise
-        self.lineage.complete(job, run_id, inputs=inputs, outputs=outputs.datasets, parent=parent)
+        self.lineage.complete(
+            job, run_id, inputs=inputs, outputs=outputs.datasets, parent=parent, run_facets=outputs.run_facets
+        )
         logger.debug("stage %s took %.1fs", name, time.perf_counter() - started)
 
-    def begin(self, inputs: list[LineageDataset]) -> None:
+    def begin(self, inputs: list[LineageDataset], run_facets: dict[str, RunFacet] | None = None) -> None:
         """The flow's own START event; stage events point at it as their parent."""
-        self.lineage.start(self.flow_job, self.run_id, inputs=inputs)
+        self.lineage.start(self.flow_job, self.run_id, inputs=inputs, run_facets=run_facets)
 
     def finish(self, inputs: list[LineageDataset], outputs: list[LineageDataset]) -> None:
         self.lineage.complete(self.flow_job, self.run_id, inputs=inputs, outputs=outputs)

@@ -95,6 +95,7 @@ class LineageFigures(Record):
     events: int
     failed: int
     path: str
+    run_id: str  # the flow's OpenLineage run id: its stage runs point at it as their parent
 
 
 class DriftFigures(Record):

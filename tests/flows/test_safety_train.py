@@ -20,14 +20,10 @@ from tests.lineage_validation import event_problems, read_events
 
 
 def _events_of(run_dir: Path) -> list[dict]:
-    """The lineage events whose flow run wrote to `run_dir` (the log is shared by the session)."""
+    """The lineage events of the flow run that wrote `run_dir`, and of its stages (the log is shared)."""
     summary = json.loads((run_dir / "summary.json").read_text())
     events = read_events(Path(summary["lineage"]["path"]))
-    flow_ids = {
-        event["run"]["runId"]
-        for event in events
-        if event["job"]["name"].startswith("safety-train.") and "parent" not in event["run"].get("facets", {})
-    }
+    flow_ids = {summary["lineage"]["run_id"]}
     return [
         event
         for event in events
@@ -195,3 +191,36 @@ def test_exhausted_budget_is_refused_before_training(
     assert len(errors) == 1 and "privacy budget exhausted" in errors[0], f"one clear line, got {errors}"
     assert not (run_dir / "model").exists(), "nothing may be trained"
     assert len(ledger.read_spends("adult-budget")) == 1, "a refused run spends nothing"
+
+
+def test_lineage_carries_the_ml_facets_and_the_prefect_run(promoted_run) -> None:
+    run_dir, summary = promoted_run
+    completes = {
+        e["job"]["name"].rsplit(".", 1)[-1]: e for e in _events_of(run_dir) if e["eventType"] == "COMPLETE"
+    }
+    training = completes["train_private"]["run"]["facets"]["guardflow_training"]
+    assert training["epsilon"] == pytest.approx(summary["privacy"]["epsilon"]), (
+        "training facet holds the epsilon"
+    )
+    assert training["noiseMultiplier"] > 0 and training["steps"] > 0, "and the DP-SGD mechanism"
+    scan = completes["scan_poisoning"]["run"]["facets"]["guardflow_poisoning_scan"]
+    assert scan["rowsFlagged"] == summary["poisoning"]["rows_flagged"], "scan facet holds the flagged count"
+    gate = completes["gate"]["run"]["facets"]["guardflow_gate"]
+    assert gate["passed"] is True and len(gate["lines"]) == len(summary["gate"]["lines"]), (
+        "gate facet: every line"
+    )
+    (model,) = completes["register_model"]["outputs"]
+    assert model["facets"]["guardflow_model"]["weightsSha256"] == summary["model"]["weights_sha256"], (
+        "model facet"
+    )
+    assert model["name"] == f"models/adult-flow-test/{summary['model']['version']}", (
+        "the model version is a dataset"
+    )
+    starts = [
+        e
+        for e in _events_of(run_dir)
+        if e["eventType"] == "START" and e["job"]["name"] == "safety-train.adult"
+    ]
+    assert starts and "guardflow_prefect" in starts[0]["run"]["facets"], (
+        "the flow run is joined to Prefect's run"
+    )

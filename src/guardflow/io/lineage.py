@@ -2,22 +2,31 @@
 
 Events go over HTTP (Marquez and friends) when a URL is configured, else to a JSON-lines file in the run
 folder. Lineage is observability, not the product: a transport that fails is logged and counted, and the
-run goes on.
+run goes on. Over HTTP, events the endpoint did not take wait in a spool folder, one file each, and are
+delivered in emission order by the next event that gets through, by `LineageEmitter.flush()`, or by
+`flush_spool()` from another process (`guardflow lineage flush`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import math
 import os
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urljoin
 
 import attr
+import requests
 from openlineage.client import OpenLineageClient
 from openlineage.client.constants import __version__ as openlineage_client_version
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
@@ -39,6 +48,9 @@ from openlineage.client.facet_v2 import (
     schema_dataset,
 )
 from openlineage.client.naming.dataset import LocalFileSystem
+from openlineage.client.serde import Serde
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
 
 from guardflow import __version__ as guardflow_version
 
@@ -46,10 +58,18 @@ log = logging.getLogger(__name__)
 
 PRODUCER = f"https://github.com/guardflow/guardflow/tree/{guardflow_version}"
 DEFAULT_ENDPOINT = "api/v1/lineage"
-# The client's default (5 retries, growing backoff) costs about 9 s per event when the endpoint is down;
-# two quick retries ride out a blip without stalling a batch run behind a dead lineage server.
-_HTTP_RETRY = {"total": 2, "connect": 2, "read": 2, "backoff_factor": 0.2}
-_HTTP_TIMEOUT_SECONDS = 5.0
+# Short timeouts and one retry of a refused or timed-out connection: a dead endpoint costs a run about
+# nothing (refused) or 4 s (black hole) per attempt, and events wait in the spool. A read is never retried:
+# the receiver may already have stored the event, and resending it is how duplicates happen.
+_HTTP_TIMEOUT_SECONDS = 2.0
+# After a failed attempt, events go straight to the spool for this long before the endpoint is tried again.
+_PAUSE_AFTER_FAILURE_SECONDS = 30.0
+# An emit spends at most this long delivering older spooled events; the rest wait for the next emit or flush.
+_DRAIN_BUDGET_SECONDS = 10.0
+# Statuses that say the event itself is wrong: resending it would never succeed and would hold back every
+# event behind it, so it is set aside in `rejected/`. Any other non-2xx (5xx, 429, a 401 while a key is
+# fixed, a 404 while Marquez deploys) is worth another try later.
+_REJECTED_STATUSES = frozenset({400, 413, 415, 422})
 
 _Facet = TypeVar("_Facet", bound=BaseFacet)
 
@@ -163,24 +183,272 @@ def _output_dataset(dataset: LineageDataset) -> OutputDataset:
     )
 
 
+def endpoint_url(url: str, endpoint: str = DEFAULT_ENDPOINT) -> str:
+    """The address events are POSTed to, joined the way the openlineage client joins it."""
+    return urljoin(url.strip(), endpoint)
+
+
+class _NotDelivered(Exception):
+    """An event the receiver did not acknowledge, with what it said (or why it could not be reached)."""
+
+
+class _Outcome(Enum):
+    DELIVERED = "delivered"
+    RETRY_LATER = "retry later"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    outcome: _Outcome
+    detail: str = ""
+
+
+class _HttpReceiver:
+    """POSTs serialized events to one endpoint with the headers the openlineage client's HTTP transport sends.
+
+    Our own poster rather than the client's transport because spooled events are already JSON on disk; the
+    body is `Serde.to_json(event)` either way, so the receiver sees the same bytes.
+    """
+
+    def __init__(self, url: str, endpoint: str, timeout: float) -> None:
+        self.target = endpoint_url(url, endpoint)
+        self._timeout = timeout
+        self._session: Any = None
+
+    def post(self, body: bytes) -> _Attempt:
+        headers = {"Content-Type": "application/json"}
+        if api_key := os.environ.get("OPENLINEAGE_API_KEY"):
+            headers["Authorization"] = f"Bearer {api_key}"
+        try:
+            response = self._session_for_first_use().post(
+                self.target, data=body, headers=headers, timeout=(self._timeout, self._timeout)
+            )
+            response.close()
+        except requests.RequestException as error:
+            return _Attempt(_Outcome.RETRY_LATER, f"{type(error).__name__}: {error}")
+        if 200 <= response.status_code < 300:
+            return _Attempt(_Outcome.DELIVERED)
+        detail = f"HTTP {response.status_code} {response.reason}"
+        if response.status_code in _REJECTED_STATUSES:
+            return _Attempt(_Outcome.REJECTED, detail)
+        return _Attempt(_Outcome.RETRY_LATER, detail)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _session_for_first_use(self) -> Any:
+        if self._session is None:
+            # One retry, of connecting only: a refused connection never reached the receiver, while a
+            # timed-out read may have been stored, and resending it would make a duplicate.
+            retry = Retry(total=1, connect=1, read=0, status=0, other=0, backoff_factor=0.2)
+            session = requests.Session()
+            session.mount("http://", HTTPAdapter(max_retries=retry))
+            session.mount("https://", HTTPAdapter(max_retries=retry))
+            self._session = session
+        return self._session
+
+
+class _Stamps:
+    """Strictly increasing nanosecond stamps, shared by every spool in the process, so names sort in order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def next(self, floor: int = 0) -> int:
+        with self._lock:
+            self._last = max(time.time_ns(), self._last + 1, floor + 1)
+            return self._last
+
+
+_stamps = _Stamps()
+
+
+class _Spool:
+    """Events waiting for the endpoint: one JSON file each, named `<stamp>-<pid>-<runId>-<eventType>.json`.
+
+    The stamp is wall-clock nanoseconds, forced above every stamp already in the folder and every stamp this
+    process gave out, so name order is emission order, across runs too. A file is written to a hidden temp
+    name and renamed into place: a crash leaves a whole event or none.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def pending(self) -> list[Path]:
+        """Waiting events, oldest first (temp files and the `rejected/` folder are not events)."""
+        if not self.folder.is_dir():
+            return []
+        return sorted(path for path in self.folder.glob("*.json") if not path.name.startswith("."))
+
+    def append(self, body: bytes, run_id: str, event_type: str) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        newest = self.pending()[-1:]
+        floor = _stamp_of(newest[0]) if newest else 0
+        path = self.folder / f"{_stamps.next(floor):020d}-{os.getpid()}-{run_id}-{event_type}.json"
+        temporary = self.folder / f".{path.name}.tmp"
+        with temporary.open("wb") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        return path
+
+    def set_aside(self, path: Path) -> Path:
+        """Move an event the receiver refused out of the queue, kept for a human to look at."""
+        target = self.folder / "rejected" / path.name
+        target.parent.mkdir(exist_ok=True)
+        os.replace(path, target)
+        return target
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[bool]:
+        """Whether this process may deliver now: one deliverer at a time, or events would go out twice.
+
+        Never waits: a run that finds another process delivering leaves its event in the spool, where that
+        process (which lists the folder until it is empty) or the next emit picks it up.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with (self.folder / ".lock").open("a") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _stamp_of(path: Path) -> int:
+    head = path.name.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+@dataclass
+class _Drain:
+    """What one pass over the spool did; `failure` says why it stopped with events still waiting."""
+
+    delivered: list[Path] = field(default_factory=list)
+    rejected: int = 0
+    remaining: int = 0
+    failure: str | None = None
+    busy: bool = False
+
+
+def _drain(
+    spool: _Spool,
+    receiver: _HttpReceiver,
+    deadline: float = math.inf,
+    clock: Callable[[], float] = time.monotonic,
+) -> _Drain:
+    """Send spooled events oldest first, each removed once the receiver acknowledged it.
+
+    Stops at the first failure, so no event overtakes an older one, and once `clock()` passes `deadline`.
+    """
+    result = _Drain()
+    if not spool.pending():
+        return result
+    with spool.exclusive() as owned:
+        if not owned:
+            result.busy = True
+            result.remaining = len(spool.pending())
+            return result
+        # List again after each pass: another emitter may have appended while we were sending.
+        while batch := spool.pending():
+            for path in batch:
+                if clock() >= deadline:
+                    result.remaining = len(spool.pending())
+                    return result
+                try:
+                    body = path.read_bytes()
+                except FileNotFoundError:  # removed by hand while we were sending
+                    continue
+                attempt = receiver.post(body)
+                if attempt.outcome is _Outcome.DELIVERED:
+                    # Removed right after the 2xx, so a down/up endpoint gets each event once. The
+                    # at-least-once edges: a crash between the 2xx and this unlink, or a read timeout after
+                    # the receiver stored the event, sends it again later. Receivers that upsert runs by
+                    # runId (Marquez) absorb that; others can dedupe on (runId, eventType, eventTime).
+                    path.unlink()
+                    result.delivered.append(path)
+                elif attempt.outcome is _Outcome.REJECTED:
+                    kept = spool.set_aside(path)
+                    result.rejected += 1
+                    log.warning(
+                        "OpenLineage receiver refused %s (%s); kept at %s", path.name, attempt.detail, kept
+                    )
+                else:
+                    result.failure = f"{receiver.target}: {attempt.detail}"
+                    result.remaining = len(spool.pending())
+                    return result
+    return result
+
+
+def flush_spool(
+    spool_dir: Path, url: str, endpoint: str = DEFAULT_ENDPOINT, timeout: float = 5.0
+) -> tuple[int, int]:
+    """Deliver the events waiting in `spool_dir`, oldest first, and return (delivered, still waiting).
+
+    Stops at the first failure, keeping that event and every later one for next time. Needs no emitter:
+    this is what `guardflow lineage flush` runs. A missing folder is an empty spool.
+    """
+    receiver = _HttpReceiver(url, endpoint, timeout)
+    try:
+        result = _drain(_Spool(Path(spool_dir)), receiver)
+    finally:
+        receiver.close()
+    if result.failure:
+        log.warning("OpenLineage spool flush stopped (%s); %d events wait", result.failure, result.remaining)
+    elif result.busy:
+        log.warning("OpenLineage spool %s is being delivered by another process", spool_dir)
+    return len(result.delivered), result.remaining
+
+
 class LineageEmitter:
     """Emits START, COMPLETE and FAIL run events for jobs in one namespace.
 
     The transport is chosen once: HTTP to `url`, else to `$OPENLINEAGE_URL`, else a JSON-lines file at
-    `log_path`; `OPENLINEAGE_DISABLED=true` turns emission off. The client is built at the first event,
-    so constructing an emitter touches neither disk nor network.
+    `log_path`; `OPENLINEAGE_DISABLED=true` turns emission off. Constructing an emitter touches neither
+    disk nor network.
+
+    Over HTTP with a `spool_dir`, each event is first written to the spool, then the spool is delivered
+    oldest first, so an event never overtakes an older one still waiting. An event the endpoint does not
+    take (refused, timed out, 5xx) stays there, and for `pause_after_failure` seconds further events are
+    only spooled; `flush()` tries again at once. Without a `spool_dir` such an event is logged and lost.
     """
 
-    def __init__(self, namespace: str, log_path: Path, url: str | None = None) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        log_path: Path,
+        url: str | None = None,
+        spool_dir: Path | None = None,
+        *,
+        timeout: float = _HTTP_TIMEOUT_SECONDS,
+        pause_after_failure: float = _PAUSE_AFTER_FAILURE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.namespace = namespace
         self._log_path = Path(log_path)
         self._url = url or os.environ.get("OPENLINEAGE_URL") or None
         self._endpoint = os.environ.get("OPENLINEAGE_ENDPOINT", DEFAULT_ENDPOINT)
         self._disabled = _lineage_disabled()
+        self._spool = _Spool(Path(spool_dir)) if spool_dir is not None and self._url else None
+        self._timeout = timeout
+        self._pause_after_failure = pause_after_failure
+        self._clock = clock
+        self._paused_until = -math.inf
         self._client: OpenLineageClient | None = None
+        self._receiver: _HttpReceiver | None = None
         self._lock = threading.Lock()
         self._emitted = 0
         self._failed = 0
+        self._spooled = 0
 
     @property
     def log_path(self) -> Path:
@@ -188,21 +456,45 @@ class LineageEmitter:
 
     @property
     def events_emitted(self) -> int:
-        """Events the transport accepted."""
+        """Events the transport accepted, counting spooled ones this emitter delivered later (any run's)."""
         return self._emitted
 
     @property
     def events_failed(self) -> int:
-        """Events the transport could not deliver (logged as warnings, not raised)."""
+        """Events lost: not delivered and not spooled, or refused by the receiver (logged, not raised)."""
         return self._failed
+
+    @property
+    def events_spooled(self) -> int:
+        """Events of this emitter left in the spool when emitted (endpoint down or slow, or older ones waiting)."""
+        return self._spooled
+
+    @property
+    def events_waiting(self) -> int:
+        """Events in the spool now, from this run or earlier ones."""
+        return len(self._spool.pending()) if self._spool is not None else 0
 
     def describe(self) -> str:
         """Where events go, with counts, in one line for a run summary."""
         if self._disabled:
             return "OpenLineage: disabled (OPENLINEAGE_DISABLED=true)"
-        where = f"{self._url.rstrip('/')}/{self._endpoint.lstrip('/')}" if self._url else str(self._log_path)
+        where = endpoint_url(self._url, self._endpoint) if self._url else str(self._log_path)
+        spooled = ""
+        if self._spool is not None and (self._spooled or self.events_waiting):
+            spooled = f", {self._spooled} spooled, {self.events_waiting} waiting in {self._spool.folder}"
         failed = f", {self._failed} failed" if self._failed else ""
-        return f"OpenLineage: {self._emitted} events to {where}{failed}"
+        return f"OpenLineage: {self._emitted} events to {where}{spooled}{failed}"
+
+    def flush(self) -> int:
+        """Deliver the spool now, even while paused after a failure; returns how many events went out."""
+        if self._disabled or self._spool is None:
+            return 0
+        with self._lock:
+            try:
+                return len(self._deliver_spool().delivered)
+            except Exception as error:  # a lineage outage must never stop the pipeline
+                log.warning("OpenLineage spool %s could not be delivered: %s", self._spool.folder, error)
+                return 0
 
     def start(
         self,
@@ -259,18 +551,71 @@ class LineageEmitter:
         event = self._run_event(state, job, run_id, inputs, outputs, parent, run_facets)
         with self._lock:
             try:
-                self._client_for_first_use().emit(event)
+                if self._url is None:
+                    self._client_for_first_use().emit(event)
+                    self._emitted += 1
+                elif self._spool is None:
+                    self._send_without_spool(Serde.to_json(event).encode("utf-8"))
+                else:
+                    self._send_through_spool(Serde.to_json(event).encode("utf-8"), run_id, state)
             except Exception as error:  # a lineage outage must never stop the pipeline
                 self._failed += 1
                 log.warning(
                     "OpenLineage %s event for job %s was not delivered (%s): %s",
                     state.value,
                     job,
-                    self._url or self._log_path,
+                    endpoint_url(self._url, self._endpoint) if self._url else self._log_path,
                     error,
                 )
-            else:
-                self._emitted += 1
+
+    def _send_without_spool(self, body: bytes) -> None:
+        attempt = self._receiver_for_first_use().post(body)
+        if attempt.outcome is not _Outcome.DELIVERED:
+            raise _NotDelivered(attempt.detail)
+        self._emitted += 1
+
+    def _send_through_spool(self, body: bytes, run_id: str, state: RunState) -> None:
+        assert self._spool is not None
+        # Write-ahead: the event is on disk before any attempt, so delivery has one path (oldest first) and
+        # a run that dies mid-send leaves it for the next run rather than losing it.
+        try:
+            path = self._spool.append(body, run_id, state.value)
+        except OSError as error:
+            log.warning(
+                "OpenLineage spool %s is unusable (%s); sending without it", self._spool.folder, error
+            )
+            self._send_without_spool(body)
+            return
+        if self._clock() < self._paused_until:
+            self._spooled += 1
+            return
+        self._deliver_spool(deadline=self._clock() + _DRAIN_BUDGET_SECONDS)
+        if path.exists():  # neither delivered nor set aside as rejected
+            self._spooled += 1
+
+    def _deliver_spool(self, deadline: float = math.inf) -> _Drain:
+        assert self._spool is not None
+        result = _drain(self._spool, self._receiver_for_first_use(), deadline, self._clock)
+        self._emitted += len(result.delivered)
+        self._failed += result.rejected
+        if result.failure:
+            self._paused_until = self._clock() + self._pause_after_failure
+            log.warning(
+                "OpenLineage endpoint did not take events (%s): %d wait in %s, next try in %.0f s or at flush",
+                result.failure,
+                result.remaining,
+                self._spool.folder,
+                self._pause_after_failure,
+            )
+        else:
+            self._paused_until = -math.inf
+        return result
+
+    def _receiver_for_first_use(self) -> _HttpReceiver:
+        assert self._url is not None
+        if self._receiver is None:
+            self._receiver = _HttpReceiver(self._url, self._endpoint, self._timeout)
+        return self._receiver
 
     def _run_event(
         self,
@@ -322,17 +667,7 @@ class LineageEmitter:
         return self._client
 
     def _transport_config(self) -> dict[str, Any]:
-        if self._url:
-            config: dict[str, Any] = {
-                "type": "http",
-                "url": self._url,
-                "endpoint": self._endpoint,
-                "timeout": _HTTP_TIMEOUT_SECONDS,
-                "retry": _HTTP_RETRY,
-            }
-            if api_key := os.environ.get("OPENLINEAGE_API_KEY"):
-                config["auth"] = {"type": "api_key", "apiKey": api_key}
-            return config
+        # Only the file transport goes through the client; HTTP goes through `_HttpReceiver` and the spool.
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         # append=True: one file, one event per line (without it the client writes a file per event).
         return {"type": "file", "log_file_path": str(self._log_path), "append": True}

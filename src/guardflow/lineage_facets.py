@@ -1,0 +1,128 @@
+"""guardflow's own OpenLineage facets: training, poisoning scan, gate, model version and the Prefect run.
+
+Each is a custom facet with a `_schemaURL` naming a JSON schema shipped in `guardflow/schemas/facets/`, so any
+consumer can validate it. Field names are camelCase, as in the OpenLineage spec.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attr
+from openlineage.client.facet_v2 import DatasetFacet, RunFacet
+
+from guardflow.decide_gate import GateDecision
+from guardflow.train_private import PrivacyReport
+
+SCHEMA_BASE = "https://guardflow.dev/spec/facets/1-0-0/"
+SCHEMA_DIR = Path(__file__).parent / "schemas" / "facets"
+
+
+def _schema_url(name: str) -> str:
+    return f"{SCHEMA_BASE}{name}.json#/$defs/{name}"
+
+
+@attr.define
+class GuardflowTrainingRunFacet(RunFacet):
+    epsilon: float
+    delta: float
+    accountant: str
+    epsilonRdp: float
+    noiseMultiplier: float
+    maxGradNorm: float
+    sampleRate: float
+    steps: int
+    epochs: int
+    trainingRows: int
+    calibrationRows: int
+    calibrationEpsilon: float
+
+    @staticmethod
+    def _get_schema() -> str:
+        return _schema_url("GuardflowTrainingRunFacet")
+
+
+@attr.define
+class GuardflowPoisoningScanRunFacet(RunFacet):
+    rowsScanned: int
+    rowsFlagged: int
+    perDetector: dict[str, int]
+
+    @staticmethod
+    def _get_schema() -> str:
+        return _schema_url("GuardflowPoisoningScanRunFacet")
+
+
+@attr.define
+class GuardflowGateRunFacet(RunFacet):
+    passed: bool
+    lines: list[dict[str, object]]
+
+    @staticmethod
+    def _get_schema() -> str:
+        return _schema_url("GuardflowGateRunFacet")
+
+
+@attr.define
+class GuardflowModelDatasetFacet(DatasetFacet):
+    weightsSha256: str
+    registeredModel: str
+    version: str
+    aliases: list[str]
+
+    @staticmethod
+    def _get_schema() -> str:
+        return _schema_url("GuardflowModelDatasetFacet")
+
+
+@attr.define
+class GuardflowPrefectRunFacet(RunFacet):
+    flowRunId: str
+    flowName: str
+
+    @staticmethod
+    def _get_schema() -> str:
+        return _schema_url("GuardflowPrefectRunFacet")
+
+
+def training_facet(privacy: PrivacyReport) -> dict[str, RunFacet]:
+    return {
+        "guardflow_training": GuardflowTrainingRunFacet(
+            epsilon=privacy.epsilon, delta=privacy.delta, accountant=privacy.accountant,
+            epsilonRdp=privacy.epsilon_rdp, noiseMultiplier=privacy.noise_multiplier,
+            maxGradNorm=privacy.max_grad_norm, sampleRate=privacy.sample_rate, steps=privacy.steps,
+            epochs=privacy.epochs, trainingRows=privacy.training_rows, calibrationRows=privacy.calibration_rows,
+            calibrationEpsilon=privacy.calibration_epsilon,
+        )
+    }  # fmt: skip
+
+
+def poisoning_facet(
+    rows_scanned: int, rows_flagged: int, per_detector: dict[str, int]
+) -> dict[str, RunFacet]:
+    return {
+        "guardflow_poisoning_scan": GuardflowPoisoningScanRunFacet(
+            rowsScanned=rows_scanned, rowsFlagged=rows_flagged, perDetector=dict(per_detector)
+        )
+    }
+
+
+def gate_facet(decision: GateDecision) -> dict[str, RunFacet]:
+    lines: list[dict[str, object]] = [
+        {"name": line.name, "value": line.value, "comparison": line.comparison, "threshold": line.threshold,
+         "passed": line.passed}
+        for line in decision.lines
+    ]  # fmt: skip
+    return {"guardflow_gate": GuardflowGateRunFacet(passed=decision.passed, lines=lines)}
+
+
+def model_facet(weights_sha256: str, name: str, version: str, aliases: list[str]) -> dict[str, DatasetFacet]:
+    return {
+        "guardflow_model": GuardflowModelDatasetFacet(
+            weightsSha256=weights_sha256, registeredModel=name, version=version, aliases=list(aliases)
+        )
+    }
+
+
+def prefect_facet(flow_run_id: str, flow_name: str) -> dict[str, RunFacet]:
+    return {"guardflow_prefect": GuardflowPrefectRunFacet(flowRunId=flow_run_id, flowName=flow_name)}
