@@ -41,8 +41,9 @@ typecheck: setup ## mypy on the library, tasks and flows
 unit: setup ## the fast tests only (no Prefect)
 	$(PYTHON) -m pytest tests/unit
 
-bench: setup ## benchmarks: JSON figures under bench/results/
+bench: setup ## benchmarks: JSON figures (and a plot) under bench/results/
 	$(PYTHON) bench/pipeline.py
+	$(PYTHON) bench/privacy_utility.py --log-mlflow
 
 ui: setup ## MLflow UI on the embedded store, at http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(GUARDFLOW_HOME)/mlflow/mlflow.db \

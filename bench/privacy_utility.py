@@ -215,8 +215,8 @@ def time_epochs(split: EncodedSplit, settings: Settings, noise_multiplier: float
     """Seconds per epoch of DP-SGD against plain SGD, same MLP, batch size, optimizer and data.
 
     The DP epoch goes through Opacus directly with a fixed noise multiplier (no search for the noise), with
-    Poisson sampling as train_private uses; the plain one through shuffled fixed-size batches. The two
-    alternate, epoch by epoch, so drift in the shared machine's load hits both alike.
+    Poisson sampling and ghost clipping as train_private uses; the plain one through shuffled fixed-size
+    batches. The two alternate, epoch by epoch, so drift in the shared machine's load hits both alike.
     """
     privacy = settings.privacy
     hidden_units = list(settings.model.hidden_units)
@@ -235,16 +235,19 @@ def time_epochs(split: EncodedSplit, settings: Settings, noise_multiplier: float
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
         warnings.filterwarnings("ignore", message="Full backward hook")
         engine = PrivacyEngine(accountant=privacy.accountant)
-        private_model, private_optimizer, private_loader = engine.make_private(
+        # Ghost clipping, as train_private uses.
+        private_model, private_optimizer, private_loss, private_loader = engine.make_private(
             module=dp_model,
             optimizer=_plain_optimizer(dp_model, privacy.optimizer, privacy.learning_rate),
             data_loader=DataLoader(data, batch_size=privacy.batch_size),
+            criterion=nn.BCEWithLogitsLoss(),
             noise_multiplier=noise_multiplier,
             max_grad_norm=privacy.max_grad_norm,
             poisson_sampling=True,
+            grad_sample_mode="ghost",
         )
         variants: dict[str, Callable[[], None]] = {
-            "dp": lambda: _train_epoch(private_model, private_optimizer, private_loader, loss_function),
+            "dp": lambda: _train_epoch(private_model, private_optimizer, private_loader, private_loss),
             "nonprivate": lambda: _train_epoch(plain_model, plain_optimizer, plain_loader, loss_function),
         }
         seconds: dict[str, list[float]] = {name: [] for name in variants}

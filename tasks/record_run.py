@@ -94,6 +94,7 @@ def finish_run(context: RunContext, summary: RunSummary) -> RunSummary:
     """Emit the flow's lineage COMPLETE (with the model version as output) and write summary.json."""
     outputs = [model_dataset(context, summary.model)] if summary.model else []
     context.finish(inputs=[file_dataset(context.settings.dataset.train.path)], outputs=outputs)
+    context.lineage.flush()  # HTTP only: deliver anything an endpoint outage left in the spool
     return _write_summary(context, summary)
 
 
@@ -101,4 +102,5 @@ def finish_run(context: RunContext, summary: RunSummary) -> RunSummary:
 def fail_run(context: RunContext, error: BaseException) -> RunSummary:
     """Emit the flow's lineage FAIL and write summary.json with status failed and the reason."""
     context.abort(error)
+    context.lineage.flush()
     return _write_summary(context, failed_summary(context.header(), error))

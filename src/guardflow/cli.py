@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from guardflow.errors import DataError, GuardflowError
+from guardflow.errors import ConfigError, DataError, GuardflowError
 from guardflow.settings import guardflow_home, load_settings, settings_json_schema
 
 EXIT_OK = 0
@@ -99,6 +100,38 @@ def _budget(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _lineage_flush(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    from guardflow.io.lineage import DEFAULT_ENDPOINT, flush_spool
+
+    url = settings.lineage.url or os.environ.get("OPENLINEAGE_URL")
+    if not url:
+        raise ConfigError("lineage flush needs an endpoint: set lineage.url in the config or OPENLINEAGE_URL")
+    endpoint = os.environ.get("OPENLINEAGE_ENDPOINT", DEFAULT_ENDPOINT)
+    delivered, remaining = flush_spool(guardflow_home() / "lineage" / "spool", url, endpoint)
+    print(f"lineage: {delivered} spooled events delivered to {url}, {remaining} still waiting")
+    if remaining:
+        raise DataError(f"lineage endpoint {url} did not take {remaining} spooled events; try again later")
+    return EXIT_OK
+
+
+def _lineage_show(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    from guardflow import lineage_view
+
+    graph = lineage_view.build_graph(lineage_view.load_events(guardflow_home() / "lineage" / "events.jsonl"))
+    if args.model_version is not None:
+        graph = lineage_view.trace_model_version(graph, settings.registry.model_name, args.model_version)
+    elif args.dataset is not None:
+        graph = lineage_view.trace_dataset(graph, args.dataset)
+    print(lineage_view.render_text(graph))
+    if args.html is not None:
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(lineage_view.render_html(graph, title=graph.title), encoding="utf-8")
+        print(f"lineage page written to {args.html}")
+    return EXIT_OK
+
+
 def _config_schema(_: argparse.Namespace) -> int:
     print(settings_json_schema())
     return EXIT_OK
@@ -135,6 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
     budget.add_argument("--verbose", action="store_true", help="list every recorded spend")
     budget.set_defaults(handler=_budget)
+
+    lineage = commands.add_parser("lineage", help="OpenLineage events: deliver the spool, show the graph")
+    lineage_commands = lineage.add_subparsers(dest="lineage_command", required=True, metavar="ACTION")
+    flush = lineage_commands.add_parser("flush", help="deliver events spooled while the endpoint was down")
+    flush.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
+    flush.set_defaults(handler=_lineage_flush)
+    show = lineage_commands.add_parser("show", help="draw the lineage graph in the terminal, and as HTML")
+    show.add_argument("--config", type=Path, required=True, help="dataset and policy YAML (names the model)")
+    focus = show.add_mutually_exclusive_group()
+    focus.add_argument("--model-version", help="trace this registered model version back to its data")
+    focus.add_argument("--dataset", type=Path, help="trace this data file forward to the models it fed")
+    show.add_argument("--html", type=Path, help="also write a self-contained HTML page with the picture")
+    show.set_defaults(handler=_lineage_show)
 
     schema = commands.add_parser("config-schema", help="print the JSON schema of the configuration file")
     schema.set_defaults(handler=_config_schema)

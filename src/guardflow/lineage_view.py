@@ -346,8 +346,10 @@ def trace_dataset(graph: LineageGraph, path: Path | str) -> LineageGraph:
 # ---------------------------------------------------------------------------------------------- labels
 
 
-def _version_text(version: str) -> str:
-    return f"sha256 {version[:12]}…" if _SHA256.match(version) else f"version {version}"
+def _version_text(version: str, short: bool = False) -> str:
+    if _SHA256.match(version):
+        return f"sha256 {version[:12]}…" if short else f"sha256 {version}"
+    return f"version {version}"
 
 
 def _rows_text(counts: Iterable[int]) -> str:
@@ -398,18 +400,23 @@ def _facet_text(name: str, facet: Mapping[str, Any]) -> str:
     return f"{name.removeprefix('guardflow_')}: {'; '.join(fields)}" if fields else ""
 
 
-def _contract_text(graph: LineageGraph, run: RunKey) -> str:
-    """Accepted and quarantined rows of a contract run, from its input and output row counts."""
+def _contract_figures(graph: LineageGraph, run: RunKey) -> tuple[int, int | None] | None:
+    """Rows in and rows accepted of a contract run, from its input and output row counts."""
     if _stage_name(graph, run).rsplit(".", 1)[-1] != "validate_contract":
-        return ""
+        return None
     rows_in = [edge.row_count for edge in graph.incoming(run) if edge.row_count is not None]
     rows_out = [edge.row_count for edge in graph.outgoing(run) if edge.row_count is not None]
-    if not rows_in:
+    return (rows_in[0], rows_out[0] if rows_out else None) if rows_in else None
+
+
+def _contract_text(graph: LineageGraph, run: RunKey) -> str:
+    figures = _contract_figures(graph, run)
+    if figures is None:
         return ""
-    text = f"contract: {rows_in[0]:,} rows in"
-    if rows_out:
-        text += f", {rows_out[0]:,} accepted, {rows_in[0] - rows_out[0]:,} quarantined"
-    return text
+    rows_in, accepted = figures
+    if accepted is None:
+        return f"contract: {rows_in:,} rows in"
+    return f"contract: {rows_in:,} rows in, {accepted:,} accepted, {rows_in - accepted:,} quarantined"
 
 
 def run_facts(graph: LineageGraph, run: RunKey) -> list[str]:
@@ -434,13 +441,17 @@ def dataset_facts(graph: LineageGraph, dataset: DatasetKey) -> list[str]:
 # ---------------------------------------------------------------------------------------------- text
 
 
-def _describe(graph: LineageGraph, key: NodeKey) -> str:
+def _describe(graph: LineageGraph, key: NodeKey, run_facets: bool = True) -> str:
+    """One line about a node; `run_facets=False` keeps a run's line to its state, contract figures and error."""
     if isinstance(key, DatasetKey):
         where = "" if key.namespace == "file" else f"  [{key.namespace}]"
         return "  ".join([key.name + where, *dataset_facts(graph, key)])
     run = graph.runs[key]
     head = f"{_stage_name(graph, key)}  {run.state}  {_time_text(run.time)}  run {key.run_id}"
-    return "  ".join([head, *run_facts(graph, key)])
+    facts = run_facts(graph, key)
+    if not run_facets:  # a custom facet is a long line: the tree keeps to what tracing needs
+        facts = [fact for fact in facts if fact.startswith(("contract: ", "error: "))]
+    return "  ".join([head, *facts])
 
 
 def _tree_neighbours(graph: LineageGraph, node: NodeKey, upstream: bool) -> list[NodeKey]:
@@ -465,7 +476,7 @@ def _tree_lines(graph: LineageGraph, root: NodeKey, upstream: bool) -> list[str]
             lines.append(f"{prefix}{branch}{node_label(graph, node)} (shown above)")
             continue
         shown.add(node)
-        lines.append(f"{prefix}{branch}{_describe(graph, node)}")
+        lines.append(f"{prefix}{branch}{_describe(graph, node, run_facets=False)}")
         inner = prefix + ("    " if last else "│   ")
         children = _tree_neighbours(graph, node, upstream)
         stack.extend(
@@ -480,7 +491,7 @@ def _io_text(graph: LineageGraph, run: RunKey) -> str:
 
     inputs = ", ".join(named(edge.source, edge.row_count) for edge in graph.incoming(run))
     outputs = ", ".join(named(edge.target, edge.row_count) for edge in graph.outgoing(run))
-    return f"{inputs} -> {outputs}" if outputs else inputs
+    return f"{inputs} -> {outputs}".strip() if outputs else inputs
 
 
 def _run_lines(graph: LineageGraph, run: RunKey, indent: str, width: int) -> list[str]:
@@ -531,15 +542,27 @@ def render_text(graph: LineageGraph) -> str:
 
 # ---------------------------------------------------------------------------------------------- picture
 
-_BOX_W, _BOX_H, _GAP_X, _GAP_Y, _MARGIN = 230, 60, 70, 16, 20
-_FLOW_H, _FLOW_GAP = 44, 36
-_CHARS = 32  # of 11 px monospace in a box
+_BOX_W, _BOX_H, _BEND_H, _GAP_X, _GAP_Y, _MARGIN, _FLOW_GAP = 250, 60, 8, 80, 16, 20, 36
+_CHARS = 35  # characters of 11 px monospace that fit in a box
 _FLOW_COLOURS = ("#7b5ea7", "#d9822b", "#2b8fd9", "#3aa37a", "#c2417a", "#8a8a2e", "#4a5fc1", "#b5533c")
 
 
 @dataclass(frozen=True)
+class _Bend:
+    """Where a long edge crosses a layer: laid out like a thin node, so the edge runs between boxes."""
+
+    edge: int
+    layer: int
+
+
+_Item = DatasetKey | RunKey | _Bend
+
+
+@dataclass(frozen=True)
 class _Layout:
-    positions: Mapping[NodeKey, tuple[float, float]]
+    boxes: Mapping[NodeKey, tuple[float, float]]  # top-left corner of each box
+    edges: tuple[Edge, ...]  # the edges drawn: those between stage runs and datasets
+    bends: Mapping[int, list[tuple[float, float]]]  # per drawn edge: left end of each layer it crosses
     flows: tuple[RunKey, ...]
     width: float
     height: float
@@ -567,14 +590,14 @@ def _layers(graph: LineageGraph, nodes: list[NodeKey]) -> dict[NodeKey, int]:
             successors[predecessor].append(node)
     layer = dict.fromkeys(nodes, 0)
     ready = deque(node for node in nodes if waiting[node] == 0)
-    while ready:
+    while ready:  # Kahn's order; nodes on a cycle (never in guardflow's logs) keep what they reached
         node = ready.popleft()
         for successor in successors[node]:
             layer[successor] = max(layer[successor], layer[node] + weights[(node, successor)])
             waiting[successor] -= 1
             if waiting[successor] == 0:
                 ready.append(successor)
-    # A source dataset sits just left of its first reader, not far away in layer 0.
+    # A source dataset sits just left of its first reader rather than far away in layer 0.
     for node in nodes:
         if isinstance(node, DatasetKey) and not predecessors[node] and successors[node]:
             layer[node] = max(0, min(layer[successor] for successor in successors[node]) - 1)
@@ -582,67 +605,94 @@ def _layers(graph: LineageGraph, nodes: list[NodeKey]) -> dict[NodeKey, int]:
 
 
 def _layout(graph: LineageGraph) -> _Layout:
+    """Layers by depth, left to right; rows ordered by barycentre sweeps; flow runs in a band on top."""
     flows = tuple(
         sorted((key for key in graph.runs if graph.is_flow(key)), key=lambda key: graph.runs[key].time)
     )
     order_of_flow = {flow: index for index, flow in enumerate(flows)}
     nodes = [key for key in graph.nodes if key not in order_of_flow]
-    layers = _layers(graph, nodes)
+    layer_of: dict[_Item, int] = {key: layer for key, layer in _layers(graph, nodes).items()}
+    edges = tuple(edge for edge in graph.edges if edge.source in layer_of and edge.target in layer_of)
+    links: dict[_Item, list[_Item]] = defaultdict(list)
+    chains: dict[int, list[_Bend]] = {}
+    for number, edge in enumerate(edges):
+        chains[number] = [
+            _Bend(number, layer) for layer in range(layer_of[edge.source] + 1, layer_of[edge.target])
+        ]
+        layer_of.update({bend: bend.layer for bend in chains[number]})
+        for one, other in pairwise([edge.source, *chains[number], edge.target]):
+            links[one].append(other)
+            links[other].append(one)
 
     def initial(key: NodeKey) -> tuple[int, str, str]:
         run = graph.runs.get(key) if isinstance(key, RunKey) else None
         flow = order_of_flow.get(run.parent, -1) if run and run.parent else -1
         return (flow, run.time if run else "", node_label(graph, key))
 
-    columns: dict[int, list[NodeKey]] = defaultdict(list)
+    columns: dict[int, list[_Item]] = defaultdict(list)
     for key in sorted(nodes, key=initial):
-        columns[layers[key]].append(key)
-    # Two barycentre sweeps: order each column by the mean row of the nodes it is linked to.
-    index = {key: row for column in columns.values() for row, key in enumerate(column)}
+        columns[layer_of[key]].append(key)
+    for chain in chains.values():
+        for bend in chain:
+            columns[bend.layer].append(bend)
+    index = {item: row for column in columns.values() for row, item in enumerate(column)}
 
-    def centre(key: NodeKey) -> float:
-        ends = [
-            end for edge in graph.incoming(key) + graph.outgoing(key) for end in (edge.source, edge.target)
-        ]
-        rows = [index[end] for end in ends if end in index and end != key]
-        return sum(rows) / len(rows) if rows else float(index[key])
+    def centre(item: _Item) -> float:
+        rows = [index[other] for other in links[item]]
+        return sum(rows) / len(rows) if rows else float(index[item])
 
-    for _ in range(2):
-        for layer in sorted(columns):
+    for sweep in range(4):  # alternate left-to-right and right-to-left passes
+        for layer in sorted(columns, reverse=bool(sweep % 2)):
             columns[layer].sort(key=centre)
-            index.update({key: row for row, key in enumerate(columns[layer])})
-    tallest = max((len(column) for column in columns.values()), default=0)
-    top = _MARGIN + ((_FLOW_H + _FLOW_GAP) if flows else 0)
-    positions: dict[NodeKey, tuple[float, float]] = {}
-    for layer, column in columns.items():
-        offset = (tallest - len(column)) * (_BOX_H + _GAP_Y) / 2
-        for row, key in enumerate(column):
-            positions[key] = (_MARGIN + layer * (_BOX_W + _GAP_X), top + offset + row * (_BOX_H + _GAP_Y))
+            index.update({item: row for row, item in enumerate(columns[layer])})
+
+    def height(item: _Item) -> float:
+        return _BEND_H if isinstance(item, _Bend) else _BOX_H
+
+    column_height = {
+        layer: sum(height(item) for item in column) + _GAP_Y * (len(column) - 1)
+        for layer, column in columns.items()
+    }
+    tallest = max(column_height.values(), default=0.0)
+    top = _MARGIN + ((_BOX_H + _FLOW_GAP) if flows else 0)
+    boxes: dict[NodeKey, tuple[float, float]] = {}
+    bends: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for layer in sorted(columns):
+        x, y = _MARGIN + layer * (_BOX_W + _GAP_X), top + (tallest - column_height[layer]) / 2
+        for item in columns[layer]:
+            if isinstance(item, _Bend):
+                bends[item.edge].append((x, y + _BEND_H / 2))
+            else:
+                boxes[item] = (x, y)
+            y += height(item) + _GAP_Y
     for row, flow in enumerate(flows):
-        positions[flow] = (_MARGIN + row * (_BOX_W + _GAP_X), _MARGIN)
+        boxes[flow] = (_MARGIN + row * (_BOX_W + _GAP_X), _MARGIN)
     width = _MARGIN * 2 + max(len(columns), len(flows), 1) * (_BOX_W + _GAP_X) - _GAP_X
-    height = top + tallest * (_BOX_H + _GAP_Y) - _GAP_Y + _MARGIN
-    return _Layout(positions, flows, width, max(height, top + _MARGIN))
+    return _Layout(boxes, edges, bends, flows, width, top + tallest + _MARGIN)
 
 
 def _fit(text: str, limit: int = _CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _box_lines(graph: LineageGraph, key: NodeKey) -> tuple[str, str, str]:
+def _box_lines(graph: LineageGraph, key: NodeKey) -> list[str]:
+    """The label and up to two short facts, for a box in the picture."""
     if isinstance(key, DatasetKey):
-        versions = ", ".join(_version_text(version) for version in graph.versions(key))
-        rows = _rows_text(graph.row_counts(key))
-        where = "" if key.namespace == "file" else key.namespace
-        return (
-            (node_label(graph, key), versions, rows or where)
-            if versions
-            else (node_label(graph, key), rows, where)
-        )
-    run = graph.runs[key]
-    facts = run_facts(graph, key)
-    second = f"{run.state}  {_time_text(run.time, with_date=graph.is_flow(key))}"
-    return node_label(graph, key), second, facts[0] if facts else f"run {key.run_id[:18]}…"
+        facts = [
+            ", ".join(_version_text(version, short=True) for version in graph.versions(key)),
+            _rows_text(graph.row_counts(key)),
+            "" if key.namespace == "file" else key.namespace,
+        ]
+    else:
+        run, figures = graph.runs[key], _contract_figures(graph, key)
+        if run.error:
+            third = run.error
+        elif figures is not None and figures[1] is not None:
+            third = f"{figures[1]:,} accepted, {figures[0] - figures[1]:,} quarantined"
+        else:
+            third = f"run {key.run_id}"
+        facts = [f"{run.state}  {_time_text(run.time, with_date=graph.is_flow(key))}", third]
+    return [node_label(graph, key), *[fact for fact in facts if fact][:2]]
 
 
 def _box_class(graph: LineageGraph, key: NodeKey) -> str:
@@ -650,6 +700,13 @@ def _box_class(graph: LineageGraph, key: NodeKey) -> str:
         return "model" if key.name.startswith("models/") else "dataset"
     run = graph.runs[key]
     return "failed" if run.failed else "run" if run.state == "COMPLETE" else "started"
+
+
+def _curve(start: tuple[float, float], end: tuple[float, float]) -> str:
+    bend = max(24.0, abs(end[0] - start[0]) / 2)
+    return (
+        f"C {start[0] + bend:.0f} {start[1]:.0f}, {end[0] - bend:.0f} {end[1]:.0f}, {end[0]:.0f} {end[1]:.0f}"
+    )
 
 
 def _svg(graph: LineageGraph, layout: _Layout) -> str:
@@ -661,39 +718,32 @@ def _svg(graph: LineageGraph, layout: _Layout) -> str:
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>',
     ]
-    for edge in graph.edges:
-        if edge.source not in layout.positions or edge.target not in layout.positions:
-            continue
-        if any(isinstance(end, RunKey) and end in colour for end in (edge.source, edge.target)):
-            continue  # a flow run's own edges repeat its stages'
-        (x1, y1), (x2, y2) = layout.positions[edge.source], layout.positions[edge.target]
-        x1, y1, y2 = x1 + _BOX_W, y1 + _BOX_H / 2, y2 + _BOX_H / 2
-        bend = max(30.0, (x2 - x1) / 2)
-        parts.append(
-            f'<path class="edge" d="M {x1:.0f} {y1:.0f} C {x1 + bend:.0f} {y1:.0f}, {x2 - bend:.0f} {y2:.0f}, '
-            f'{x2 - 2:.0f} {y2:.0f}" marker-end="url(#arrow)"/>'
-        )
-    for key, (x, y) in layout.positions.items():
-        is_flow = key in colour
-        height = _FLOW_H if is_flow else _BOX_H
+    for number, edge in enumerate(layout.edges):
+        (x1, y1), (x2, y2) = layout.boxes[edge.source], layout.boxes[edge.target]
+        point = (x1 + _BOX_W, y1 + _BOX_H / 2)
+        steps = [f"M {point[0]:.0f} {point[1]:.0f}"]
+        for x, y in layout.bends.get(number, ()):
+            steps += [_curve(point, (x, y)), f"L {x + _BOX_W:.0f} {y:.0f}"]
+            point = (x + _BOX_W, y)
+        steps.append(_curve(point, (x2 - 2, y2 + _BOX_H / 2)))
+        parts.append(f'<path class="edge" d="{" ".join(steps)}" marker-end="url(#arrow)"/>')
+    for key, (x, y) in layout.boxes.items():
         focus = " focus" if key in graph.focus else ""
         parts.append(f'<g class="node {_box_class(graph, key)}{focus}">')
         parts.append(f"<title>{esc(_describe(graph, key))}</title>")
-        parts.append(f'<rect x="{x:.0f}" y="{y:.0f}" width="{_BOX_W}" height="{height}" rx="7"/>')
+        parts.append(f'<rect x="{x:.0f}" y="{y:.0f}" width="{_BOX_W}" height="{_BOX_H}" rx="7"/>')
         run = graph.runs.get(key) if isinstance(key, RunKey) else None
-        flow = key if is_flow else (run.parent if run else None)
-        if flow in colour and isinstance(flow, RunKey):
+        flow = key if key in colour else (run.parent if run else None)
+        if isinstance(flow, RunKey) and flow in colour:
             parts.append(
-                f'<rect class="stripe" x="{x:.0f}" y="{y:.0f}" width="6" height="{height}" '
-                f'fill="{colour[flow]}"/>'
+                f'<rect class="stripe" x="{x + 1:.0f}" y="{y + 1:.0f}" width="6" height="{_BOX_H - 2}" '
+                f'style="fill:{colour[flow]}"/>'
             )
-        first, second, third = _box_lines(graph, key)
-        lines = [(first, "label"), (second, "fact")] + ([] if is_flow else [(third, "fact")])
-        for row, (text, css) in enumerate(lines):
-            if text:
-                parts.append(
-                    f'<text class="{css}" x="{x + 14:.0f}" y="{y + 18 + row * 16:.0f}">{esc(_fit(text))}</text>'
-                )
+        for row, text in enumerate(_box_lines(graph, key)):
+            css = "label" if row == 0 else "fact"
+            parts.append(
+                f'<text class="{css}" x="{x + 14:.0f}" y="{y + 19 + row * 16:.0f}">{esc(_fit(text))}</text>'
+            )
         parts.append("</g>")
     parts.append("</svg>")
     return "\n".join(parts)
@@ -703,7 +753,7 @@ def _table(graph: LineageGraph, layout: _Layout) -> str:
     esc = html.escape
 
     def place(key: NodeKey) -> tuple[int, float, float]:
-        x, y = layout.positions.get(key, (0.0, 0.0))
+        x, y = layout.boxes.get(key, (0.0, 0.0))
         return (0 if key in layout.flows else 1, x, y)
 
     rows = [

@@ -99,6 +99,7 @@ def open_run(flow_name: str, settings: Settings, config_path: Path, run_dir: Pat
         namespace=settings.lineage.namespace,
         log_path=home / "lineage" / "events.jsonl",
         url=settings.lineage.url,
+        spool_dir=home / "lineage" / "spool",
     )
     return RunContext(
         flow_name=flow_name,

@@ -1,7 +1,7 @@
 """Lineage delivery over HTTP: events spool while the endpoint is down and arrive once, in order, when it returns.
 
-Every test talks to a real HTTP receiver on loopback (stdlib `http.server` in a thread) that it stops, restarts
-and shuts down itself; nothing leaves the machine.
+The tests talk to a real HTTP receiver on loopback (stdlib `http.server` in a thread) that they stop, restart
+and shut down themselves; nothing leaves the machine.
 """
 
 from __future__ import annotations

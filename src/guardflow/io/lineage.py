@@ -480,8 +480,10 @@ class LineageEmitter:
             return "OpenLineage: disabled (OPENLINEAGE_DISABLED=true)"
         where = endpoint_url(self._url, self._endpoint) if self._url else str(self._log_path)
         spooled = ""
-        if self._spool is not None and (self._spooled or self.events_waiting):
-            spooled = f", {self._spooled} spooled, {self.events_waiting} waiting in {self._spool.folder}"
+        if self._spool is not None:
+            waiting = self.events_waiting
+            if self._spooled or waiting:
+                spooled = f", {self._spooled} spooled, {waiting} waiting in {self._spool.folder}"
         failed = f", {self._failed} failed" if self._failed else ""
         return f"OpenLineage: {self._emitted} events to {where}{spooled}{failed}"
 
