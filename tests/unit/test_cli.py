@@ -53,3 +53,45 @@ def test_unknown_command_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as caught:
         main(["fly"])
     assert caught.value.code == 2, "argparse usage errors exit 2"
+
+
+def test_lineage_show_traces_a_model_version_to_its_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the event log of a real run (tests/data/lineage) as this home's log
+    log = tmp_path / "lineage" / "events.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text((ROOT / "tests" / "data" / "lineage" / "sample_events.jsonl").read_text())
+    monkeypatch.setenv("GUARDFLOW_HOME", str(tmp_path))
+    page = tmp_path / "lineage.html"
+    # when the lineage of model version 1 is shown
+    result = subprocess.run(
+        [sys.executable, "-m", "guardflow", "lineage", "show", "--config", str(ROOT / "configs" / "adult.yaml"),
+         "--model-version", "1", "--html", str(page)],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "GUARDFLOW_HOME": str(tmp_path)},
+    )  # fmt: skip
+    # then it reaches the training file's sha256 and the contract run, in the terminal and on the page
+    assert result.returncode == 0, result.stderr
+    assert "5b00264637dbfec36bdeaab5676b0b309ff9eb788d63554ca0a249491c86603d" in result.stdout, (
+        "the data sha256"
+    )
+    assert "validate_contract" in result.stdout, "the contract run"
+    assert "<svg" in page.read_text(), "the page has a picture"
+
+
+def test_lineage_show_of_an_unknown_version_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    log = tmp_path / "lineage" / "events.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text((ROOT / "tests" / "data" / "lineage" / "sample_events.jsonl").read_text())
+    result = _guardflow(
+        "lineage",
+        "show",
+        "--config",
+        str(ROOT / "configs" / "adult.yaml"),
+        "--model-version",
+        "99",
+        home=tmp_path,
+    )
+    assert result.returncode == 2, f"unknown version must exit 2, got {result.returncode}"
+    assert len(result.stderr.strip().splitlines()) == 1, f"one line, got {result.stderr!r}"

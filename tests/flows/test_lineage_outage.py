@@ -1,0 +1,87 @@
+"""A lineage endpoint that goes down in the middle of a safety-train run: the run goes on, events wait in the
+spool, and every event arrives exactly once, in order, once the endpoint is back."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flows.safety_train import safety_train
+from guardflow.settings import guardflow_home
+from tests.conftest import write_adult_config
+from tests.lineage_validation import event_problems
+from tests.unit.test_lineage_delivery import LineageReceiver
+
+EVENTS_BEFORE_OUTAGE = 4
+OUTAGE_SECONDS = 3.0
+
+
+@pytest.fixture
+def flaky_receiver() -> Iterator[LineageReceiver]:
+    """A receiver that stops itself after a few events and comes back a few seconds later."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    receiver = LineageReceiver(port=port)
+    restarted = threading.Event()
+    receiver.outages = []  # type: ignore[attr-defined]
+
+    def outage() -> None:
+        receiver.stop()
+        receiver.outages.append(len(receiver.deliveries))  # type: ignore[attr-defined]
+        threading.Timer(OUTAGE_SECONDS, lambda: (receiver.start(), restarted.set())).start()
+
+    def answer(index: int) -> tuple[int, float]:
+        if index == EVENTS_BEFORE_OUTAGE - 1:
+            threading.Timer(0.0, outage).start()
+        return 200, 0.0
+
+    receiver.answer = answer
+    receiver.start()
+    try:
+        yield receiver
+    finally:
+        restarted.wait(timeout=OUTAGE_SECONDS + 10)
+        receiver.stop()
+
+
+def test_every_event_arrives_once_and_in_order_across_an_outage(
+    tmp_path: Path, adult_slice: Path, flaky_receiver: LineageReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given lineage sent over HTTP to a receiver that goes down after 4 events
+    monkeypatch.delenv("OPENLINEAGE_URL", raising=False)
+    config = write_adult_config(
+        tmp_path, registry={"model_name": "adult-outage"}, lineage={"url": flaky_receiver.url}
+    )
+    # when a whole safety-train run happens
+    summary = safety_train(str(config), str(tmp_path / "run"), str(adult_slice))
+    # then the endpoint really was down mid-run (it went down after 4 events and the run sent more)
+    assert flaky_receiver.outages == [EVENTS_BEFORE_OUTAGE], "the receiver must have stopped once, mid-run"  # type: ignore[attr-defined]
+    # and the run finished, and every event it emitted arrived exactly once, in emission order
+    assert summary.status in ("promoted", "rejected"), f"the outage must not fail the run: {summary.error}"
+    assert summary.lineage is not None
+    own = [
+        body for body in flaky_receiver.accepted
+        if body["run"]["runId"] == summary.lineage.run_id
+        or body["run"].get("facets", {}).get("parent", {}).get("run", {}).get("runId") == summary.lineage.run_id
+    ]  # fmt: skip
+    keys = [(body["run"]["runId"], body["eventType"]) for body in own]
+    assert len(keys) == len(set(keys)), "no event may arrive twice"
+    assert len(own) == summary.lineage.events, (
+        f"all {summary.lineage.events} events must arrive, got {len(own)}"
+    )
+    assert own[0]["eventType"] == "START" and own[0]["job"]["name"] == "safety-train.adult", (
+        "the flow START first"
+    )
+    assert own[-1]["eventType"] == "COMPLETE" and own[-1]["job"]["name"] == "safety-train.adult", (
+        "its end last"
+    )
+    times = [body["eventTime"] for body in own]
+    assert times == sorted(times), "events arrive in the order they were emitted"
+    assert all(not event_problems(body) for body in own), "every delivered event follows the spec"
+    spool = guardflow_home() / "lineage" / "spool"
+    assert not [path for path in spool.glob("*.json")], "nothing is left in the spool"
