@@ -39,7 +39,7 @@ def safety_train(
         quarantine = save_quarantine(
             context, {"contract": contract.quarantined, "poisoning_scan": scan.quarantined(train.rows)}
         )
-        saved = train_model(context, contract, scan)
+        saved = train_model(context, train, contract, scan)
         test = load_data(context, "test")
         evaluation = evaluate_model(context, saved, test, contract, scan)
         decision = gate_model(context, evaluation, saved)

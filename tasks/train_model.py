@@ -1,15 +1,15 @@
 """Encode features from public bounds and train the DP model; the weights are saved as safetensors."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from guardflow.encode_features import encode_features
-from guardflow.io.datasets import label_vector
+from guardflow.encode_features import encode_features, feature_layout
+from guardflow.io.datasets import Table, label_vector
 from guardflow.io.lineage import file_dataset
-from guardflow.lineage_facets import training_facet
+from guardflow.lineage_facets import column_lineage_facet, training_facet
 from guardflow.network import save_weights
 from guardflow.run_context import RunContext
 from guardflow.scan_poisoning import ScanResult
@@ -26,7 +26,7 @@ class SavedModel:
 
 
 @task(name="train-private", cache_policy=NO_CACHE)
-def train_model(context: RunContext, contract: ContractResult, scan: ScanResult) -> SavedModel:
+def train_model(context: RunContext, train: Table, contract: ContractResult, scan: ScanResult) -> SavedModel:
     settings = context.settings
     rows = contract.accepted[~scan.flagged]
     training_rows = file_dataset(context.run_dir / "training-rows", row_count=len(rows))
@@ -38,7 +38,11 @@ def train_model(context: RunContext, contract: ContractResult, scan: ScanResult)
         model_dir.mkdir(exist_ok=True)
         weights_path = model_dir / "weights.safetensors"
         weights_sha256 = save_weights(trained.model, weights_path)
-        stage.datasets.append(file_dataset(weights_path, sha256=weights_sha256))
+        layout = feature_layout(settings.dataset)
+        source = file_dataset(train.path)
+        weights = file_dataset(weights_path, sha256=weights_sha256)
+        columns = column_lineage_facet((source.namespace, source.name), layout.names, layout.sources)
+        stage.datasets.append(replace(weights, extra_facets=columns))
         stage.run_facets.update(training_facet(trained.privacy))
     privacy = trained.privacy
     stage_log.info(

@@ -1,10 +1,13 @@
 """Validate a table against its Great Expectations contract; failing rows are set aside, not dropped."""
 
+from dataclasses import replace
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from guardflow.io.datasets import Table
 from guardflow.io.lineage import file_dataset
+from guardflow.lineage_facets import assertions_facet
 from guardflow.run_context import RunContext
 from guardflow.validate_contract import ContractResult, validate_contract
 from tasks.stage_log import stage_log
@@ -17,6 +20,8 @@ def validate_data(context: RunContext, table: Table) -> ContractResult:
     source = file_dataset(table.path, columns=columns, row_count=table.row_count, sha256=table.sha256)
     with context.stage("validate_contract", inputs=[source]) as stage:
         result = validate_contract(table.rows, settings.dataset, settings.contract)
+        outcomes = [(outcome.expectation, outcome.column, outcome.success) for outcome in result.outcomes]
+        stage.inputs = [replace(source, input_facets=assertions_facet(outcomes))]
         stage.datasets.append(file_dataset(context.run_dir / "accepted", row_count=result.rows_accepted))
     failed = sum(not outcome.success for outcome in result.outcomes)
     stage_log.info(

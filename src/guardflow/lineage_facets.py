@@ -9,7 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import attr
-from openlineage.client.facet_v2 import DatasetFacet, RunFacet
+from openlineage.client.facet_v2 import (
+    DatasetFacet,
+    InputDatasetFacet,
+    RunFacet,
+    column_lineage_dataset,
+    data_quality_assertions_dataset,
+)
 
 from guardflow.decide_gate import GateDecision
 from guardflow.train_private import PrivacyReport
@@ -122,6 +128,33 @@ def model_facet(weights_sha256: str, name: str, version: str, aliases: list[str]
             weightsSha256=weights_sha256, registeredModel=name, version=version, aliases=list(aliases)
         )
     }
+
+
+def assertions_facet(outcomes: list[tuple[str, str | None, bool]]) -> dict[str, InputDatasetFacet]:
+    """The contract's expectations as OpenLineage data-quality assertions: (expectation, column, success)."""
+    assertions = [
+        data_quality_assertions_dataset.Assertion(assertion=name, success=success, column=column)
+        for name, column, success in outcomes
+    ]
+    return {
+        "dataQualityAssertions": data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(assertions)
+    }
+
+
+def column_lineage_facet(
+    source: tuple[str, str], feature_names: tuple[str, ...], feature_sources: tuple[str, ...]
+) -> dict[str, DatasetFacet]:
+    """Which source column each encoded model feature comes from (`source` is the file's namespace and name)."""
+    namespace, name = source
+    fields = {
+        feature: column_lineage_dataset.Fields(
+            inputFields=[column_lineage_dataset.InputField(namespace=namespace, name=name, field=column)],
+            transformationDescription="public-bounds encoding (scale, bin or one-hot; nothing fitted)",
+            transformationType="INDIRECT",
+        )
+        for feature, column in zip(feature_names, feature_sources, strict=True)
+    }
+    return {"columnLineage": column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields)}
 
 
 def prefect_facet(flow_run_id: str, flow_name: str) -> dict[str, RunFacet]:

@@ -29,6 +29,7 @@ class StageOutputs:
 
     datasets: list[LineageDataset] = field(default_factory=list)
     run_facets: dict[str, RunFacet] = field(default_factory=dict)
+    inputs: list[LineageDataset] | None = None  # the inputs again, with what the stage learned about them
 
 
 @dataclass
@@ -67,7 +68,12 @@ class RunContext:
             self.lineage.fail(job, run_id, str(error) or type(error).__name__, inputs=inputs, parent=parent)
             raise
         self.lineage.complete(
-            job, run_id, inputs=inputs, outputs=outputs.datasets, parent=parent, run_facets=outputs.run_facets
+            job,
+            run_id,
+            inputs=outputs.inputs if outputs.inputs is not None else inputs,
+            outputs=outputs.datasets,
+            parent=parent,
+            run_facets=outputs.run_facets,
         )
         logger.debug("stage %s took %.1fs", name, time.perf_counter() - started)
 

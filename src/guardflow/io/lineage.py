@@ -86,6 +86,7 @@ class LineageDataset:
     columns: tuple[tuple[str, str], ...] = ()
     row_count: int | None = None
     version: str | None = None  # e.g. the content sha256 -> the datasetVersion facet
+    input_facets: Mapping[str, InputDatasetFacet] = field(default_factory=dict, hash=False)
     extra_facets: Mapping[str, DatasetFacet] = field(default_factory=dict, hash=False)
 
 
@@ -160,6 +161,7 @@ def _input_dataset(dataset: LineageDataset) -> InputDataset:
             producer=PRODUCER,
         )
         input_facets["dataQualityMetrics"] = metrics
+    input_facets.update({key: _stamped(facet) for key, facet in dataset.input_facets.items()})
     return InputDataset(
         namespace=dataset.namespace,
         name=dataset.name,
