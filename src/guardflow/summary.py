@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -244,18 +245,7 @@ def training_summary(
             seconds=round(scan.seconds, 2),
         ),
         privacy=PrivacyFigures(
-            epsilon=privacy.epsilon,
-            delta=privacy.delta,
-            accountant=privacy.accountant,
-            epsilon_rdp=privacy.epsilon_rdp,
-            noise_multiplier=privacy.noise_multiplier,
-            max_grad_norm=privacy.max_grad_norm,
-            sample_rate=privacy.sample_rate,
-            steps=privacy.steps,
-            epochs=privacy.epochs,
-            training_rows=privacy.training_rows,
-            calibration_rows=privacy.calibration_rows,
-            calibration_epsilon=privacy.calibration_epsilon,
+            **{name: value for name, value in asdict(privacy).items() if name != "empty_batches"},
             budget_spent=max(budget.spent for budget in budgets),
             lifetime_epsilon=budgets[0].lifetime,
             data_sources=[budget.source_sha256 for budget in budgets],

@@ -16,6 +16,7 @@ from guardflow.cli import main
 from guardflow.io import registry
 from guardflow.settings import guardflow_home
 from tests.conftest import write_adult_config
+from tests.flows.conftest import LENIENT_GATE
 from tests.lineage_validation import event_problems, read_events
 
 
@@ -35,17 +36,7 @@ def _events_of(run_dir: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def promoted_run(tmp_path_factory: pytest.TempPathFactory, adult_slice: Path) -> tuple[Path, dict]:
     folder = tmp_path_factory.mktemp("promoted")
-    config = write_adult_config(
-        folder,
-        registry={"model_name": "adult-flow-test"},
-        gate={
-            "min_accuracy": 0.78,
-            "min_roc_auc": 0.8,
-            "max_ece": 0.3,
-            "max_mia_auc": 0.6,
-            "max_demographic_parity_difference": 0.4,
-        },
-    )
+    config = write_adult_config(folder, registry={"model_name": "adult-flow-test"}, gate=LENIENT_GATE)
     run_dir = folder / "run"
     summary = safety_train(str(config), str(run_dir), str(adult_slice))
     return run_dir, summary.model_dump(mode="json")
