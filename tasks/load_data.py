@@ -16,8 +16,10 @@ def load_data(context: RunContext, split: str = "train", path: str | None = None
     """Read the configured split (checksum enforced) or, when `path` is given, that file (checksum recorded)."""
     dataset = context.settings.dataset
     source = Path(path) if path else getattr(dataset, split).path
-    with context.stage(f"load_{split}", inputs=[file_dataset(source)]):
+    with context.stage(f"load_{split}", inputs=[file_dataset(source)]) as stage:
         table = read_split(dataset, split) if path is None else read_table(source, dataset)
+        columns = [(name, "string") for name in table.rows.columns]
+        stage.inputs = [file_dataset(source, columns=columns, row_count=table.row_count, sha256=table.sha256)]
     stage_log.info(
         "load      %s: %s rows, sha256 %s...", table.path.name, f"{table.row_count:,}", table.sha256[:12]
     )

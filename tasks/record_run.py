@@ -43,7 +43,9 @@ def start_run(flow_name: str, config_path: str, run_dir: str | None) -> RunConte
 def save_quarantine(context: RunContext, parts: dict[str, pd.DataFrame]) -> Path:
     with context.stage("write_quarantine", inputs=[]) as stage:
         path = run_folder.write_quarantine(context.run_dir, parts)
-        stage.datasets.append(file_dataset(path, row_count=sum(len(part) for part in parts.values())))
+        written = pd.read_parquet(path)
+        columns = [(str(name), str(dtype)) for name, dtype in written.dtypes.items()]
+        stage.datasets.append(file_dataset(path, columns=columns, row_count=len(written)))
     return path
 
 
