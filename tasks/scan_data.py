@@ -3,7 +3,6 @@
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from guardflow.io.lineage import file_dataset
 from guardflow.lineage_facets import poisoning_facet
 from guardflow.run_context import RunContext
 from guardflow.scan_poisoning import ScanResult, scan_poisoning
@@ -14,13 +13,11 @@ from tasks.stage_log import stage_log
 @task(name="scan-poisoning", cache_policy=NO_CACHE)
 def scan_data(context: RunContext, contract: ContractResult) -> ScanResult:
     settings = context.settings
-    accepted = file_dataset(context.run_dir / "accepted", row_count=contract.rows_accepted)
+    accepted = context.rows_dataset("accepted", contract.rows_accepted)
     with context.stage("scan_poisoning", inputs=[accepted]) as stage:
         result = scan_poisoning(contract.accepted, settings.dataset, settings.poisoning)
         stage.run_facets.update(poisoning_facet(result.rows_in, result.rows_flagged, result.per_detector))
-        stage.datasets.append(
-            file_dataset(context.run_dir / "training-rows", row_count=result.rows_in - result.rows_flagged)
-        )
+        stage.datasets.append(context.rows_dataset("training-rows", result.rows_in - result.rows_flagged))
     detectors = ", ".join(f"{name} {count:,}" for name, count in result.per_detector.items())
     stage_log.info(
         "scan      %s rows flagged (%s) in %.1fs", f"{result.rows_flagged:,}", detectors, result.seconds

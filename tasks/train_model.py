@@ -29,7 +29,7 @@ class SavedModel:
 def train_model(context: RunContext, train: Table, contract: ContractResult, scan: ScanResult) -> SavedModel:
     settings = context.settings
     rows = contract.accepted[~scan.flagged]
-    training_rows = file_dataset(context.run_dir / "training-rows", row_count=len(rows))
+    training_rows = context.rows_dataset("training-rows", len(rows))
     with context.stage("train_private", inputs=[training_rows]) as stage:
         features = encode_features(rows, settings.dataset)
         labels = label_vector(rows, settings.dataset).to_numpy()

@@ -22,7 +22,7 @@ def validate_data(context: RunContext, table: Table) -> ContractResult:
         result = validate_contract(table.rows, settings.dataset, settings.contract)
         outcomes = [(outcome.expectation, outcome.column, outcome.success) for outcome in result.outcomes]
         stage.inputs = [replace(source, input_facets=assertions_facet(outcomes))]
-        stage.datasets.append(file_dataset(context.run_dir / "accepted", row_count=result.rows_accepted))
+        stage.datasets.append(context.rows_dataset("accepted", result.rows_accepted))
     failed = sum(not outcome.success for outcome in result.outcomes)
     stage_log.info(
         "contract  %s expectations, %d failed; %s rows accepted, %s quarantined",

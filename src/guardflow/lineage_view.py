@@ -387,6 +387,11 @@ def node_label(graph: LineageGraph, key: NodeKey) -> str:
 
 
 def _facet_text(name: str, facet: Mapping[str, Any]) -> str:
+    if name == "columnLineage":
+        sources = sorted({
+            field["field"] for lineage in facet.get("fields", {}).values() for field in lineage.get("inputFields", [])
+        })  # fmt: skip
+        return f"columnLineage: {len(facet.get('fields', {}))} features from {', '.join(sources) or 'no columns'}"
     fields = []
     for field_name, value in facet.items():
         if field_name.startswith("_"):

@@ -77,6 +77,17 @@ class RunContext:
         )
         logger.debug("stage %s took %.1fs", name, time.perf_counter() - started)
 
+    def rows_dataset(self, name: str, row_count: int) -> LineageDataset:
+        """Rows that live only in memory between two stages (accepted rows, training rows) as a lineage dataset.
+
+        They are named under the run folder in a namespace of their own, so no one mistakes them for files.
+        """
+        return LineageDataset(
+            namespace=f"{self.settings.lineage.namespace}-rows",
+            name=f"{self.run_dir}/{name}",
+            row_count=row_count,
+        )
+
     def begin(self, inputs: list[LineageDataset], run_facets: dict[str, RunFacet] | None = None) -> None:
         """The flow's own START event; stage events point at it as their parent."""
         self.lineage.start(self.flow_job, self.run_id, inputs=inputs, run_facets=run_facets)
