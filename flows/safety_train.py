@@ -33,12 +33,12 @@ def safety_train(
     context = start_run(FLOW_NAME, config_path, run_dir)
     try:
         train = load_data(context, "train", data_path)
-        budgets = reserve_budget(context, train, data_sources)
         contract = validate_data(context, train)
         scan = scan_data(context, contract)
         quarantine = save_quarantine(
             context, {"contract": contract.quarantined, "poisoning_scan": scan.quarantined(train.rows)}
         )
+        budgets = reserve_budget(context, train, data_sources)
         saved = train_model(context, train, contract, scan)
         test = load_data(context, "test")
         evaluation = evaluate_model(context, saved, test, contract, scan)
