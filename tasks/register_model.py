@@ -6,7 +6,7 @@ from prefect.cache_policies import NO_CACHE
 from guardflow import __version__
 from guardflow.decide_gate import GateDecision
 from guardflow.evaluate_safety import Evaluation
-from guardflow.io import registry
+from guardflow.io import promotion, registry
 from guardflow.io.datasets import Table, typed_frame
 from guardflow.io.lineage import LineageDataset, file_dataset
 from guardflow.lineage_facets import model_facet
@@ -103,11 +103,15 @@ def register_model(
             input_example=example,
         )
         if decision.passed:
-            registry.set_alias(version.name, registry.CHAMPION_ALIAS, version.version)
-            version = registry.champion_version(version.name) or version
+            promotion.accept_candidate(
+                version.name, version.version, settings.registry.approval == "required"
+            )
+            version = registry.version_of(version.name, version.version)
         registered = with_model(summary, version, saved.weights_sha256)
         if registered.model is not None:
             stage.datasets.append(model_dataset(context, registered.model))
     aliases = ", ".join(version.aliases) or "no alias"
     stage_log.info("register  %s version %s (%s)", version.name, version.version, aliases)
+    if decision.passed and settings.registry.approval == "required":
+        return registered.model_copy(update={"status": "awaiting_approval"})
     return registered

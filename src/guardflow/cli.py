@@ -7,15 +7,20 @@ configuration (one line on stderr, no traceback); 1 internal failure.
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from guardflow.errors import ConfigError, DataError, GuardflowError
 from guardflow.settings import guardflow_home, load_settings, settings_json_schema
+
+if TYPE_CHECKING:
+    from guardflow.io.promotion import ChampionMove
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -132,6 +137,57 @@ def _lineage_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _open_registry(args: argparse.Namespace) -> str:
+    """Validate the config, point MLflow at the embedded store, and return the registered model's name."""
+    settings = load_settings(args.config)
+    _prepare()
+    from guardflow.io import registry
+
+    registry.configure_tracking(guardflow_home(), experiment=f"guardflow-{settings.dataset.id}")
+    return settings.registry.model_name
+
+
+def _print_move(move: ChampionMove) -> None:
+    previous = f"version {move.previous}" if move.previous else "no champion"
+    print(
+        f"{move.model}: champion is now version {move.version} (was {previous}); {move.action} by {move.by}: "
+        f"{move.reason}"
+    )
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from guardflow.io import promotion
+
+    _print_move(promotion.promote(_open_registry(args), str(args.version), args.reason, args.by))
+    return EXIT_OK
+
+
+def _approve(args: argparse.Namespace) -> int:
+    from guardflow.io import promotion
+
+    _print_move(promotion.approve(_open_registry(args), str(args.version), args.by))
+    return EXIT_OK
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from guardflow.io import promotion
+
+    _print_move(promotion.rollback(_open_registry(args), args.reason, args.by))
+    return EXIT_OK
+
+
+def _history(args: argparse.Namespace) -> int:
+    from guardflow.io import promotion
+
+    name = _open_registry(args)
+    moves = promotion.champion_history(name)
+    print(f"champion history of {name}: {len(moves)} moves")
+    for move in moves:
+        when, previous = move.recorded_at[:19], move.previous or "-"
+        print(f"  {when}  {move.action:<8} {previous:>4} -> {move.version:<4} by {move.by}: {move.reason}")
+    return EXIT_OK
+
+
 def _config_schema(_: argparse.Namespace) -> int:
     print(settings_json_schema())
     return EXIT_OK
@@ -181,6 +237,31 @@ def build_parser() -> argparse.ArgumentParser:
     focus.add_argument("--dataset", type=Path, help="trace this data file forward to the models it fed")
     show.add_argument("--html", type=Path, help="also write a self-contained HTML page with the picture")
     show.set_defaults(handler=_lineage_show)
+
+    promote = commands.add_parser("promote", help="make a version that passed the gate the champion")
+    promote.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
+    promote.add_argument("--version", type=int, required=True, help="the registered model version")
+    promote.add_argument("--reason", required=True, help="why, recorded in the champion history")
+    promote.add_argument("--by", default=getpass.getuser(), help="who (default: the current user)")
+    promote.set_defaults(handler=_promote)
+
+    approve = commands.add_parser(
+        "approve", help="approve the challenger awaiting approval: it becomes champion"
+    )
+    approve.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
+    approve.add_argument("--version", type=int, required=True, help="the challenger's version")
+    approve.add_argument("--by", required=True, help="who approves, recorded in the champion history")
+    approve.set_defaults(handler=_approve)
+
+    rollback = commands.add_parser("rollback", help="move the champion back to the previous champion")
+    rollback.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
+    rollback.add_argument("--reason", required=True, help="why, recorded in the champion history")
+    rollback.add_argument("--by", default=getpass.getuser(), help="who (default: the current user)")
+    rollback.set_defaults(handler=_rollback)
+
+    history = commands.add_parser("history", help="print every change of champion, with reasons")
+    history.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
+    history.set_defaults(handler=_history)
 
     schema = commands.add_parser("config-schema", help="print the JSON schema of the configuration file")
     schema.set_defaults(handler=_config_schema)

@@ -185,9 +185,13 @@ class DriftSettings(StrictModel):
 
 
 class RegistrySettings(StrictModel):
-    """The registered model that candidates of this dataset become versions of."""
+    """The registered model that candidates of this dataset become versions of, and who promotes them.
+
+    `approval: required` keeps a passing candidate as `challenger` until `guardflow approve` names who approved.
+    """
 
     model_name: Annotated[str, Field(min_length=1)]
+    approval: Literal["none", "required"] = "none"
 
 
 class LineageSettings(StrictModel):

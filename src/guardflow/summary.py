@@ -112,7 +112,9 @@ class DriftFigures(Record):
     retrain_status: str | None = None
 
 
-Status = Literal["promoted", "rejected", "failed", "no_drift", "drift_retrained", "drift_rejected"]
+Status = Literal[
+    "promoted", "awaiting_approval", "rejected", "failed", "no_drift", "drift_retrained", "drift_rejected"
+]
 
 
 class RunSummary(Record):
@@ -300,5 +302,5 @@ def drift_summary(header: RunHeader, drift: DriftFigures, retrain: RunSummary | 
     if retrain is None:
         return RunSummary(**header.model_dump(), status="no_drift", seconds=0.0, drift=drift)
     drift = drift.model_copy(update={"retrain_run_dir": retrain.run_dir, "retrain_status": retrain.status})
-    status: Status = "drift_retrained" if retrain.status == "promoted" else "drift_rejected"
+    status: Status = "drift_rejected" if retrain.status == "rejected" else "drift_retrained"
     return RunSummary(**header.model_dump(), status=status, seconds=0.0, drift=drift)

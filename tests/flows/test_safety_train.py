@@ -215,3 +215,28 @@ def test_lineage_carries_the_ml_facets_and_the_prefect_run(promoted_run) -> None
     assert starts and "guardflow_prefect" in starts[0]["run"]["facets"], (
         "the flow run is joined to Prefect's run"
     )
+
+
+def test_approval_required_waits_as_challenger_until_approved_then_rolls_back(
+    tmp_path: Path, adult_slice: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a policy that requires a person's approval, and a candidate that passes the gate
+    config = write_adult_config(
+        tmp_path, registry={"model_name": "adult-approval", "approval": "required"}, gate=LENIENT_GATE
+    )
+    summary = safety_train(str(config), str(tmp_path / "run"), str(adult_slice))
+    # then it waits as challenger, with no champion, and the CLI says it completed
+    assert summary.status == "awaiting_approval", f"a passing candidate waits for approval: {summary.status}"
+    assert summary.model is not None and summary.model.aliases == ["challenger"], summary.model
+    assert registry.champion_version("adult-approval") is None, "no champion before approval"
+    version = summary.model.version
+    # when approved by a named person through the CLI
+    assert main(["approve", "--config", str(config), "--version", version, "--by", "carol"]) == 0
+    assert registry.champion_version("adult-approval").version == version, "approval makes it champion"
+    # and rolling back with nothing before it is refused with one line, exit 2
+    capsys.readouterr()
+    code = main(["rollback", "--config", str(config), "--reason", "test", "--by", "carol"])
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(errors) == 1 and "no previous champion" in errors[0], errors
+    assert main(["history", "--config", str(config)]) == 0
+    assert "approve" in capsys.readouterr().out, "the history lists the approval"

@@ -279,6 +279,16 @@ def champion_version(name: str) -> RegisteredVersion | None:
     return _registered_version(client.get_model_version(name, champion))
 
 
+def version_of(name: str, version: str) -> RegisteredVersion:
+    """One version of a registered model, with its current aliases."""
+    try:
+        return _registered_version(MlflowClient().get_model_version(name, version))
+    except MlflowException as error:
+        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise RegistryError(f"model {name!r} has no version {version}") from None
+        raise
+
+
 def champion_data(name: str) -> tuple[str, str, list[str]] | None:
     """Path, sha256 and source-file sha256s of the data the champion was trained on (its tags), or None."""
     client = MlflowClient()
