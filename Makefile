@@ -9,7 +9,7 @@ export GUARDFLOW_HOME ?= $(CURDIR)/.guardflow
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run drift test lint typecheck unit bench ui clean
+.PHONY: help setup browser run drift test lint typecheck unit bench ui clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,13 +23,17 @@ $(STAMP): pyproject.toml
 	@set -o pipefail; $(PYTHON) -m pip install --quiet -e '.[test]' 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@touch $(STAMP)
 
+browser: ## Debian's Chromium for the e2e tests (skipped when /usr/bin/chromium is there)
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 run: setup ## train on UCI Adult through every safety stage (exit 3 if the gate rejects)
 	$(VENV)/bin/guardflow train --config configs/adult.yaml
 
 drift: setup ## check adult.test for drift against the champion's data
 	$(VENV)/bin/guardflow drift --config configs/adult.yaml --batch data/adult/adult.test.gz
 
-test: setup lint typecheck ## lint, type-check and run the tests
+test: setup lint typecheck browser ## lint, type-check and run the tests
 	$(PYTHON) -m pytest
 
 lint: setup ## ruff

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from guardflow.summary import RunSummary
+from tasks.compare_champion import compare_champion
 from tasks.evaluate_model import evaluate_model
 from tasks.gate_model import gate_model
 from tasks.load_data import load_data
@@ -42,7 +43,8 @@ def safety_train(
         saved = train_model(context, train, contract, scan)
         test = load_data(context, "test")
         evaluation = evaluate_model(context, saved, test, contract, scan)
-        decision = gate_model(context, evaluation, saved)
+        comparison = compare_champion(context, test, evaluation)
+        decision = gate_model(context, evaluation, saved, comparison)
         summary = summarize_training(
             context, train, contract, scan, quarantine, saved, evaluation, decision, budgets
         )

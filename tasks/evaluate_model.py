@@ -1,11 +1,14 @@
-"""Evaluate the candidate on held-out rows: utility, calibration, fairness and a membership audit."""
+"""Evaluate the candidate on held-out rows: utility, calibration, fairness, robustness, counterfactual flips and a
+membership audit, with the plots saved into the run folder."""
 
+import numpy as np
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from guardflow.audit_membership import audit_membership
 from guardflow.encode_features import encode_features
-from guardflow.evaluate_safety import Evaluation, evaluate_safety
+from guardflow.evaluate_safety import Evaluation, check_behaviour, evaluate_safety, save_plots
 from guardflow.io.datasets import Table, label_vector, typed_frame
 from guardflow.io.lineage import file_dataset
 from guardflow.network import predict_proba
@@ -21,28 +24,39 @@ def evaluate_model(
     context: RunContext, saved: SavedModel, test: Table, contract: ContractResult, scan: ScanResult
 ) -> Evaluation:
     dataset = context.settings.dataset
+    seed = context.settings.model.seed
     inputs = [file_dataset(saved.weights_path), file_dataset(test.path, row_count=test.row_count)]
+
+    def predict(frame: pd.DataFrame) -> np.ndarray:
+        return predict_proba(saved.trained.model, encode_features(frame, dataset)).double().numpy()
+
     with context.stage("evaluate_safety", inputs=inputs):
         held_out = typed_frame(test.rows, dataset)
         held_out = held_out[
             held_out[dataset.label.column].isin([dataset.label.positive, dataset.label.negative])
         ]
         labels = label_vector(held_out, dataset).to_numpy()
-        probabilities = predict_proba(saved.trained.model, encode_features(held_out, dataset)).numpy()
+        probabilities = predict(held_out)
         members = contract.accepted[~scan.flagged]
-        member_probabilities = predict_proba(saved.trained.model, encode_features(members, dataset)).numpy()
         membership = audit_membership(
-            member_probabilities,
+            predict(members),
             label_vector(members, dataset).to_numpy(),
             probabilities,
             labels,
             delta=context.settings.privacy.delta,
-            seed=context.settings.model.seed,
+            seed=seed,
         )
-        evaluation = evaluate_safety(probabilities, labels, held_out[dataset.sensitive], membership)
+        evaluation = evaluate_safety(
+            probabilities, labels, held_out[dataset.sensitive], membership, seed=seed
+        )
+        evaluation = check_behaviour(evaluation, predict, held_out, labels, dataset, seed=seed)
+        save_plots(evaluation, context.run_dir / "plots")
+    accuracy_interval = evaluation.intervals["accuracy"]
     stage_log.info(
-        "evaluate  accuracy %.4f, roc_auc %.4f, ece %.4f, mia_auc %.4f on %s held-out rows",
+        "evaluate  accuracy %.4f [%.4f, %.4f], roc_auc %.4f, ece %.4f, mia_auc %.4f on %s held-out rows",
         evaluation.accuracy,
+        accuracy_interval.low,
+        accuracy_interval.high,
         evaluation.roc_auc,
         evaluation.ece,
         evaluation.membership.auc,

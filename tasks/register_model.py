@@ -10,7 +10,7 @@ from guardflow.io import promotion, registry
 from guardflow.io.datasets import Table, typed_frame
 from guardflow.io.lineage import LineageDataset, file_dataset
 from guardflow.lineage_facets import model_facet
-from guardflow.model_card import render_model_card
+from guardflow.model_card import render_model_card, render_model_card_html
 from guardflow.run_context import RunContext
 from guardflow.settings import settings_hash
 from guardflow.summary import ModelFigures, RunSummary, with_model
@@ -44,12 +44,13 @@ def register_model(
     rows = summary.data.model_dump()
     privacy = saved.trained.privacy
     card_path = context.run_dir / "model_card.md"
-    card_path.write_text(
-        render_model_card(
-            settings, train.sha256, rows, summary.poisoning.per_detector, privacy, evaluation, decision
-        ),
-        encoding="utf-8",
+    card = render_model_card(
+        settings, train.sha256, rows, summary.poisoning.per_detector, privacy, evaluation, decision
     )
+    card_path.write_text(card, encoding="utf-8")
+    card_html_path = context.run_dir / "model_card.html"
+    card_html_path.write_text(render_model_card_html(card), encoding="utf-8")
+    plots = [context.run_dir / "plots"] if (context.run_dir / "plots").is_dir() else []
     tags = {
         "guardflow.gate": "passed" if decision.passed else "rejected",
         "guardflow.gate_failed": "; ".join(line.name for line in decision.lines if not line.passed) or "none",
@@ -96,7 +97,7 @@ def register_model(
             params=params,
             metrics=metrics,
             tags=tags,
-            artifacts=[card_path, context.run_dir / "quarantine.parquet"],
+            artifacts=[card_path, card_html_path, *plots, context.run_dir / "quarantine.parquet"],
             weights_path=saved.weights_path,
             spec=spec,
             model_name=settings.registry.model_name,

@@ -1,8 +1,14 @@
-"""The gate: policy as code. Each line compares one figure with its threshold; all must pass to promote."""
+"""The gate: policy as code. Each line compares one figure with its threshold; all must pass to promote.
+
+Absolute lines hold every candidate to the policy's thresholds. No-regression lines hold it to the current
+champion, evaluated on the same held-out rows: a candidate fails only when even the favourable end of its 95%
+confidence interval is worse than the champion by more than the policy's margin (single values would flag noise).
+With no champion, those lines are WAIVED and say so; the policy can also waive a line by name, with a reason.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from guardflow.evaluate_safety import Evaluation
 from guardflow.settings import GateSettings
@@ -16,21 +22,60 @@ class GateLine:
     value: float
     comparison: str
     threshold: float
+    waived: str | None = None  # why the line does not count, when it does not
+
+    @property
+    def status(self) -> str:
+        if self.waived is not None:
+            return "WAIVED"
+        met = self.value >= self.threshold if self.comparison == ">=" else self.value <= self.threshold
+        return "PASS" if met else "FAIL"
 
     @property
     def passed(self) -> bool:
-        return self.value >= self.threshold if self.comparison == ">=" else self.value <= self.threshold
+        return self.status != "FAIL"
 
     def describe(self) -> str:
-        verdict = "PASS" if self.passed else "FAIL"
-        return f"{verdict} {self.name} {self.value:.4f} (must be {self.comparison} {self.threshold:g})"
+        if self.waived is not None:
+            return f"WAIVED {self.name} ({self.waived})"
+        return f"{self.status} {self.name} {self.value:.4f} (must be {self.comparison} {self.threshold:.4g})"
+
+
+# Which way is better, for the metrics a no-regression line can name.
+HIGHER_IS_BETTER = {"accuracy": True, "roc_auc": True, "ece": False}
+
+
+@dataclass(frozen=True)
+class ChampionComparison:
+    """The champion's figures on the candidate's held-out rows, and the candidate's 95% intervals."""
+
+    champion_version: str
+    champion: dict[str, float]
+    candidate_interval: dict[str, tuple[float, float]]
+
+
+def _regression_lines(gate: GateSettings, comparison: ChampionComparison | None) -> list[GateLine]:
+    lines = []
+    for metric, margin in gate.max_regression.items():
+        name = f"no_regression[{metric}]"
+        if comparison is None:
+            lines.append(GateLine(name, 0.0, ">=", 0.0, waived="no champion to compare to"))
+            continue
+        low, high = comparison.candidate_interval[metric]
+        champion = comparison.champion[metric]
+        if HIGHER_IS_BETTER[metric]:
+            lines.append(GateLine(name, high, ">=", champion - margin))
+        else:
+            lines.append(GateLine(name, low, "<=", champion + margin))
+    return lines
 
 
 @dataclass(frozen=True)
 class GateDecision:
-    """The verdict on a candidate and every line behind it."""
+    """The verdict on a candidate and every line behind it, and the champion it was compared with."""
 
     lines: tuple[GateLine, ...]
+    compared_to: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -43,8 +88,13 @@ class GateDecision:
         return failed or [line.describe() for line in self.lines]
 
 
-def decide_gate(evaluation: Evaluation, gate: GateSettings, claimed_epsilon: float) -> GateDecision:
-    """Judge a candidate's evaluation against the absolute thresholds of the policy.
+def decide_gate(
+    evaluation: Evaluation,
+    gate: GateSettings,
+    claimed_epsilon: float,
+    comparison: ChampionComparison | None = None,
+) -> GateDecision:
+    """Judge a candidate against the policy's absolute thresholds and, when there is one, the champion.
 
     The empirical epsilon the membership audit proves must not exceed the epsilon the model claims: if it did,
     the privacy claim on the model card would be false.
@@ -65,4 +115,10 @@ def decide_gate(evaluation: Evaluation, gate: GateSettings, claimed_epsilon: flo
         )
         for group in evaluation.fairness
     ]
-    return GateDecision(tuple(lines))
+    if gate.max_epsilon is not None:
+        lines.append(GateLine("epsilon", claimed_epsilon, "<=", gate.max_epsilon))
+    lines += _regression_lines(gate, comparison)
+    lines = [
+        replace(line, waived=gate.waivers[line.name]) if line.name in gate.waivers else line for line in lines
+    ]
+    return GateDecision(tuple(lines), compared_to=comparison.champion_version if comparison else None)

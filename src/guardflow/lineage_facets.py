@@ -115,10 +115,10 @@ def poisoning_facet(
 
 def gate_facet(decision: GateDecision) -> dict[str, RunFacet]:
     lines: list[dict[str, object]] = [
-        {"name": line.name, "value": line.value, "comparison": line.comparison, "threshold": line.threshold,
-         "passed": line.passed}
+        {"name": line.name, "comparison": line.comparison, "passed": line.passed, "status": line.status}
+        | ({"waived": line.waived} if line.waived else {"value": line.value, "threshold": line.threshold})
         for line in decision.lines
-    ]  # fmt: skip
+    ]
     return {"guardflow_gate": GuardflowGateRunFacet(passed=decision.passed, lines=lines)}
 
 

@@ -175,6 +175,16 @@ class GateSettings(StrictModel):
     max_ece: Annotated[float, Field(ge=0, le=1)]
     max_mia_auc: Annotated[float, Field(ge=0, le=1)]
     max_demographic_parity_difference: Annotated[float, Field(ge=0, le=1)]
+    # The most privacy a model may spend and still ship (None: no ceiling beyond the training target).
+    max_epsilon: Annotated[float, Field(gt=0)] | None = None
+    # No-regression margins against the champion, per metric (accuracy, roc_auc: may drop by at most this;
+    # ece: may rise by at most this), judged on the favourable end of the candidate's 95% interval.
+    max_regression: dict[Literal["accuracy", "roc_auc", "ece"], Annotated[float, Field(ge=0, le=1)]] = {
+        "accuracy": 0.01,
+        "roc_auc": 0.01,
+    }
+    # Lines that do not count, by name, each with the reason (recorded with the decision).
+    waivers: dict[str, Annotated[str, Field(min_length=1)]] = {}
 
 
 class DriftSettings(StrictModel):

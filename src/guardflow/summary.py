@@ -82,6 +82,7 @@ class GateFigures(Record):
     passed: bool
     reasons: list[str]
     lines: list[str]
+    compared_to: str | None = None  # the champion version held against, or None when there was none
 
 
 class ModelFigures(Record):
@@ -167,7 +168,10 @@ def format_summary(summary: RunSummary) -> str:
         )
     if summary.gate:
         verdict = "passed" if summary.gate.passed else "failed"
-        lines.append(f"  gate       {verdict}")
+        against = (
+            f"champion version {summary.gate.compared_to}" if summary.gate.compared_to else "no champion yet"
+        )
+        lines.append(f"  gate       {verdict} (compared with {against})")
         lines += [f"             {line}" for line in summary.gate.lines]
     if summary.model:
         aliases = ", ".join(summary.model.aliases) or "no alias"
@@ -275,6 +279,7 @@ def training_summary(
             passed=decision.passed,
             reasons=decision.reasons,
             lines=[line.describe() for line in decision.lines],
+            compared_to=decision.compared_to,
         ),
     )
 

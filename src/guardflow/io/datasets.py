@@ -111,3 +111,9 @@ def write_table(rows: pd.DataFrame, path: Path, dataset: DatasetSettings) -> str
     else:
         path.write_bytes(content)
     return hashlib.sha256(content).hexdigest()
+
+
+def labelled_rows(rows: pd.DataFrame, dataset: DatasetSettings) -> pd.DataFrame:
+    """Typed rows whose label is one of the two classes: the held-out rows a model is judged on."""
+    typed = typed_frame(rows, dataset)
+    return typed[typed[dataset.label.column].isin([dataset.label.positive, dataset.label.negative])]

@@ -228,7 +228,10 @@ def log_candidate(
         mlflow.log_metrics(metrics)
         mlflow.set_tags(tags)
         for artifact in artifacts:
-            mlflow.log_artifact(str(artifact))
+            if artifact.is_dir():  # a folder keeps its name, so relative links (plots/...) still resolve
+                mlflow.log_artifacts(str(artifact), artifact_path=artifact.name)
+            else:
+                mlflow.log_artifact(str(artifact))
         model_info = mlflow.pyfunc.log_model(
             name=MODEL_NAME_IN_RUN,
             python_model=str(serving_code),
