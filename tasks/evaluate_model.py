@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from guardflow.audit_membership import audit_membership
 from guardflow.encode_features import encode_features
 from guardflow.evaluate_safety import Evaluation, check_behaviour, evaluate_safety, save_plots
-from guardflow.io.datasets import Table, label_vector, typed_frame
+from guardflow.io.datasets import Table, label_vector, labelled_rows
 from guardflow.io.lineage import file_dataset
 from guardflow.network import predict_proba
 from guardflow.run_context import RunContext
@@ -31,10 +31,7 @@ def evaluate_model(
         return predict_proba(saved.trained.model, encode_features(frame, dataset)).double().numpy()
 
     with context.stage("evaluate_safety", inputs=inputs):
-        held_out = typed_frame(test.rows, dataset)
-        held_out = held_out[
-            held_out[dataset.label.column].isin([dataset.label.positive, dataset.label.negative])
-        ]
+        held_out = labelled_rows(test.rows, dataset)
         labels = label_vector(held_out, dataset).to_numpy()
         probabilities = predict(held_out)
         members = contract.accepted[~scan.flagged]
