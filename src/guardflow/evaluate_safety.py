@@ -405,27 +405,20 @@ def robustness(
 ) -> Robustness:
     """Accuracy under numeric noise (std 5% and 10% of each public range) and category swaps (5% and 10%)."""
     generator = np.random.default_rng(seed)
-    perturbations = []
-    for strength in NOISE_STRENGTHS:
-        noisy = _with_numeric_noise(frame, dataset, strength, generator)
-        perturbations.append(
-            Perturbation(
-                f"numeric_noise_{round(strength * 100)}pct",
-                "numeric_noise",
-                strength,
-                _accuracy(predict, noisy, labels, threshold),
-            )
+    kinds = (
+        ("numeric_noise", NOISE_STRENGTHS, _with_numeric_noise),
+        ("category_swap", SWAP_STRENGTHS, _with_category_swaps),
+    )
+    perturbations = [
+        Perturbation(
+            f"{kind}_{round(strength * 100)}pct",
+            kind,
+            strength,
+            _accuracy(predict, perturb(frame, dataset, strength, generator), labels, threshold),
         )
-    for strength in SWAP_STRENGTHS:
-        swapped = _with_category_swaps(frame, dataset, strength, generator)
-        perturbations.append(
-            Perturbation(
-                f"category_swap_{round(strength * 100)}pct",
-                "category_swap",
-                strength,
-                _accuracy(predict, swapped, labels, threshold),
-            )
-        )
+        for kind, strengths, perturb in kinds
+        for strength in strengths
+    ]
     return Robustness(_accuracy(predict, frame, labels, threshold), tuple(perturbations), seed)
 
 

@@ -11,7 +11,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import requests
 from guardflow.io.datasets import read_split, write_table
 from tests.conftest import ROOT, write_adult_config
 from tests.flows.conftest import LENIENT_GATE
+from tests.net import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -94,12 +94,6 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory, adult_settings) -> Pa
     return home
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _wait_for_health(base_url: str, server: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     while time.monotonic() < deadline:
@@ -132,7 +126,7 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
 def served_store(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedStore]:
     """`mlflow server` on loopback over the run's store, stopped at the end whatever happens."""
     store = trained_home / "mlflow"
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("mlflow-server") / "server.log"
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job runner: nothing uses it here

@@ -3,7 +3,6 @@ spool, and every event arrives exactly once, in order, once the endpoint is back
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from flows.safety_train import safety_train
 from guardflow.settings import guardflow_home
 from tests.conftest import write_adult_config
 from tests.lineage_validation import event_problems
+from tests.net import free_port
 from tests.unit.test_lineage_delivery import LineageReceiver
 
 EVENTS_BEFORE_OUTAGE = 4
@@ -23,10 +23,7 @@ OUTAGE_SECONDS = 3.0
 @pytest.fixture
 def flaky_receiver() -> Iterator[LineageReceiver]:
     """A receiver that stops itself after a few events and comes back a few seconds later."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    receiver = LineageReceiver(port=port)
+    receiver = LineageReceiver(port=free_port())
     restarted = threading.Event()
     receiver.outages = []  # type: ignore[attr-defined]
 

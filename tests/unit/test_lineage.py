@@ -6,7 +6,6 @@ import copy
 import json
 import logging
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from openlineage.client.facet_v2 import documentation_dataset, nominal_time_run
 
 from guardflow.io.lineage import LineageDataset, LineageEmitter, file_dataset, new_run_id
 from tests.lineage_validation import event_problems, facet_problems, read_events
+from tests.net import free_port
 
 NAMESPACE = "guardflow-test"
 FLOW_JOB = "train_pipeline"
@@ -43,10 +43,7 @@ def isolated_openlineage_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 @pytest.fixture
 def closed_port_url() -> str:
     """A loopback URL where nothing listens: bind a port, then release it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def _emit_parent_and_child(emitter: LineageEmitter, data_dir: Path) -> tuple[str, str]:

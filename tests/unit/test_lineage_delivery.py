@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ import pytest
 
 from guardflow.io.lineage import LineageEmitter, file_dataset, flush_spool, new_run_id
 from tests.lineage_validation import event_problems
+from tests.net import free_port
 
 NAMESPACE = "guardflow-test"
 FLOW_JOB = "train_pipeline"
@@ -116,10 +116,7 @@ def isolated_openlineage_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def receiver() -> Iterator[LineageReceiver]:
     """A receiver on a free loopback port, up at the start of the test and stopped at its end, whatever happens."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = LineageReceiver(port=port)
+    server = LineageReceiver(port=free_port())
     server.start()
     try:
         yield server

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from guardflow.errors import RegistryError
 from guardflow.io.records import append_record, read_records
-from guardflow.io.registry import CHAMPION_ALIAS
+from guardflow.io.registry import CHAMPION_ALIAS, aliases
 
 CHALLENGER_ALIAS = "challenger"
 HISTORY_EXPERIMENT = "guardflow-registry-history"
@@ -34,13 +34,6 @@ class ChampionMove:
     reason: str
     by: str
     recorded_at: str
-
-
-def _aliases(client: MlflowClient, name: str) -> dict[str, str]:
-    try:
-        return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
-    except MlflowException:
-        raise RegistryError(f"no registered model named {name!r}") from None
 
 
 def _gate_verdict(client: MlflowClient, name: str, version: str) -> str:
@@ -69,11 +62,11 @@ def champion_history(name: str) -> list[ChampionMove]:
 def _move_champion(
     client: MlflowClient, name: str, version: str, action: str, reason: str, by: str
 ) -> ChampionMove:
-    previous = _aliases(client, name).get(CHAMPION_ALIAS, "")
+    previous = aliases(name).get(CHAMPION_ALIAS, "")
     if previous == version:
         raise RegistryError(f"version {version} of {name!r} is already the champion")
     client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
-    if _aliases(client, name).get(CHALLENGER_ALIAS) == version:
+    if aliases(name).get(CHALLENGER_ALIAS) == version:
         client.delete_registered_model_alias(name, CHALLENGER_ALIAS)
     fields = {
         "model": name,
@@ -111,7 +104,7 @@ def promote(name: str, version: str, reason: str, by: str) -> ChampionMove:
 def approve(name: str, version: str, by: str) -> ChampionMove:
     """A person approves the waiting challenger: it becomes champion."""
     client = MlflowClient()
-    if _aliases(client, name).get(CHALLENGER_ALIAS) != version:
+    if aliases(name).get(CHALLENGER_ALIAS) != version:
         raise RegistryError(f"version {version} of {name!r} is not the challenger awaiting approval")
     return _move_champion(client, name, version, "approve", f"approved by {by}", by)
 
@@ -119,7 +112,7 @@ def approve(name: str, version: str, by: str) -> ChampionMove:
 def rollback(name: str, reason: str, by: str) -> ChampionMove:
     """Move `champion` back to the version that held it before the current one."""
     client = MlflowClient()
-    current = _aliases(client, name).get(CHAMPION_ALIAS)
+    current = aliases(name).get(CHAMPION_ALIAS)
     if current is None:
         raise RegistryError(f"{name!r} has no champion to roll back")
     # The move that made the current champion by decision (a rollback onto it does not count), so that

@@ -259,6 +259,11 @@ def set_alias(name: str, alias: str, version: str) -> None:
         raise
 
 
+def aliases(name: str) -> dict[str, str]:
+    """Alias -> version of a registered model; empty when the model does not exist."""
+    return _aliases(MlflowClient(), name)
+
+
 def _aliases(client: MlflowClient, name: str) -> dict[str, str]:
     """Alias -> version of a registered model; empty when the model does not exist.
 
