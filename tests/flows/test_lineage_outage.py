@@ -18,6 +18,9 @@ from tests.unit.test_lineage_delivery import LineageReceiver
 
 EVENTS_BEFORE_OUTAGE = 4
 OUTAGE_SECONDS = 3.0
+# The answer to the last event before the outage is held back this long (under the client's 2 s read
+# timeout), so the receiver is already down when the client sends the next one.
+HOLD_LAST_ANSWER_SECONDS = 1.0
 
 
 @pytest.fixture
@@ -29,12 +32,14 @@ def flaky_receiver() -> Iterator[LineageReceiver]:
 
     def outage() -> None:
         receiver.stop()
-        receiver.outages.append(len(receiver.deliveries))  # type: ignore[attr-defined]
+        with receiver.lock:
+            receiver.outages.append(len(receiver.deliveries))  # type: ignore[attr-defined]
         threading.Timer(OUTAGE_SECONDS, lambda: (receiver.start(), restarted.set())).start()
 
     def answer(index: int) -> tuple[int, float]:
         if index == EVENTS_BEFORE_OUTAGE - 1:
             threading.Timer(0.0, outage).start()
+            return 200, HOLD_LAST_ANSWER_SECONDS
         return 200, 0.0
 
     receiver.answer = answer
