@@ -50,7 +50,8 @@ def register_model(
     card_path.write_text(card, encoding="utf-8")
     card_html_path = context.run_dir / "model_card.html"
     card_html_path.write_text(render_model_card_html(card), encoding="utf-8")
-    plots = [context.run_dir / "plots"] if (context.run_dir / "plots").is_dir() else []
+    folders = [context.run_dir / name for name in ("plots", "contract")]
+    plots = [folder for folder in folders if folder.is_dir()]
     tags = {
         "guardflow.gate": "passed" if decision.passed else "rejected",
         "guardflow.gate_failed": "; ".join(line.name for line in decision.lines if not line.passed) or "none",

@@ -65,6 +65,22 @@ def _train(args: argparse.Namespace) -> int:
     return _exit_code(summary.status)
 
 
+def _validate(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    _check_files(args.data or settings.dataset.train.path, settings.contract.suite)
+    _prepare()
+    from flows.data_contract import data_contract
+    from guardflow.summary import format_summary
+
+    summary = data_contract(
+        config_path=str(args.config),
+        run_dir=str(args.run_dir) if args.run_dir else None,
+        data_path=str(args.data) if args.data else None,
+    )
+    print(format_summary(summary))
+    return _exit_code(summary.status)
+
+
 def _drift(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     _check_files(args.batch, settings.dataset.train.path, settings.contract.suite)
@@ -209,6 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--data", type=Path, help="train on this file instead of the configured one")
     train.set_defaults(handler=_train)
+
+    validate = commands.add_parser(
+        "validate", help="run the data contract alone: quarantine bad rows, stop bad batches, write the record"
+    )
+    validate.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
+    validate.add_argument("--data", type=Path, help="check this file instead of the configured training file")
+    validate.add_argument(
+        "--run-dir", type=Path, help="run folder (default: a new one under $GUARDFLOW_HOME/runs)"
+    )
+    validate.set_defaults(handler=_validate)
 
     drift = commands.add_parser(
         "drift", help="run the drift-check flow on a new batch; retrain when it drifted"

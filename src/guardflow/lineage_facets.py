@@ -15,6 +15,7 @@ from openlineage.client.facet_v2 import (
     RunFacet,
     column_lineage_dataset,
     data_quality_assertions_dataset,
+    data_quality_metrics_input_dataset,
 )
 
 from guardflow.decide_gate import GateDecision
@@ -57,6 +58,21 @@ class GuardflowPoisoningScanRunFacet(RunFacet):
     @staticmethod
     def _get_schema() -> str:
         return _schema_url("GuardflowPoisoningScanRunFacet")
+
+
+@attr.define
+class GuardflowContractRunFacet(RunFacet):
+    suiteName: str
+    rowsIn: int
+    rowsAccepted: int
+    rowsQuarantined: int
+    balanced: bool
+    expectations: int
+    expectationsFailed: int
+
+    @staticmethod
+    def _get_schema() -> str:
+        return _schema_url("GuardflowContractRunFacet")
 
 
 @attr.define
@@ -109,6 +125,36 @@ def poisoning_facet(
     return {
         "guardflow_poisoning_scan": GuardflowPoisoningScanRunFacet(
             rowsScanned=rows_scanned, rowsFlagged=rows_flagged, perDetector=dict(per_detector)
+        )
+    }
+
+
+def contract_facet(
+    suite_name: str, rows_in: int, rows_accepted: int, rows_quarantined: int, outcomes: list[bool]
+) -> dict[str, RunFacet]:
+    """The contract's row accounting; `balanced` is computed here, not taken on trust."""
+    return {
+        "guardflow_contract": GuardflowContractRunFacet(
+            suiteName=suite_name,
+            rowsIn=rows_in,
+            rowsAccepted=rows_accepted,
+            rowsQuarantined=rows_quarantined,
+            balanced=rows_in == rows_accepted + rows_quarantined,
+            expectations=len(outcomes),
+            expectationsFailed=sum(not success for success in outcomes),
+        )
+    }
+
+
+def quality_metrics_facet(rows_in: int, null_counts: dict[str, int]) -> dict[str, InputDatasetFacet]:
+    """OpenLineage's dataQualityMetrics for a checked batch: its row count and each column's null count."""
+    columns = {
+        column: data_quality_metrics_input_dataset.ColumnMetrics(nullCount=count)
+        for column, count in null_counts.items()
+    }
+    return {
+        "dataQualityMetrics": data_quality_metrics_input_dataset.DataQualityMetricsInputDatasetFacet(
+            columnMetrics=columns, rowCount=rows_in
         )
     }
 

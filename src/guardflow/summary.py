@@ -34,6 +34,14 @@ class DataFigures(Record):
     quarantine_path: str
 
 
+class ContractFigures(Record):
+    suite: str
+    expectations: int
+    expectations_failed: int
+    report_path: str | None  # the Data Docs page of the validation result
+    tracking_run_id: str | None = None  # the MLflow run that records a stand-alone validation
+
+
 class PoisoningFigures(Record):
     rows_scanned: int
     rows_flagged: int
@@ -114,6 +122,7 @@ class DriftFigures(Record):
 
 
 Status = Literal[
+    "validated",
     "promoted", "awaiting_approval", "rejected", "failed", "no_drift", "drift_retrained", "drift_rejected"
 ]
 
@@ -129,6 +138,7 @@ class RunSummary(Record):
     seconds: float
     error: str | None = None
     data: DataFigures | None = None
+    contract: ContractFigures | None = None
     poisoning: PoisoningFigures | None = None
     privacy: PrivacyFigures | None = None
     metrics: MetricFigures | None = None
@@ -145,10 +155,19 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"  error      {summary.error}")
     if summary.data:
         data = summary.data
+        by_stage = f"contract {data.quarantined_by_contract:,}"
+        if summary.poisoning:
+            by_stage += f", scan {data.quarantined_by_scan:,}"
         lines.append(
             f"  data       {data.rows_in:,} rows in, {data.rows_accepted:,} accepted, "
-            f"{data.rows_quarantined:,} quarantined (contract {data.quarantined_by_contract:,}, "
-            f"scan {data.quarantined_by_scan:,})"
+            f"{data.rows_quarantined:,} quarantined ({by_stage})"
+        )
+    if summary.contract:
+        contract = summary.contract
+        report = f"; report {contract.report_path}" if contract.report_path else ""
+        lines.append(
+            f"  contract   {contract.suite}: {contract.expectations} expectations, "
+            f"{contract.expectations_failed} failed{report}"
         )
     if summary.privacy:
         privacy = summary.privacy
@@ -218,6 +237,33 @@ class RunHeader(Record):
     run_dir: str
 
 
+def contract_figures(contract: ContractResult, tracking_run_id: str | None = None) -> ContractFigures:
+    return ContractFigures(
+        suite=contract.suite_name,
+        expectations=len(contract.outcomes),
+        expectations_failed=sum(not outcome.success for outcome in contract.outcomes),
+        report_path=str(contract.report_path) if contract.report_path else None,
+        tracking_run_id=tracking_run_id,
+    )
+
+
+def contract_summary(
+    header: RunHeader, table: Table, contract: ContractResult, quarantine_path: Path, tracking_run_id: str
+) -> RunSummary:
+    """The summary of a stand-alone contract check (`guardflow validate`) that passed the batch."""
+    if contract.rows_in != table.row_count:
+        raise RuntimeError(f"contract saw {contract.rows_in} rows of {table.row_count}")
+    return RunSummary(
+        **header.model_dump(),
+        status="validated",
+        seconds=0.0,
+        data=data_figures(
+            str(table.path), table.sha256, table.row_count, contract.rows_quarantined, 0, str(quarantine_path)
+        ),
+        contract=contract_figures(contract, tracking_run_id),
+    )
+
+
 def training_summary(
     header: RunHeader,
     train: Table,
@@ -244,6 +290,7 @@ def training_summary(
             scan.rows_flagged,
             str(quarantine_path),
         ),
+        contract=contract_figures(contract),
         poisoning=PoisoningFigures(
             rows_scanned=scan.rows_in,
             rows_flagged=scan.rows_flagged,

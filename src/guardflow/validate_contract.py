@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -66,6 +66,8 @@ class ContractResult:
     outcomes: tuple[ExpectationOutcome, ...]
     accepted: pd.DataFrame
     quarantined: pd.DataFrame
+    null_counts: dict[str, int] = field(default_factory=dict)  # per column, on the typed batch
+    report_path: Path | None = None  # the Data Docs page, when one was asked for
 
     @property
     def passed_share(self) -> float:
@@ -100,11 +102,15 @@ def load_suite(path: Path) -> ExpectationSuite:
 
 
 def validate_contract(
-    rows: pd.DataFrame, dataset: DatasetSettings, contract: ContractSettings
+    rows: pd.DataFrame,
+    dataset: DatasetSettings,
+    contract: ContractSettings,
+    report_path: Path | None = None,
 ) -> ContractResult:
     """Type the text rows, run the contract suite, quarantine rows that break row-level expectations.
 
-    Raises `ContractError` (one line) when the batch as a whole breaks the contract.
+    Raises `ContractError` (one line) when the batch as a whole breaks the contract. With `report_path`, the
+    validation result is also written there as Data Docs HTML, before any verdict, so a stopped batch has one.
     """
     suite = load_suite(contract.suite)
     _check_columns(rows, dataset)
@@ -117,6 +123,10 @@ def validate_contract(
     _check_no_empty_columns(rows, typed)
 
     validation = _run_suite(typed, suite)
+    if report_path is not None:
+        from guardflow.report_contract import write_data_docs
+
+        write_data_docs(validation, report_path)
 
     outcomes: list[ExpectationOutcome] = []
     stop_failures: list[str] = []
@@ -183,6 +193,8 @@ def validate_contract(
         outcomes=tuple(outcomes),
         accepted=accepted,
         quarantined=quarantined,
+        null_counts={str(column): int(count) for column, count in typed.isna().sum().items()},
+        report_path=report_path,
     )
 
 

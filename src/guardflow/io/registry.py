@@ -202,6 +202,29 @@ def _registered_version(version: ModelVersion) -> RegisteredVersion:
     )
 
 
+def _log_record(
+    params: dict[str, object], metrics: dict[str, float], tags: dict[str, str], artifacts: list[Path]
+) -> None:
+    """Params, metrics, tags and files into the active MLflow run."""
+    mlflow.log_params(params)
+    mlflow.log_metrics(metrics)
+    mlflow.set_tags(tags)
+    for artifact in artifacts:
+        if artifact.is_dir():  # a folder keeps its name, so relative links (plots/...) still resolve
+            mlflow.log_artifacts(str(artifact), artifact_path=artifact.name)
+        else:
+            mlflow.log_artifact(str(artifact))
+
+
+def log_check(
+    *, run_name: str, metrics: dict[str, float], tags: dict[str, str], artifacts: list[Path]
+) -> str:
+    """Log a check that produces no model (a stand-alone contract validation) as one MLflow run; its id."""
+    with mlflow.start_run(run_name=run_name) as run:
+        _log_record({}, metrics, tags, artifacts)
+    return str(run.info.run_id)
+
+
 def log_candidate(
     *,
     run_name: str,
@@ -224,14 +247,7 @@ def log_candidate(
         spec_path = Path(scratch) / SPEC_FILE_NAME
         # No sort_keys: the order of the features in the spec is the order of the encoded columns.
         spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
-        mlflow.log_params(params)
-        mlflow.log_metrics(metrics)
-        mlflow.set_tags(tags)
-        for artifact in artifacts:
-            if artifact.is_dir():  # a folder keeps its name, so relative links (plots/...) still resolve
-                mlflow.log_artifacts(str(artifact), artifact_path=artifact.name)
-            else:
-                mlflow.log_artifact(str(artifact))
+        _log_record(params, metrics, tags, artifacts)
         model_info = mlflow.pyfunc.log_model(
             name=MODEL_NAME_IN_RUN,
             python_model=str(serving_code),

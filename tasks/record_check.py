@@ -1,0 +1,47 @@
+"""Record a stand-alone contract check in MLflow: row accounting as metrics, Data Docs and quarantine as files."""
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from guardflow.io import registry
+from guardflow.io.datasets import Table
+from guardflow.run_context import RunContext
+from guardflow.settings import settings_hash
+from guardflow.summary import RunSummary, contract_summary
+from guardflow.validate_contract import ContractResult
+from tasks.stage_log import stage_log
+
+
+@task(name="record-contract", cache_policy=NO_CACHE)
+def record_contract(
+    context: RunContext, table: Table, contract: ContractResult, quarantine: Path
+) -> RunSummary:
+    """Log the check as an MLflow run of experiment `guardflow-<dataset>-contract`; return its summary."""
+    settings = context.settings
+    registry.configure_tracking(context.home, experiment=f"guardflow-{settings.dataset.id}-contract")
+    metrics = {
+        "rows_in": float(contract.rows_in),
+        "rows_accepted": float(contract.rows_accepted),
+        "rows_quarantined": float(contract.rows_quarantined),
+        "expectations_failed": float(sum(not outcome.success for outcome in contract.outcomes)),
+    }
+    tags = {
+        "guardflow.suite": contract.suite_name,
+        "guardflow.data_sha256": table.sha256,
+        "guardflow.data_path": str(table.path),
+        "guardflow.config_sha256": settings_hash(settings),
+        "guardflow.dataset": settings.dataset.id,
+        "guardflow.rows_balanced": str(
+            contract.rows_in == contract.rows_accepted + contract.rows_quarantined
+        ),
+    }
+    # The report's folder keeps its name (contract/), as in a training run's artifacts.
+    report = contract.report_path.parent if contract.report_path else None
+    artifacts = [path for path in (report, quarantine) if path is not None and path.exists()]
+    run_id = registry.log_check(
+        run_name=context.run_dir.name, metrics=metrics, tags=tags, artifacts=artifacts
+    )
+    stage_log.info("record    contract check logged to MLflow run %s", run_id)
+    return contract_summary(context.header(), table, contract, quarantine, run_id)
