@@ -13,6 +13,8 @@ from pathlib import Path
 
 QUIET_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # The ephemeral API gets 20 s to start by default; on 2 busy cores a cold start can take longer.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     # Prefect's console would print each failed task's traceback; the CLI prints one line instead, and the
     # full logs stay in the Prefect API (and UI) through its API handler.
     "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
