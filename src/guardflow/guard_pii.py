@@ -105,6 +105,7 @@ _IN_TEXT: tuple[tuple[str, re.Pattern[str]], ...] = (
     (PHONE, re.compile(rf"(?<![\w.+-])(?:{_PHONE})(?![\w-])")),
 )
 # Stray values in columns no policy covers: only the unambiguous identifiers, never names or dates.
+_STRAY_HINT = re.compile(r"@|\+\d|\d[ .()-]+\d")
 _STRAY = re.compile(rf"{_EMAIL}|(?<![\w-]){_NATIONAL_ID}(?![\w-])|(?<![\w.+-])(?:{_PHONE})(?![\w-])")
 
 _PHONE_DIGITS = (7, 15)
@@ -358,9 +359,11 @@ def _is_phone_length(text: str) -> bool:
 def _stray_values(column: pd.Series) -> pd.Series:
     """Which cells hold an email, phone number or national id (also inside text); dates are not strays."""
     text = column.astype("string")
-    candidates = text.str.contains(_STRAY, regex=True, na=False)
+    # A cheap pass first (an @, a +digit, or digits around a separator); the full patterns only on what it keeps.
+    candidates = text.str.contains(_STRAY_HINT, regex=True, na=False)
     if not candidates.any():
         return candidates
+    candidates[candidates] = text[candidates].str.contains(_STRAY, regex=True, na=False)
     for index in candidates[candidates].index:
         value = str(text.at[index])
         candidates.at[index] = any(

@@ -237,6 +237,10 @@ def test_contract_sees_the_columns_left_after_the_guard(adult_settings) -> None:
     # then the contract expects Adult's columns and the hashed email, not the dropped name
     assert contract_dataset(settings).expected_columns == [*adult_settings.dataset.columns, "email"]
     assert contract_dataset(adult_settings) is adult_settings.dataset, "no policy, no change"
+    # and a file with a header (no `columns`) is expected to carry the features, the label and the hashed email
+    with_header = settings.model_copy(update={"dataset": dataset.model_copy(update={"columns": None})})
+    features_and_label = [*adult_settings.dataset.features, adult_settings.dataset.label.column]
+    assert contract_dataset(with_header).expected_columns == [*features_and_label, "email"]
 
 
 def test_key_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
