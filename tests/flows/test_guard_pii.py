@@ -194,3 +194,14 @@ def test_detected_column_without_policy_is_exit_2_naming_it_and_nothing_is_train
     assert not MlflowClient().search_model_versions("name='adult-pii-blocked'"), "no version registered"
     leaks = [leak for path in _written_files(run_dir) for leak in planted_dataset.planted.leaks_in(path)]
     assert leaks == [], f"planted PII in the failed run's files: {leaks[:5]}"
+
+
+def test_tasks_that_hold_raw_rows_never_persist_their_results() -> None:
+    # given the tasks whose results carry rows as read, before or while the guard runs
+    from tasks.check_drift import load_reference
+    from tasks.guard_pii import guard_data, guard_reference
+    from tasks.load_data import load_data
+
+    # then none may write its result to Prefect's storage, whatever PREFECT_RESULTS_PERSIST_BY_DEFAULT says
+    for task in (load_data, load_reference, guard_data, guard_reference):
+        assert task.persist_result is False, f"{task.name} must set persist_result=False"
