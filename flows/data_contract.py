@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from guardflow.summary import RunSummary
+from tasks.guard_pii import guard_data
 from tasks.load_data import load_data
 from tasks.record_check import record_contract
 from tasks.record_run import fail_run, finish_run, save_quarantine, start_run
@@ -19,6 +20,7 @@ def data_contract(config_path: str, run_dir: str | None = None, data_path: str |
     context = start_run(FLOW_NAME, config_path, run_dir)
     try:
         table = load_data(context, "train", data_path)
+        table = guard_data(context, table, "train")
         contract = validate_data(context, table)
         quarantine = save_quarantine(context, {"contract": contract.quarantined})
         summary = record_contract(context, table, contract, quarantine)

@@ -1,4 +1,4 @@
-"""`safety-train`: load, validate, scan, train with DP, evaluate, gate, register; lineage at every step."""
+"""`safety-train`: load, guard PII, validate, scan, train with DP, evaluate, gate, register; lineage at every step."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from guardflow.summary import RunSummary
 from tasks.compare_champion import compare_champion
 from tasks.evaluate_model import evaluate_model
 from tasks.gate_model import gate_model
+from tasks.guard_pii import guard_data
 from tasks.load_data import load_data
 from tasks.record_run import fail_run, finish_run, save_quarantine, start_run, summarize_training
 from tasks.register_model import register_model
@@ -34,6 +35,7 @@ def safety_train(
     context = start_run(FLOW_NAME, config_path, run_dir)
     try:
         train = load_data(context, "train", data_path)
+        train = guard_data(context, train, "train")
         contract = validate_data(context, train)
         scan = scan_data(context, contract)
         quarantine = save_quarantine(
@@ -42,6 +44,7 @@ def safety_train(
         budgets = reserve_budget(context, train, data_sources)
         saved = train_model(context, train, contract, scan)
         test = load_data(context, "test")
+        test = guard_data(context, test, "test")
         evaluation = evaluate_model(context, saved, test, contract, scan)
         comparison = compare_champion(context, test, evaluation)
         decision = gate_model(context, evaluation, saved, comparison)

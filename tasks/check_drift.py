@@ -24,7 +24,7 @@ class Reference:
     sources: list[str]
 
 
-@task(name="load-reference", cache_policy=NO_CACHE)
+@task(name="load-reference", cache_policy=NO_CACHE, persist_result=False)  # raw rows: never persisted
 def load_reference(context: RunContext) -> Reference:
     """The data the champion was trained on (checked against its recorded sha256), else the configured train file."""
     settings = context.settings

@@ -11,7 +11,8 @@ from guardflow.run_context import RunContext
 from tasks.stage_log import stage_log
 
 
-@task(name="load-data", cache_policy=NO_CACHE)
+# persist_result=False: raw rows (personal data included) are never written to Prefect result storage.
+@task(name="load-data", cache_policy=NO_CACHE, persist_result=False)
 def load_data(context: RunContext, split: str = "train", path: str | None = None) -> Table:
     """Read the configured split (checksum enforced) or, when `path` is given, that file (checksum recorded)."""
     dataset = context.settings.dataset

@@ -21,6 +21,10 @@ class ContractError(GuardflowError):
     """The batch breaks its data contract at batch level (schema, emptiness, quarantined share, label set)."""
 
 
+class PiiError(GuardflowError):
+    """The data holds personal data that no policy covers, or a column the PII policy blocks."""
+
+
 class PoisoningError(GuardflowError):
     """The poisoning scan flagged more rows than the policy allows."""
 

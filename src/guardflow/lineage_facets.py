@@ -98,6 +98,19 @@ class GuardflowModelDatasetFacet(DatasetFacet):
 
 
 @attr.define
+class GuardflowPiiRunFacet(RunFacet):
+    columnsChecked: int
+    findings: list[dict[str, object]]
+    dropped: list[str]
+    hashed: list[str]
+    redactedValues: dict[str, int]
+
+    @staticmethod
+    def _get_schema() -> str:
+        return _schema_url("GuardflowPiiRunFacet")
+
+
+@attr.define
 class GuardflowPrefectRunFacet(RunFacet):
     flowRunId: str
     flowName: str
@@ -205,3 +218,25 @@ def column_lineage_facet(
 
 def prefect_facet(flow_run_id: str, flow_name: str) -> dict[str, RunFacet]:
     return {"guardflow_prefect": GuardflowPrefectRunFacet(flowRunId=flow_run_id, flowName=flow_name)}
+
+
+def pii_facet(
+    columns_checked: int,
+    findings: list[tuple[str, tuple[str, ...], dict[str, float]]],
+    dropped: tuple[str, ...],
+    hashed: tuple[str, ...],
+    redacted: dict[str, int],
+) -> dict[str, RunFacet]:
+    """What the PII guard found (column, kinds, share of sampled values per kind) and did; never a value."""
+    return {
+        "guardflow_pii": GuardflowPiiRunFacet(
+            columnsChecked=columns_checked,
+            findings=[
+                {"column": column, "kinds": list(kinds), "shares": dict(shares)}
+                for column, kinds, shares in findings
+            ],
+            dropped=list(dropped),
+            hashed=list(hashed),
+            redactedValues=dict(redacted),
+        )
+    }

@@ -211,6 +211,28 @@ class LineageSettings(StrictModel):
     url: str | None = None
 
 
+PiiPolicy = Literal["drop", "hash", "block"]
+
+
+class PiiSettings(StrictModel):
+    """The PII guard: a policy per column holding personal data, and how columns are judged from their values.
+
+    `drop` removes the column, `hash` replaces each value with its keyed HMAC-SHA256 (the key is never in the
+    config: `GUARDFLOW_PII_KEY`, else a random key kept in `$GUARDFLOW_HOME`), `block` stops the run when the
+    column is present. A column detected as personal data with no policy stops the run.
+    """
+
+    columns: dict[Annotated[str, Field(min_length=1)], PiiPolicy] = {}
+    # Values judged per column: evenly spaced over its non-missing values (no randomness, same answer each run).
+    sample_size: Annotated[int, Field(ge=10)] = 1000
+    # A column holds personal data when at least this share of its sampled values is one (an email, a phone...).
+    min_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    # A free-text column holds personal data when at least this share of its sampled values contains one.
+    min_text_share: Annotated[float, Field(gt=0, le=1)] = 0.05
+    # Stray values (an email, phone or national id) in columns with no policy are replaced by a marker.
+    redact_stray_values: bool = True
+
+
 class Settings(StrictModel):
     """A whole guardflow configuration: one dataset and its policy."""
 
@@ -223,6 +245,23 @@ class Settings(StrictModel):
     drift: DriftSettings = DriftSettings()
     registry: RegistrySettings
     lineage: LineageSettings = LineageSettings()
+    pii: PiiSettings = PiiSettings()
+
+    @model_validator(mode="after")
+    def _pii_columns_are_not_trained_on(self) -> Settings:
+        dataset = self.dataset
+        trained = [
+            name for name in self.pii.columns if name in dataset.features or name == dataset.label.column
+        ]
+        if trained:
+            raise ValueError(
+                f"pii.columns: {trained} are features or the label; a PII column is never trained on"
+            )
+        if dataset.columns is not None:
+            unknown = [name for name in self.pii.columns if name not in dataset.columns]
+            if unknown:
+                raise ValueError(f"pii.columns names columns that are not among dataset.columns: {unknown}")
+        return self
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:

@@ -1,0 +1,46 @@
+"""Apply the PII guard right after loading: nothing downstream (contract, scan, quarantine, training, MLflow,
+lineage, reports) ever sees a raw value of a column with a PII policy."""
+
+from dataclasses import replace
+from functools import partial
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from guardflow.guard_pii import guard_pii
+from guardflow.io.datasets import Table
+from guardflow.io.lineage import file_dataset
+from guardflow.io.pii_key import read_pii_key
+from guardflow.lineage_facets import pii_facet
+from guardflow.run_context import RunContext
+from tasks.check_drift import Reference
+from tasks.stage_log import stage_log
+
+
+# persist_result=False: the input holds raw personal data, and no setting may make Prefect write it to storage.
+@task(name="guard-pii", cache_policy=NO_CACHE, persist_result=False)
+def guard_data(context: RunContext, table: Table, split: str = "train") -> Table:
+    """The table with PII columns dropped or hashed and stray identifiers redacted; stops the run (PiiError)
+    when a column looks like personal data and has no policy, or is blocked."""
+    source = file_dataset(table.path, row_count=table.row_count, sha256=table.sha256)
+    with context.stage(f"guard_pii_{split}", inputs=[source]) as stage:
+        result = guard_pii(table.rows, context.settings.pii, key=partial(read_pii_key, context.home))
+        findings = [(finding.column, finding.kinds, finding.all_shares) for finding in result.findings]
+        stage.run_facets.update(
+            pii_facet(len(table.rows.columns), findings, result.dropped, result.hashed, result.redacted)
+        )
+    stage_log.info(
+        "pii       %d columns checked, %d look personal; dropped %s, hashed %s; %d stray values redacted",
+        len(table.rows.columns),
+        len(result.findings),
+        list(result.dropped) or "none",
+        list(result.hashed) or "none",
+        sum(result.redacted.values()),
+    )
+    return replace(table, rows=result.rows)
+
+
+@task(name="guard-pii-reference", cache_policy=NO_CACHE, persist_result=False)
+def guard_reference(context: RunContext, reference: Reference) -> Reference:
+    """The champion's reference data through the same guard, before a drift report shows any of it."""
+    return replace(reference, table=guard_data.fn(context, reference.table, "reference"))
