@@ -233,3 +233,27 @@ def test_bundled_fair_data_meets_its_reviewed_suite(split: str) -> None:
     failed = [(outcome.expectation, outcome.column) for outcome in result.outcomes if not outcome.success]
     assert failed == [], f"every expectation should pass on fair {split}: {failed}"
     assert (result.rows_in, result.rows_quarantined) == (len(rows), 0), "every row accepted"
+
+
+def test_draft_of_a_missing_data_file_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a data path that does not exist
+    config, out = ROOT / "configs" / "fair.yaml", tmp_path / "draft.json"
+    # when a draft is asked of it
+    code = main(
+        [
+            "contract",
+            "draft",
+            "--config",
+            str(config),
+            "--data",
+            str(tmp_path / "nope.csv"),
+            "--out",
+            str(out),
+        ]
+    )
+    # then one line names the file, exit 2, and nothing is written
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and error.splitlines() == [error] and "nope.csv" in error, error
+    assert not out.exists(), "no suite is written for bad input"
