@@ -4,8 +4,9 @@ The draft covers the column set and order, the row-count bounds, per column a nu
 category set, uniqueness for identifier columns, and the label set. Ranges and category lists come from the config's
 public bounds and categories, never from the rows: ranges measured on the data would leak statistics of the people in
 it into the contract (and into every log that quotes it). Only columns the config does not describe (kept in the file
-but not used by the model) get observed category sets, each with a note. What the rows do decide: whether a column may
-hold nulls, whether a column is an identifier, and where the reference breaks a public bound (a note, not a change).
+but not used by the model) get observed category sets, or their observed range in a note, each flagged for review.
+What the rows do decide: whether a column may hold nulls, whether a column is an identifier, and where the reference
+breaks a public bound (a note, not a change).
 
 The output is the JSON form of a GX 1.x suite, as `load_suite` reads it, with `meta.on_failure` on every expectation
 and the reviewer notes in the suite's `meta.guardflow`. It is deterministic: the same rows and config give the same
@@ -272,6 +273,15 @@ def _undescribed_column(column: str, values: pd.Series, notes: list[str]) -> lis
                 "observed in the reference data: review",
             )
         ]
+    numbers = pd.to_numeric(present, errors="coerce")
+    if numbers.notna().all():
+        # The reader keeps undescribed columns as text, so a range check could not run on them: the observed range
+        # goes to the reviewer, who can declare the column a numeric feature with public bounds instead.
+        notes.append(
+            f"{column}: not described by the config; numbers from {numbers.min():g} to {numbers.max():g} in the "
+            "reference (data-derived): declare it a numeric feature with public bounds to get a range check"
+        )
+        return []
     notes.append(
         f"{column}: not described by the config and has {len(distinct)} distinct values; only its null rule drafted"
     )

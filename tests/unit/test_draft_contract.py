@@ -21,15 +21,15 @@ ROWS = 30
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> DatasetSettings:
-    """A small dataset: an identifier, a numeric and two categorical features, a code the config does not describe,
-    and the label."""
+    """A small dataset: an identifier, a numeric and two categorical features, a code and a measure the config does
+    not describe, and the label."""
     return DatasetSettings.model_validate_json(
         json.dumps(
             {
                 "id": "tiny",
                 "train": {"path": str(tmp_path / "train.csv"), "sha256": "0" * 64},
                 "test": {"path": str(tmp_path / "test.csv"), "sha256": "0" * 64},
-                "columns": ["record", "score", "colour", "size", "branch", "outcome"],
+                "columns": ["record", "score", "colour", "size", "branch", "weight", "outcome"],
                 "label": {
                     "column": "outcome",
                     "positive": "good",
@@ -57,6 +57,7 @@ def rows() -> pd.DataFrame:
             "colour": (["red", "green", "blue"] * ROWS)[:ROWS],
             "size": [None, "S", "M", "L", "M", "S"] * (ROWS // 6),
             "branch": (["north", "south"] * ROWS)[:ROWS],
+            "weight": [str(50 + index) for index in range(ROWS - 1)] + ["50"],
             "outcome": (["good", "bad", "good."] * ROWS)[:ROWS],
         }
     )
@@ -113,7 +114,7 @@ def test_draft_has_every_kind_of_expectation(dataset: DatasetSettings, rows: pd.
 
 
 def test_draft_notes_what_the_reviewer_must_check(dataset: DatasetSettings, rows: pd.DataFrame) -> None:
-    # given reference rows where one score breaks its public bound and sizes are missing
+    # given reference rows where one score breaks its public bound, sizes are missing, two columns are undescribed
     # when a contract is drafted
     drafted = draft_contract(rows, dataset, "tiny")
     # then the notes name the out-of-bounds rows, the null tolerance and the data-derived set, also in the meta
@@ -121,6 +122,9 @@ def test_draft_notes_what_the_reviewer_must_check(dataset: DatasetSettings, rows
     assert "score: 1 reference rows fall outside the public bounds [0, 100]" in text, text
     assert "size: 16.7% of the reference rows are null" in text, text
     assert "branch: not described by the config" in text, text
+    assert "weight: not described by the config; numbers from 50 to 78 in the reference" in text, (
+        f"an undescribed numeric column's observed range goes to the reviewer: {text}"
+    )
     meta = drafted.suite["meta"]["guardflow"]
     assert meta["reviewer_notes"] == list(drafted.notes), "the notes travel with the suite"
     assert meta["drafted_by"] == "guardflow contract draft" and meta["reviewed"] is False, "a draft says so"
@@ -136,7 +140,7 @@ def test_draft_loads_and_validates_its_reference(
     suite = load_suite(path)
     result = validate_contract(rows, dataset, ContractSettings(suite=path, max_quarantined_share=0.1))
     # then GX accepts it, and only the row outside the public bound is quarantined
-    assert suite.name == "tiny" and len(suite.expectations) == 14, (
+    assert suite.name == "tiny" and len(suite.expectations) == 15, (
         f"got {len(suite.expectations)} expectations"
     )
     assert list(result.quarantined.index) == [ROWS - 1], "only the score of 140 breaks the contract"
