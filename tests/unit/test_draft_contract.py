@@ -180,6 +180,7 @@ def test_drafting_adult_reproduces_the_reviewed_suite_but_for_its_documented_edi
     drafted = json.loads(out.read_text(encoding="utf-8"))
     # then every expectation matches the reviewed one except the edit the review records
     assert code == 0, "the draft command succeeds"
+    assert drafted["name"] == reviewed["name"] == "adult", "the suite is named after its file"
 
     def semantics(entry: dict) -> tuple:
         return entry["type"], json.dumps(entry["kwargs"], sort_keys=True), entry["meta"]["on_failure"]
