@@ -204,6 +204,28 @@ def _history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _contract_draft(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    from guardflow.draft_contract import draft_contract
+    from guardflow.io.datasets import read_split, read_table
+
+    if args.out.exists() and not args.force:
+        raise ConfigError(f"{args.out} exists; pass --force to overwrite it (a reviewed suite would be lost)")
+    # The configured file is checked against its sha256; a file named on the command line is read as it is.
+    table = read_table(args.data, settings.dataset) if args.data else read_split(settings.dataset, "train")
+    source = {"file": table.path.name, "sha256": table.sha256, "rows": table.row_count}
+    drafted = draft_contract(table.rows, settings.dataset, args.name or args.out.stem, source)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(drafted.to_json(), encoding="utf-8")
+    print(
+        f"drafted {drafted.expectation_count} expectations from {table.row_count} rows of {table.path.name} "
+        f"into {args.out}; review it before use ({len(drafted.notes)} notes for the reviewer)"
+    )
+    for note in drafted.notes:
+        print(f"  - {note}")
+    return EXIT_OK
+
+
 def _config_schema(_: argparse.Namespace) -> int:
     print(settings_json_schema())
     return EXIT_OK
@@ -288,6 +310,18 @@ def build_parser() -> argparse.ArgumentParser:
     history = commands.add_parser("history", help="print every change of champion, with reasons")
     history.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
     history.set_defaults(handler=_history)
+
+    contract = commands.add_parser("contract", help="data contracts: draft a suite from reference data")
+    contract_commands = contract.add_subparsers(dest="contract_command", required=True, metavar="ACTION")
+    draft = contract_commands.add_parser(
+        "draft", help="draft a GX suite from reference data and the config's public bounds, for review"
+    )
+    draft.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
+    draft.add_argument("--data", type=Path, help="reference data (default: the configured training file)")
+    draft.add_argument("--out", type=Path, required=True, help="where to write the suite (JSON)")
+    draft.add_argument("--name", help="the suite's name (default: the file name without .json)")
+    draft.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    draft.set_defaults(handler=_contract_draft)
 
     schema = commands.add_parser("config-schema", help="print the JSON schema of the configuration file")
     schema.set_defaults(handler=_config_schema)
