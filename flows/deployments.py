@@ -8,6 +8,8 @@ prefect.yaml at the repository root declares the same deployments for `prefect d
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -80,15 +82,17 @@ def deploy_dataset(config_path: Path, root: Path = ROOT) -> list[Deployed]:
 
     def deploy(flow_name: str, runs: str, **options: object) -> None:
         loaded = cast(Flow[..., object], flow.from_source(source=source, entrypoint=ENTRYPOINTS[flow_name]))
-        deployment_id = loaded.deploy(
-            name=dataset_id,
-            work_pool_name=pool,
-            parameters=parameters,
-            tags=["guardflow", dataset_id],
-            print_next_steps=False,
-            ignore_warnings=True,
-            **options,  # type: ignore[arg-type]
-        )
+        # Prefect prints a table per deployment; the CLI prints one line each instead.
+        with contextlib.redirect_stdout(io.StringIO()):
+            deployment_id = loaded.deploy(
+                name=dataset_id,
+                work_pool_name=pool,
+                parameters=parameters,
+                tags=["guardflow", dataset_id],
+                print_next_steps=False,
+                ignore_warnings=True,
+                **options,  # type: ignore[arg-type]
+            )
         deployed.append(Deployed(f"{flow_name}/{dataset_id}", str(deployment_id), runs))
 
     train_cron = settings.deploy.train_schedule

@@ -321,3 +321,32 @@ def test_drift_retrains_once_iid_does_not_and_cooldown_is_recorded(
     )
     filed = sorted(path.name for path in (server.inbox / "processed").iterdir())
     assert "d-over50-again.csv" in filed and not any(server.inbox.glob("*.csv")), f"inbox left: {filed}"
+
+
+def test_drift_figures_are_published_to_mlflow_and_prefect(server: Server) -> None:
+    # given the three batches checked above (a, b, c)
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{server.home / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name(f"guardflow-{DATASET}-drift")
+    assert experiment is not None, "drift figures need their experiment"
+    # when the dataset's drift monitor run, the trigger records and the Prefect artifacts are read
+    monitors = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`guardflow.drift_monitor` = '{DATASET}'"
+    )
+    history = client.get_metric_history(monitors[0].info.run_id, "drifted_share") if monitors else []
+    triggers = client.get_experiment_by_name("guardflow-drift-triggers")
+    recorded = client.search_runs([triggers.experiment_id]) if triggers is not None else []
+    body = {"artifacts": {"key": {"any_": [f"drift-{DATASET}"]}}}
+    artifacts = _call("POST", f"{server.api}/artifacts/filter", body)
+    # then one monitor run holds a time series of three points, one per batch, the drifted ones above threshold
+    assert len(monitors) == 1, f"one drift monitor run per dataset, found {len(monitors)}"
+    shares = [point.value for point in sorted(history, key=lambda point: point.step)]
+    assert len(shares) == 3 and shares[0] >= 0.3 > shares[1] and shares[2] >= 0.3, f"drifted shares: {shares}"
+    # and both triggers are recorded in the tracking store with their decision
+    decisions = sorted(run.data.tags.get("guardflow.trigger.decision", "") for run in recorded)
+    assert len(decisions) == 2 and decisions[1] == "started", f"trigger records: {decisions}"
+    # and a markdown artifact per batch names the drifted columns
+    assert len(artifacts) == 3, f"one markdown artifact per batch, found {len(artifacts)}"
+    assert any("`age`" in artifact["data"] for artifact in artifacts), "the drifted age column is listed"
