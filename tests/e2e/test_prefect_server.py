@@ -254,7 +254,8 @@ def _wait_for_started_retrain(server: Server, state: Path) -> None:
 
 def _record_run_times(server: Server) -> None:
     for flow_name in ("drift-check-inbox", "drift-check", "drift-retrain", "safety-train"):
-        for number, run in enumerate(_flow_runs(server, flow_name), start=1):
+        finished = [run for run in _flow_runs(server, flow_name) if run["state_type"] in TERMINAL]
+        for number, run in enumerate(finished, start=1):
             server.timings[f"run_seconds.{flow_name}.{number}"] = round(run["total_run_time"], 1)
 
 
