@@ -126,7 +126,6 @@ Status = Literal[
     "drift_retrained",
     "drift_rejected",
     "drift_detected",  # on a server: the retrain was requested by an event, it runs as its own flow
-    "cooldown",  # a drift retrain trigger recorded, not acted on (cooldown or a retrain in flight)
 ]
 
 
