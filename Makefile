@@ -7,9 +7,13 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.guardflow-installed
 export GUARDFLOW_HOME ?= $(CURDIR)/.guardflow
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+PREFECT_PORT ?= 4200
+# `make serve` runs the local server; `make deploy` talks to it unless PREFECT_API_URL names another one.
+SERVER_ENV := PREFECT_HOME=$(GUARDFLOW_HOME)/prefect PREFECT_SERVER_ANALYTICS_ENABLED=false
+LOCAL_API := http://127.0.0.1:$(PREFECT_PORT)/api
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser run drift test lint typecheck unit bench ui clean
+.PHONY: help setup browser run drift test lint typecheck unit bench ui serve deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,6 +58,23 @@ bench: setup ## benchmarks: JSON figures (and a plot) under bench/results/
 ui: setup ## MLflow UI on the embedded store, at http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(GUARDFLOW_HOME)/mlflow/mlflow.db \
 		--default-artifact-root $(GUARDFLOW_HOME)/mlflow/artifacts --host 127.0.0.1 --port 5000
+
+serve: setup ## Prefect server on 127.0.0.1 (SQLite under $GUARDFLOW_HOME/prefect), the deployments and a worker; Ctrl-C stops both
+	@mkdir -p $(GUARDFLOW_HOME)/prefect
+	@export $(SERVER_ENV) PREFECT_API_URL=$(LOCAL_API); \
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) & server=$$!; \
+	stop() { kill $$worker $$server 2>/dev/null; for _ in $$(seq 20); do kill -0 $$worker 2>/dev/null || kill -0 $$server 2>/dev/null || break; \
+		sleep 1; done; kill -9 $$worker $$server 2>/dev/null; wait; }; \
+	trap stop INT TERM EXIT; \
+	until $(PYTHON) -c "import urllib.request as r; r.urlopen('$$PREFECT_API_URL/health', timeout=2)" 2>/dev/null; do \
+		kill -0 $$server 2>/dev/null || exit 1; sleep 1; done; \
+	$(VENV)/bin/guardflow deploy --config configs/adult.yaml && \
+	{ $(VENV)/bin/guardflow worker --config configs/adult.yaml & worker=$$!; \
+	  echo "Prefect UI at http://127.0.0.1:$(PREFECT_PORT); drop batches into inbox/adult; Ctrl-C stops server and worker"; \
+	  wait; }
+
+deploy: setup ## register the deployments of configs/adult.yaml on the server at PREFECT_API_URL (default: make serve's)
+	@export $(SERVER_ENV) PREFECT_API_URL=$${PREFECT_API_URL:-$(LOCAL_API)}; $(VENV)/bin/guardflow deploy --config configs/adult.yaml
 
 clean: ## remove the embedded stores (runs, MLflow, lineage, Prefect home)
 	rm -rf $(GUARDFLOW_HOME)

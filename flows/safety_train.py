@@ -26,11 +26,13 @@ def safety_train(
     run_dir: str | None = None,
     data_path: str | None = None,
     data_sources: list[str] | None = None,
+    test_path: str | None = None,
 ) -> RunSummary:
     """Train a candidate on the configured data (or `data_path`); promote it only if it passes every stage.
 
     `data_sources` are the sha256 of the files the training data was built from, each charged in the privacy
-    ledger (default: the training file itself).
+    ledger (default: the training file itself). `test_path`: judge candidate and champion on this file instead
+    of the configured test split (a drift retrain's new data window).
     """
     context = start_run(FLOW_NAME, config_path, run_dir)
     try:
@@ -43,7 +45,7 @@ def safety_train(
         )
         budgets = reserve_budget(context, train, data_sources)
         saved = train_model(context, train, contract, scan)
-        test = load_data(context, "test")
+        test = load_data(context, "test", test_path)
         test = guard_data(context, test, "test")
         evaluation = evaluate_model(context, saved, test, contract, scan)
         comparison = compare_champion(context, test, evaluation)

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -44,11 +45,41 @@ def load_reference(context: RunContext) -> Reference:
     return Reference(table=table, sources=sources)
 
 
+@dataclass(frozen=True)
+class ChampionScores:
+    """The champion's positive-class probabilities on the reference rows and on the batch rows."""
+
+    version: str
+    reference: np.ndarray
+    current: np.ndarray
+
+
+def champion_scores(
+    context: RunContext, reference: pd.DataFrame, batch: pd.DataFrame
+) -> ChampionScores | None:
+    """Score both typed frames with the champion (predict_proba of the registered pyfunc); None without one."""
+    settings = context.settings
+    registry.configure_tracking(context.home, experiment=f"guardflow-{settings.dataset.id}")
+    champion = registry.champion_version(settings.registry.model_name)
+    if champion is None:
+        return None
+    model = registry.load_model(champion.model_uri)
+    features = list(settings.dataset.features)
+
+    def score(frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(pd.DataFrame(model.predict(frame[features])).to_numpy(), dtype="float64").ravel()
+
+    return ChampionScores(champion.version, score(reference), score(batch))
+
+
 @task(name="detect-drift", cache_policy=NO_CACHE)
 def check_drift(
     context: RunContext, reference: Reference, batch: pd.DataFrame, batch_table: Table
-) -> DriftResult:
-    """Evidently drift of the contract-accepted batch rows against the reference; saves the HTML report."""
+) -> tuple[DriftResult, ChampionScores | None]:
+    """Evidently drift of the contract-accepted batch rows against the reference; saves the HTML report.
+
+    Also scores reference and batch with the champion (when there is one), for prediction drift.
+    """
     dataset = context.settings.dataset
     inputs = [
         file_dataset(reference.table.path, row_count=reference.table.row_count),
@@ -56,8 +87,12 @@ def check_drift(
     ]
     report_path = context.run_dir / "drift_report.html"
     with context.stage("detect_drift", inputs=inputs) as stage:
+        typed_reference = typed_frame(reference.table.rows, dataset)
+        scores = champion_scores(context, typed_reference, batch)
+        # >>> PREDICTION DRIFT CALL SITE (issue 7 part A): once detect_drift takes the champion's scores, pass
+        # them here, e.g. `reference_scores=scores.reference, current_scores=scores.current` (None: no champion).
         result = detect_drift(
-            typed_frame(reference.table.rows, dataset),
+            typed_reference,
             batch,
             dataset,
             context.settings.drift,
@@ -72,7 +107,12 @@ def check_drift(
         100 * context.settings.drift.max_drifted_share,
         "DRIFT" if result.drift_detected else "no drift",
     )
-    return result
+    if scores is not None:
+        stage_log.info(
+            "scores    champion version %s: mean score %.3f on the reference, %.3f on the batch",
+            scores.version, scores.reference.mean(), scores.current.mean(),
+        )  # fmt: skip
+    return result, scores
 
 
 @task(name="write-retrain-data", cache_policy=NO_CACHE)
@@ -89,7 +129,45 @@ def combine_for_retrain(context: RunContext, reference: Reference, batch: Table)
     return path
 
 
-def drift_figures(context: RunContext, batch: Table, result: DriftResult) -> DriftFigures:
+@dataclass(frozen=True)
+class RetrainFiles:
+    """What a drift retrain on a server trains on (reference + most of the batch) and is judged on (the rest)."""
+
+    data_path: Path
+    window_path: Path
+    window_rows: int
+
+
+@task(name="write-retrain-window", cache_policy=NO_CACHE)
+def split_for_retrain(context: RunContext, reference: Reference, batch: Table) -> RetrainFiles:
+    """Reference rows plus a seeded share of the batch to train on; the other rows are the new data window."""
+    settings = context.settings
+    data_path = context.run_dir / "retrain_data.csv.gz"
+    window_path = context.run_dir / "retrain_window.csv.gz"
+    with context.stage(
+        "write_retrain_window", inputs=[file_dataset(reference.table.path), file_dataset(batch.path)]
+    ) as stage:
+        order = np.random.default_rng(settings.model.seed).permutation(batch.row_count)
+        cut = max(1, round(settings.drift.window_fraction * batch.row_count))
+        window = batch.rows.iloc[np.sort(order[:cut])]
+        kept = batch.rows.iloc[np.sort(order[cut:])]
+        combined = pd.concat([reference.table.rows, kept], ignore_index=True)
+        write_table(combined, data_path, settings.dataset)
+        write_table(window, window_path, settings.dataset)
+        stage.datasets += [
+            file_dataset(data_path, row_count=len(combined)),
+            file_dataset(window_path, row_count=len(window)),
+        ]
+    stage_log.info(
+        "retrain   %s rows (reference + batch) to train on, %s batch rows held out as the window",
+        f"{len(combined):,}", f"{len(window):,}",
+    )  # fmt: skip
+    return RetrainFiles(data_path, window_path, len(window))
+
+
+def drift_figures(
+    context: RunContext, batch: Table, result: DriftResult, scores: ChampionScores | None = None
+) -> DriftFigures:
     return DriftFigures(
         batch_path=str(batch.path),
         batch_sha256=batch.sha256,
@@ -99,4 +177,7 @@ def drift_figures(context: RunContext, batch: Table, result: DriftResult) -> Dri
         drifted_columns=list(result.drifted_columns),
         drift_detected=result.drift_detected,
         report_path=str(context.run_dir / "drift_report.html"),
+        champion_version=scores.version if scores is not None else None,
+        mean_score_reference=float(scores.reference.mean()) if scores is not None else None,
+        mean_score_current=float(scores.current.mean()) if scores is not None else None,
     )

@@ -97,6 +97,43 @@ def _drift(args: argparse.Namespace) -> int:
     return _exit_code(summary.status)
 
 
+def _require_server() -> str:
+    """The Prefect API URL to deploy to or poll; refused when only the ephemeral API would answer."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        raise ConfigError(
+            "no Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api, see `make serve`)"
+        )
+    return str(url)
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    for config in args.config:
+        settings = load_settings(config)
+        _check_files(settings.dataset.train.path, settings.dataset.test.path, settings.contract.suite)
+    _prepare()
+    url = _require_server()
+    from flows.deployments import deploy_dataset
+
+    for config in args.config:
+        for deployed in deploy_dataset(config):
+            print(f"deployed {deployed.name:<28} {deployed.runs}")
+    pools = sorted({load_settings(config).deploy.work_pool for config in args.config})
+    print(f"on {url}; start a worker with: guardflow worker --pool {pools[0]}")
+    return EXIT_OK
+
+
+def _worker(args: argparse.Namespace) -> int:
+    pool = args.pool or (load_settings(args.config).deploy.work_pool if args.config else "guardflow")
+    _prepare()
+    _require_server()
+    command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
+    # The worker's flow runs inherit this environment: GUARDFLOW_HOME, PREFECT_API_URL and the quiet defaults.
+    os.execv(sys.executable, command)
+
+
 def _budget(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     _prepare()
@@ -267,6 +304,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-dir", type=Path, help="run folder (default: a new one under $GUARDFLOW_HOME/runs)"
     )
     drift.set_defaults(handler=_drift)
+
+    deploy = commands.add_parser(
+        "deploy", help="register safety-train, drift-check and drift-retrain deployments on a Prefect server"
+    )
+    deploy.add_argument(
+        "--config", type=Path, required=True, action="append", help="dataset and policy YAML (repeatable)"
+    )
+    deploy.set_defaults(handler=_deploy)
+
+    worker = commands.add_parser("worker", help="run a Prefect process worker for the deployments")
+    which = worker.add_mutually_exclusive_group()
+    which.add_argument(
+        "--pool", help="the work pool (default: the config's deploy.work_pool, else guardflow)"
+    )
+    which.add_argument("--config", type=Path, help="take the work pool from this config")
+    worker.set_defaults(handler=_worker)
 
     budget = commands.add_parser("budget", help="print the privacy-budget ledger of the configured dataset")
     budget.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")

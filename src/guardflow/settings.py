@@ -187,11 +187,32 @@ class GateSettings(StrictModel):
     waivers: dict[str, Annotated[str, Field(min_length=1)]] = {}
 
 
+# Five cron fields (minute hour day month weekday) or a macro such as @hourly; Prefect checks the rest.
+Cron = Annotated[str, Field(pattern=r"^(@\w+|\S+( \S+){4})$")]
+
+
 class DriftSettings(StrictModel):
-    """When a new batch counts as drifted."""
+    """When a new batch counts as drifted, and (on a Prefect server) where batches arrive and how often to look.
+
+    `inbox`: the folder the scheduled drift-check takes new batch files from, each once (processed files move to
+    `inbox/processed/`); `schedule`: its cron; `cooldown_minutes`: after a drift retrain starts, another trigger
+    for the same dataset inside this window is recorded, not acted on.
+    """
 
     max_drifted_share: Annotated[float, Field(gt=0, le=1)] = 0.3
     column_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    inbox: Path | None = None
+    schedule: Cron = "*/10 * * * *"
+    cooldown_minutes: Annotated[int, Field(ge=0)] = 60
+    # Share of a drifted batch held out of the retrain: the new data window the gate judges candidate and champion on.
+    window_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.3
+
+
+class DeploySettings(StrictModel):
+    """Prefect deployments of this dataset: the process work pool they run on and safety-train's optional cron."""
+
+    work_pool: Annotated[str, Field(min_length=1)] = "guardflow"
+    train_schedule: Cron | None = None
 
 
 class RegistrySettings(StrictModel):
@@ -246,6 +267,7 @@ class Settings(StrictModel):
     registry: RegistrySettings
     lineage: LineageSettings = LineageSettings()
     pii: PiiSettings = PiiSettings()
+    deploy: DeploySettings = DeploySettings()
 
     @model_validator(mode="after")
     def _pii_columns_are_not_trained_on(self) -> Settings:
@@ -275,6 +297,9 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     contract = raw.get("contract")
     if isinstance(contract, dict) and isinstance(contract.get("suite"), str):
         contract["suite"] = str((base / contract["suite"]).resolve())
+    drift = raw.get("drift")
+    if isinstance(drift, dict) and isinstance(drift.get("inbox"), str):
+        drift["inbox"] = str((base / drift["inbox"]).resolve())
     return raw
 
 

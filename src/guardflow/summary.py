@@ -119,11 +119,22 @@ class DriftFigures(Record):
     report_path: str
     retrain_run_dir: str | None = None
     retrain_status: str | None = None
+    # The champion's mean score on reference and batch (prediction drift; None without a champion).
+    champion_version: str | None = None
+    mean_score_reference: float | None = None
+    mean_score_current: float | None = None
 
 
 Status = Literal[
     "validated",
-    "promoted", "awaiting_approval", "rejected", "failed", "no_drift", "drift_retrained", "drift_rejected"
+    "promoted",
+    "awaiting_approval",
+    "rejected",
+    "failed",
+    "no_drift",
+    "drift_retrained",
+    "drift_rejected",
+    "drift_detected",  # on a server: the retrain was requested by an event, it runs as its own flow
 ]
 
 
@@ -349,8 +360,16 @@ def failed_summary(header: RunHeader, error: BaseException) -> RunSummary:
     return RunSummary(**header.model_dump(), status="failed", seconds=0.0, error=message)
 
 
-def drift_summary(header: RunHeader, drift: DriftFigures, retrain: RunSummary | None) -> RunSummary:
-    """The summary of a drift check, with the outcome of the retrain it started, if any."""
+def drift_summary(
+    header: RunHeader, drift: DriftFigures, retrain: RunSummary | None, requested: bool = False
+) -> RunSummary:
+    """The summary of a drift check, with the outcome of the retrain it started, if any.
+
+    `requested`: the retrain was asked for by an event (on a server) rather than run here.
+    """
+    if requested:
+        drift = drift.model_copy(update={"retrain_status": "requested"})
+        return RunSummary(**header.model_dump(), status="drift_detected", seconds=0.0, drift=drift)
     if retrain is None:
         return RunSummary(**header.model_dump(), status="no_drift", seconds=0.0, drift=drift)
     drift = drift.model_copy(update={"retrain_run_dir": retrain.run_dir, "retrain_status": retrain.status})

@@ -240,3 +240,26 @@ def test_approval_required_waits_as_challenger_until_approved_then_rolls_back(
     assert code == 2 and len(errors) == 1 and "no previous champion" in errors[0], errors
     assert main(["history", "--config", str(config)]) == 0
     assert "approve" in capsys.readouterr().out, "the history lists the approval"
+
+
+def test_drift_check_scores_reference_and_batch_with_the_champion(
+    promoted_run, tmp_path: Path, adult_settings
+) -> None:
+    # given the promoted champion (trained on the slice) and an i.i.d. batch from adult.test
+    from flows.drift_check import drift_check
+    from guardflow.io.datasets import read_split, write_table
+
+    _, summary = promoted_run
+    batch = tmp_path / "batch.csv"
+    write_table(read_split(adult_settings.dataset, "test").rows.head(2_000), batch, adult_settings.dataset)
+    # when drift-check compares the batch with the champion's data
+    checked = drift_check(summary["config"], str(batch), str(tmp_path / "drift"))
+    # then the champion's mean score on both sides is recorded for prediction drift, and is a probability
+    drift = checked.drift
+    assert drift is not None and drift.champion_version == summary["model"]["version"], f"champion: {drift}"
+    reference, current = drift.mean_score_reference, drift.mean_score_current
+    assert reference is not None and current is not None, "both sides are scored"
+    assert 0.05 < reference < 0.6 and 0.05 < current < 0.6, f"mean scores {reference}, {current}"
+    assert abs(current - reference) < 0.05, (
+        f"an i.i.d. batch barely moves the mean score: {reference} -> {current}"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +96,27 @@ def test_lineage_show_of_an_unknown_version_is_one_line_and_exit_2(tmp_path: Pat
     )
     assert result.returncode == 2, f"unknown version must exit 2, got {result.returncode}"
     assert len(result.stderr.strip().splitlines()) == 1, f"one line, got {result.stderr!r}"
+
+
+def test_deploy_without_a_server_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    # given a valid config and no Prefect server configured (no PREFECT_API_URL)
+    config = write_adult_config(tmp_path)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "GUARDFLOW_HOME": str(tmp_path),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+    }
+    env |= {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
+    # when deploy runs
+    result = subprocess.run(
+        [sys.executable, "-m", "guardflow", "deploy", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env=env,
+    )
+    # then it says, in one line, that a server is needed, and registers nothing
+    assert result.returncode == 2, f"exit code must be 2, got {result.returncode}: {result.stderr}"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "PREFECT_API_URL" in lines[0], f"one line naming PREFECT_API_URL, got {lines}"

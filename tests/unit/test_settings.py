@@ -65,3 +65,15 @@ def test_json_schema_names_every_section() -> None:
     schema = settings_json_schema()
     for section in ("dataset", "contract", "privacy", "gate", "drift", "registry", "lineage"):
         assert f'"{section}"' in schema, f"schema must describe {section}"
+
+
+def test_server_settings_resolve_the_inbox_and_default_safely(adult_settings, tmp_path: Path) -> None:
+    # given the bundled config, and a minimal one without any server section
+    minimal = load_settings(CONFIGS / "valid" / "minimal.yaml")
+    # then the inbox resolves against the config's folder, and the defaults need no server to load
+    inbox = adult_settings.drift.inbox
+    assert inbox is not None and inbox == ADULT_CONFIG.parent.parent / "inbox" / "adult", f"inbox: {inbox}"
+    assert adult_settings.drift.schedule == "*/10 * * * *", "drift-check runs every ten minutes"
+    assert adult_settings.drift.cooldown_minutes == 60, "one retrain an hour at most"
+    assert minimal.drift.inbox is None and minimal.deploy.work_pool == "guardflow", "safe defaults"
+    assert minimal.deploy.train_schedule is None, "safety-train is manual unless a cron is configured"
