@@ -3,7 +3,9 @@
 Reference: the Adult training split (32,561 rows), as the champion's reference data. Scores: a logistic
 regression on `encode_features` of the training split (a quick stand-in for the champion; its predict_proba
 is what the caller passes as `reference_scores` / `current_scores`). Every batch goes through `detect_drift`
-with the config's drift settings (the family-wise rule), exactly as `drift-check` calls it.
+with the config's drift settings (the family-wise rule). Without an HTML path it runs Evidently's column drift
+tests without building the report's widgets; the first REPORT_CROSS_CHECKS batches of each condition are also
+checked with the HTML report, as `drift-check` runs it, and must give the same p-values.
 
 - False alarms: batches drawn from adult.test without replacement (1k and 10k rows). adult.test is a random
   third of the census rows, and a simple random sample of it is an i.i.d. sample of the same population as
@@ -63,6 +65,7 @@ SHARE_SHIFT = 0.05  # subpopulation and label-prior shifts: the group's share in
 NEW_CATEGORY = ("workclass", "Gig-economy", 0.01)  # column, a value the reference never has, share of rows
 HOURS_SHIFT = 1.0  # hours a week added to every row (capped at the public maximum, 99)
 DEGREES = ("Bachelors", "Masters", "Prof-school", "Doctorate")
+REPORT_CROSS_CHECKS = 5  # batches per condition also run with the HTML report
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,7 @@ def check_batch(task: tuple[int, int]) -> dict[str, Any]:
     condition = CONDITIONS[which]
     settings: Settings = _STATE["settings"]
     batch = draw_batch(condition, _STATE["test"], settings, seed=1_000 * which + index)
+    current_scores = score(_STATE["model"], batch, settings)
     started = time.perf_counter()
     result = detect_drift(
         _STATE["reference"],
@@ -197,12 +201,29 @@ def check_batch(task: tuple[int, int]) -> dict[str, Any]:
         settings.dataset,
         settings.drift,
         reference_scores=_STATE["reference_scores"],
-        current_scores=score(_STATE["model"], batch, settings),
+        current_scores=current_scores,
     )
+    seconds = time.perf_counter() - started
+    report_agrees = None
+    if index < REPORT_CROSS_CHECKS:
+        with tempfile.TemporaryDirectory() as folder:
+            with_report = detect_drift(
+                _STATE["reference"],
+                batch,
+                settings.dataset,
+                settings.drift,
+                html_path=Path(folder) / "drift_report.html",
+                reference_scores=_STATE["reference_scores"],
+                current_scores=current_scores,
+            )
+        report_agrees = with_report.column_scores == result.column_scores and with_report.drift_detected == (
+            result.drift_detected
+        )
     return {
+        "report_agrees": report_agrees,
         "condition": condition.name,
         "index": index,
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
         "drift_detected": result.drift_detected,
         "prediction_drift": result.prediction_drift,
         "drifted_columns": list(result.drifted_columns),
@@ -236,6 +257,8 @@ def summarise(condition: Condition, records: list[dict[str, Any]]) -> dict[str, 
         "column_alpha": records[0]["column_alpha"],
         "detectable_effects_at_95_power": records[0]["detectable_effects"],
         "median_check_seconds": statistics.median(record["seconds"] for record in records),
+        "report_cross_checks": sum(record["report_agrees"] is not None for record in records),
+        "report_cross_checks_agreeing": sum(record["report_agrees"] is True for record in records),
     }
 
 

@@ -309,16 +309,27 @@ def test_detect_drift__family_rule_one_more_hour_a_week__batch_flagged_on_hours(
     assert result.drift_detected is True, f"a covariate shift was not flagged: {result}"
 
 
-def test_detect_drift__new_workclass_on_one_percent__workclass_flagged(
-    reference: pd.DataFrame, test_split: pd.DataFrame, dataset: DatasetSettings, drift: DriftSettings
+def test_detect_drift__new_workclass_on_one_percent__workclass_flagged_with_or_without_report(
+    reference: pd.DataFrame,
+    test_split: pd.DataFrame,
+    dataset: DatasetSettings,
+    drift: DriftSettings,
+    tmp_path: Path,
 ) -> None:
     # given a 10,000-row batch where 100 rows carry a workclass the reference never had
     batch = test_split.sample(10_000, random_state=1).reset_index(drop=True)
     batch.loc[:99, "workclass"] = "Gig-economy"
-    # when drift is measured / then workclass is listed and the batch flagged
+    # when drift is measured without a report, and again with Evidently's HTML report
     result = detect_drift(reference, batch, dataset, drift)
+    with_report = detect_drift(reference, batch, dataset, drift, html_path=tmp_path / "drift.html")
+    # then workclass is listed and the batch flagged, and both ways give the same p-values and verdicts
     assert "workclass" in result.drifted_columns, f"drifted columns: {result.drifted_columns}"
     assert result.drift_detected is True, "a new category must flag the batch"
+    assert with_report.column_scores == result.column_scores, "the report runs the same tests"
+    assert with_report.drifted_columns == result.drifted_columns, (
+        f"report verdicts: {with_report.drifted_columns}"
+    )
+    assert (tmp_path / "drift.html").stat().st_size > 10_000, "the HTML report is written"
 
 
 def test_detect_drift__label_prior_shift_without_labels__prediction_drift(
