@@ -54,6 +54,7 @@ bench: setup ## benchmarks: JSON figures (and a plot) under bench/results/
 	$(PYTHON) bench/privacy_utility.py --log-mlflow
 	$(PYTHON) bench/planted_candidates.py
 	$(PYTHON) bench/guard_pii.py
+	$(PYTHON) bench/drift.py
 
 ui: setup ## MLflow UI on the embedded store, at http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(GUARDFLOW_HOME)/mlflow/mlflow.db \

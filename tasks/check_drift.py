@@ -89,22 +89,30 @@ def check_drift(
     with context.stage("detect_drift", inputs=inputs) as stage:
         typed_reference = typed_frame(reference.table.rows, dataset)
         scores = champion_scores(context, typed_reference, batch)
-        # >>> PREDICTION DRIFT CALL SITE (issue 7 part A): once detect_drift takes the champion's scores, pass
-        # them here, e.g. `reference_scores=scores.reference, current_scores=scores.current` (None: no champion).
+        # The champion's scores on both sides: a shift in the label prior shows only there in a label-free batch.
         result = detect_drift(
             typed_reference,
             batch,
             dataset,
             context.settings.drift,
             html_path=report_path,
+            reference_scores=scores.reference if scores is not None else None,
+            current_scores=scores.current if scores is not None else None,
         )
         stage.datasets.append(file_dataset(report_path))
     columns = ", ".join(result.drifted_columns) or "none"
+    drift = context.settings.drift
+    rule = (
+        f"any column at p < {result.column_alpha:.4f}"
+        if drift.rule == "family_wise" and result.column_alpha is not None
+        else f"drifted share >= {drift.max_drifted_share:.0%}"
+    )
     stage_log.info(
-        "drift     %.0f%% of columns drifted (%s); threshold %.0f%%: %s",
-        100 * result.drifted_share,
+        "drift     %d of %d columns drifted (%s); rule %s: %s",
+        len(result.drifted_columns),
+        len(result.column_scores),
         columns,
-        100 * context.settings.drift.max_drifted_share,
+        rule,
         "DRIFT" if result.drift_detected else "no drift",
     )
     if scores is not None:
@@ -180,4 +188,7 @@ def drift_figures(
         champion_version=scores.version if scores is not None else None,
         mean_score_reference=float(scores.reference.mean()) if scores is not None else None,
         mean_score_current=float(scores.current.mean()) if scores is not None else None,
+        prediction_drift=result.prediction_drift,
+        rule=result.rule,
+        column_alpha=result.column_alpha,
     )

@@ -194,6 +194,12 @@ Cron = Annotated[str, Field(pattern=r"^(@\w+|\S+( \S+){4})$")]
 class DriftSettings(StrictModel):
     """When a new batch counts as drifted, and (on a Prefect server) where batches arrive and how often to look.
 
+    `rule: family_wise` (the default) tests every column (and the champion's scores, when given) with a
+    p-value test at `family_alpha / number of tests` (Bonferroni): the batch drifts when any column does, and
+    an undrifted batch is flagged with probability at most `family_alpha`. `rule: drifted_share` is the
+    older rule: Evidently's automatic tests at `column_threshold`, drift when the drifted share reaches
+    `max_drifted_share`. Either way at most `sample_rows` rows of each side, drawn with `sample_seed`, are compared.
+
     `inbox`: the folder the scheduled drift-check takes new batch files from, each once (processed files move to
     `inbox/processed/`); `schedule`: its cron; `cooldown_minutes`: after a drift retrain starts, another trigger
     for the same dataset inside this window is recorded, not acted on.
@@ -201,6 +207,10 @@ class DriftSettings(StrictModel):
 
     max_drifted_share: Annotated[float, Field(gt=0, le=1)] = 0.3
     column_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    rule: Literal["family_wise", "drifted_share"] = "family_wise"
+    family_alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    sample_rows: Annotated[int, Field(ge=1000)] = 20_000
+    sample_seed: int = 0
     inbox: Path | None = None
     schedule: Cron = "*/10 * * * *"
     cooldown_minutes: Annotated[int, Field(ge=0)] = 60

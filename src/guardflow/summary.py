@@ -123,6 +123,9 @@ class DriftFigures(Record):
     champion_version: str | None = None
     mean_score_reference: float | None = None
     mean_score_current: float | None = None
+    prediction_drift: bool | None = None  # the champion's scores drifted (None without a champion)
+    rule: str | None = None  # family_wise or drifted_share
+    column_alpha: float | None = None  # each column's test level under the family-wise rule
 
 
 Status = Literal[
