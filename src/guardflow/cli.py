@@ -1,6 +1,6 @@
 """The `guardflow` command: `main(argv) -> int`, with one exit code per kind of outcome.
 
-0 done (promoted, or no drift / retrain done); 3 candidate rejected by the gate; 2 bad input or
+0 done (promoted, scanned, or no drift / retrain done); 3 candidate rejected by the gate; 2 bad input or
 configuration (one line on stderr, no traceback); 1 internal failure.
 """
 
@@ -57,6 +57,22 @@ def _train(args: argparse.Namespace) -> int:
     from guardflow.summary import format_summary
 
     summary = safety_train(
+        config_path=str(args.config),
+        run_dir=str(args.run_dir) if args.run_dir else None,
+        data_path=str(args.data) if args.data else None,
+    )
+    print(format_summary(summary))
+    return _exit_code(summary.status)
+
+
+def _scan(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    _check_files(args.data or settings.dataset.train.path, settings.contract.suite)
+    _prepare()
+    from flows.poisoning_scan import poisoning_scan
+    from guardflow.summary import format_summary
+
+    summary = poisoning_scan(
         config_path=str(args.config),
         run_dir=str(args.run_dir) if args.run_dir else None,
         data_path=str(args.data) if args.data else None,
@@ -209,6 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--data", type=Path, help="train on this file instead of the configured one")
     train.set_defaults(handler=_train)
+
+    scan = commands.add_parser(
+        "scan", help="run the poisoning-scan flow alone: validate, scan, quarantine flagged rows"
+    )
+    scan.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
+    scan.add_argument("--data", type=Path, help="scan this file instead of the configured one")
+    scan.add_argument(
+        "--run-dir", type=Path, help="run folder (default: a new one under $GUARDFLOW_HOME/runs)"
+    )
+    scan.set_defaults(handler=_scan)
 
     drift = commands.add_parser(
         "drift", help="run the drift-check flow on a new batch; retrain when it drifted"
