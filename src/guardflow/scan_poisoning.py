@@ -242,7 +242,8 @@ def _backdoors(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows carrying a pair of values (a candidate trigger) whose rows are at least `backdoor_min_purity` one
     label, seen on at least `backdoor_min_support` rows of that label, while the rows with either value alone
-    (at least as many, so the pair is a real conjunction) are at most `backdoor_max_alone` that label.
+    (at least `backdoor_min_support` of them, so that neither value implies the other) are at most
+    `backdoor_max_alone` that label.
     The score is how much purer the pair is than the purer of its values alone."""
     codes = _codes(frame, dataset, _MAX_CODES_BACKDOOR, bin_wide=False)
     minimum = settings.backdoor_min_support
