@@ -55,6 +55,7 @@ bench: setup ## benchmarks: JSON figures (and a plot) under bench/results/
 	$(PYTHON) bench/planted_candidates.py
 	$(PYTHON) bench/guard_pii.py
 	$(PYTHON) bench/drift.py
+	$(PYTHON) bench/poisoning.py
 
 ui: setup ## MLflow UI on the embedded store, at http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(GUARDFLOW_HOME)/mlflow/mlflow.db \

@@ -17,7 +17,7 @@ from guardflow.privacy_budget import SourceBudget
 from guardflow.run_context import RunContext, open_run
 from guardflow.scan_poisoning import ScanResult
 from guardflow.settings import guardflow_home, load_settings
-from guardflow.summary import LineageFigures, RunSummary, failed_summary, training_summary
+from guardflow.summary import LineageFigures, RunSummary, failed_summary, scan_summary, training_summary
 from guardflow.validate_contract import ContractResult
 from tasks.register_model import model_dataset
 from tasks.stage_log import stage_log
@@ -72,6 +72,13 @@ def summarize_training(
         decision,
         budgets,
     )
+
+
+@task(name="summarize-scan", cache_policy=NO_CACHE)
+def summarize_scan(
+    context: RunContext, train: Table, contract: ContractResult, scan: ScanResult, quarantine: Path
+) -> RunSummary:
+    return scan_summary(context.header(), train, contract, scan, quarantine)
 
 
 def _write_summary(context: RunContext, summary: RunSummary) -> RunSummary:

@@ -84,6 +84,8 @@ def register_model(
         "epsilon": privacy.epsilon,
         "epsilon_rdp": privacy.epsilon_rdp,
         **{key: float(value) for key, value in rows.items() if isinstance(value, int)},
+        **{f"scan_flagged_{name}": float(count) for name, count in summary.poisoning.per_detector.items()},
+        "scan_seconds": summary.poisoning.seconds,
     }
     spec = {
         "input_width": saved.trained.input_width,

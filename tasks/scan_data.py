@@ -16,7 +16,15 @@ def scan_data(context: RunContext, contract: ContractResult) -> ScanResult:
     accepted = context.rows_dataset("accepted", contract.rows_accepted)
     with context.stage("scan_poisoning", inputs=[accepted]) as stage:
         result = scan_poisoning(contract.accepted, settings.dataset, settings.poisoning)
-        stage.run_facets.update(poisoning_facet(result.rows_in, result.rows_flagged, result.per_detector))
+        stage.run_facets.update(
+            poisoning_facet(
+                result.rows_in,
+                result.rows_flagged,
+                result.per_detector,
+                result.seconds,
+                result.detector_seconds,
+            )
+        )
         stage.datasets.append(context.rows_dataset("training-rows", result.rows_in - result.rows_flagged))
     detectors = ", ".join(f"{name} {count:,}" for name, count in result.per_detector.items())
     stage_log.info(

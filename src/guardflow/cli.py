@@ -1,6 +1,6 @@
 """The `guardflow` command: `main(argv) -> int`, with one exit code per kind of outcome.
 
-0 done (promoted, or no drift / retrain done); 3 candidate rejected by the gate; 2 bad input or
+0 done (promoted, scanned, or no drift / retrain done); 3 candidate rejected by the gate; 2 bad input or
 configuration (one line on stderr, no traceback); 1 internal failure.
 """
 
@@ -21,6 +21,7 @@ from guardflow.settings import guardflow_home, load_settings, settings_json_sche
 
 if TYPE_CHECKING:
     from guardflow.io.promotion import ChampionMove
+    from guardflow.summary import RunSummary
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -66,13 +67,25 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from flows.data_contract import data_contract
+
+    return _run_data_flow(args, data_contract)
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from flows.poisoning_scan import poisoning_scan
+
+    return _run_data_flow(args, poisoning_scan)
+
+
+def _run_data_flow(args: argparse.Namespace, run: Callable[..., RunSummary]) -> int:
+    """A flow over one data file (the configured training file, or --data) that writes a run record."""
     settings = load_settings(args.config)
     _check_files(args.data or settings.dataset.train.path, settings.contract.suite)
     _prepare()
-    from flows.data_contract import data_contract
     from guardflow.summary import format_summary
 
-    summary = data_contract(
+    summary = run(
         config_path=str(args.config),
         run_dir=str(args.run_dir) if args.run_dir else None,
         data_path=str(args.data) if args.data else None,
@@ -294,6 +307,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-dir", type=Path, help="run folder (default: a new one under $GUARDFLOW_HOME/runs)"
     )
     validate.set_defaults(handler=_validate)
+
+    scan = commands.add_parser(
+        "scan", help="run the poisoning-scan flow alone: validate, scan, quarantine flagged rows"
+    )
+    scan.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
+    scan.add_argument("--data", type=Path, help="scan this file instead of the configured one")
+    scan.add_argument(
+        "--run-dir", type=Path, help="run folder (default: a new one under $GUARDFLOW_HOME/runs)"
+    )
+    scan.set_defaults(handler=_scan)
 
     drift = commands.add_parser(
         "drift", help="run the drift-check flow on a new batch; retrain when it drifted"

@@ -54,6 +54,8 @@ class GuardflowPoisoningScanRunFacet(RunFacet):
     rowsScanned: int
     rowsFlagged: int
     perDetector: dict[str, int]
+    seconds: float | None = None
+    detectorSeconds: dict[str, float] | None = None
 
     @staticmethod
     def _get_schema() -> str:
@@ -133,11 +135,19 @@ def training_facet(privacy: PrivacyReport) -> dict[str, RunFacet]:
 
 
 def poisoning_facet(
-    rows_scanned: int, rows_flagged: int, per_detector: dict[str, int]
+    rows_scanned: int,
+    rows_flagged: int,
+    per_detector: dict[str, int],
+    seconds: float | None = None,
+    detector_seconds: dict[str, float] | None = None,
 ) -> dict[str, RunFacet]:
     return {
         "guardflow_poisoning_scan": GuardflowPoisoningScanRunFacet(
-            rowsScanned=rows_scanned, rowsFlagged=rows_flagged, perDetector=dict(per_detector)
+            rowsScanned=rows_scanned,
+            rowsFlagged=rows_flagged,
+            perDetector=dict(per_detector),
+            seconds=None if seconds is None else round(seconds, 3),
+            detectorSeconds=None if detector_seconds is None else dict(detector_seconds),
         )
     }
 

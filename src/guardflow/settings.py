@@ -134,7 +134,18 @@ class PoisoningSettings(StrictModel):
     label_noise_max_confidence: Annotated[float, Field(gt=0, le=1)] = 0.2
     outliers: bool = True
     outlier_contamination: Annotated[float, Field(gt=0, lt=0.5)] = 0.005
+    # Off-manifold: a pair of values flags its row when the count independence predicts is e^threshold times
+    # the count seen (both smoothed by one).
+    off_manifold: bool = True
+    off_manifold_threshold: Annotated[float, Field(gt=0)] = 2.5
     duplicate_limit: Annotated[int, Field(ge=1)] = 5
+    # Near-duplicates: every numeric within this relative difference (on log1p) and every other column equal.
+    near_duplicate_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.025
+    # Backdoor: a pair of values whose rows are mostly one label while each value alone is not.
+    backdoor: bool = True
+    backdoor_min_support: Annotated[int, Field(ge=2)] = 30
+    backdoor_min_purity: Annotated[float, Field(gt=0.5, le=1)] = 0.9
+    backdoor_max_alone: Annotated[float, Field(gt=0, lt=1)] = 0.6
     max_flagged_share: Annotated[float, Field(ge=0, le=1)] = 0.15
 
 

@@ -47,6 +47,7 @@ class PoisoningFigures(Record):
     rows_flagged: int
     per_detector: dict[str, int]
     seconds: float
+    detector_seconds: dict[str, float] = {}
 
 
 class PrivacyFigures(Record):
@@ -130,6 +131,7 @@ class DriftFigures(Record):
 
 Status = Literal[
     "validated",
+    "scanned",
     "promoted",
     "awaiting_approval",
     "rejected",
@@ -182,6 +184,13 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(
             f"  contract   {contract.suite}: {contract.expectations} expectations, "
             f"{contract.expectations_failed} failed{report}"
+        )
+    if summary.poisoning:
+        poisoning = summary.poisoning
+        detectors = ", ".join(f"{name} {count:,}" for name, count in poisoning.per_detector.items())
+        lines.append(
+            f"  scan       {poisoning.rows_flagged:,} of {poisoning.rows_scanned:,} rows flagged ({detectors}) "
+            f"in {poisoning.seconds:.1f}s"
         )
     if summary.privacy:
         privacy = summary.privacy
@@ -305,12 +314,7 @@ def training_summary(
             str(quarantine_path),
         ),
         contract=contract_figures(contract),
-        poisoning=PoisoningFigures(
-            rows_scanned=scan.rows_in,
-            rows_flagged=scan.rows_flagged,
-            per_detector=scan.per_detector,
-            seconds=round(scan.seconds, 2),
-        ),
+        poisoning=poisoning_figures(scan),
         privacy=PrivacyFigures(
             **{name: value for name, value in asdict(privacy).items() if name != "empty_batches"},
             budget_spent=max(budget.spent for budget in budgets),
@@ -342,6 +346,40 @@ def training_summary(
             lines=[line.describe() for line in decision.lines],
             compared_to=decision.compared_to,
         ),
+    )
+
+
+def poisoning_figures(scan: ScanResult) -> PoisoningFigures:
+    """The scan's figures: rows scanned and flagged, and per detector the rows flagged and the seconds taken."""
+    return PoisoningFigures(
+        rows_scanned=scan.rows_in,
+        rows_flagged=scan.rows_flagged,
+        per_detector=scan.per_detector,
+        seconds=round(scan.seconds, 2),
+        detector_seconds=dict(scan.detector_seconds or {}),
+    )
+
+
+def scan_summary(
+    header: RunHeader, train: Table, contract: ContractResult, scan: ScanResult, quarantine_path: Path
+) -> RunSummary:
+    """The summary of a poisoning-scan run: row accounting and the scan's figures."""
+    if contract.rows_in != train.row_count:
+        raise RuntimeError(f"contract saw {contract.rows_in} rows of {train.row_count}")
+    return RunSummary(
+        **header.model_dump(),
+        status="scanned",
+        seconds=0.0,
+        data=data_figures(
+            str(train.path),
+            train.sha256,
+            train.row_count,
+            contract.rows_quarantined,
+            scan.rows_flagged,
+            str(quarantine_path),
+        ),
+        contract=contract_figures(contract),
+        poisoning=poisoning_figures(scan),
     )
 
 

@@ -120,3 +120,22 @@ def test_deploy_without_a_server_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2, f"exit code must be 2, got {result.returncode}: {result.stderr}"
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "PREFECT_API_URL" in lines[0], f"one line naming PREFECT_API_URL, got {lines}"
+
+
+def test_scan_of_a_missing_data_file_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a config and a data path that does not exist / when scan runs
+    config = write_adult_config(tmp_path)
+    code = main(["scan", "--config", str(config), "--data", str(tmp_path / "nope.csv")])
+    # then one line names the file and the exit code is 2, before any flow starts
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, f"exit code must be 2, got {code}"
+    assert errors == [f"guardflow: data file not found: {tmp_path / 'nope.csv'}"], f"one line, got {errors}"
+
+
+def test_scan_with_a_bad_config_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["scan", "--config", str(INVALID / "unknown_key.yaml")])
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, f"exit code must be 2, got {code}"
+    assert len(errors) == 1 and errors[0].startswith("guardflow: config"), f"one line on stderr, got {errors}"

@@ -1,5 +1,6 @@
 """Poisoning scan on 5,000 rows of adult.data: deterministic, and each detector catches the attack it is for
-(a duplicate flood, off-manifold rows, confident label flips) while leaving clean rows mostly alone."""
+(exact and near duplicate floods, extreme and off-manifold rows, out-of-range values, confident label flips, a
+backdoor trigger) while leaving clean rows mostly alone."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,7 +12,24 @@ from threadpoolctl import threadpool_limits
 
 from guardflow.errors import PoisoningError
 from guardflow.io.datasets import SOURCE_ROW, read_split, typed_frame
-from guardflow.scan_poisoning import DUPLICATE_FLOOD, LABEL_NOISE, OUTLIER, ScanResult, scan_poisoning
+from guardflow.plant_attacks import (
+    apply_trigger,
+    duplicate_flood,
+    off_manifold_rows,
+    out_of_range_rows,
+    plant_backdoor,
+)
+from guardflow.scan_poisoning import (
+    BACKDOOR,
+    DETECTORS,
+    DUPLICATE_FLOOD,
+    LABEL_NOISE,
+    OFF_MANIFOLD,
+    OUT_OF_RANGE,
+    OUTLIER,
+    ScanResult,
+    scan_poisoning,
+)
 
 ROWS = 5000
 FLOOD_COPIES = 200
@@ -166,7 +184,93 @@ def test_quarantined_rows_are_the_raw_text_rows_with_reasons(clean_scan, raw_row
     assert quarantined[raw_rows.columns].equals(raw_rows.loc[flagged]), "values are the text as read"
     assert quarantined["age"].map(type).eq(str).all(), "numbers stay as the text they were written as"
     assert quarantined["reasons"].map(len).gt(0).all(), "every quarantined row says why"
-    detectors = (LABEL_NOISE, OUTLIER, DUPLICATE_FLOOD)
+    detectors = DETECTORS
     assert all(reason.startswith(detectors) for reasons in quarantined["reasons"] for reason in reasons), (
         "each reason names a detector"
     )
+
+
+# A trigger of three values, each common alone, rare together (6 clean rows of 5,000 carry all three).
+TRIGGER = {"marital-status": "Separated", "occupation": "Tech-support", "hours-per-week": 44.0}
+
+
+def _recall_and_clean_share(scan: ScanResult, detector: str, planted: pd.Index) -> tuple[float, float]:
+    flags = scan.flags[detector]
+    return float(flags.loc[planted].mean()), float(flags.drop(planted).mean())
+
+
+def test_near_duplicate_flood_is_flagged(clean_frame, adult_settings) -> None:
+    # given 2% of new rows copied from 5 rows, half of them with the sampling weight moved by up to 2%
+    frame, planted = duplicate_flood(
+        clean_frame, adult_settings.dataset, 0.02, sources=5, rng=np.random.default_rng(1)
+    )
+    # when the rows are scanned
+    scan = scan_poisoning(frame, adult_settings.dataset, adult_settings.poisoning)
+    recall, clean_share = _recall_and_clean_share(scan, DUPLICATE_FLOOD, planted)
+    # then the copies beyond the tolerated number are flagged, near copies included, and clean rows are not
+    limit = adult_settings.poisoning.duplicate_limit
+    assert recall >= 1 - 5 * limit / len(planted), f"only {recall:.0%} of the near-duplicate flood flagged"
+    assert clean_share <= 0.002, f"{clean_share:.2%} of clean rows flagged as a flood"
+
+
+def test_off_manifold_rows_assembled_from_plausible_values_are_flagged(clean_frame, adult_settings) -> None:
+    # given 1% of rows whose every value comes from a different real row
+    frame, planted = off_manifold_rows(clean_frame, adult_settings.dataset, 0.01, np.random.default_rng(2))
+    scan = scan_poisoning(frame, adult_settings.dataset, adult_settings.poisoning)
+    recall, clean_share = _recall_and_clean_share(scan, OFF_MANIFOLD, planted)
+    # then pairs of values that do not belong together give most of them away (measured: 94% at 0.5%)
+    assert recall >= 0.8, f"only {recall:.0%} of off-manifold rows flagged"
+    assert clean_share <= 0.02, f"{clean_share:.2%} of clean rows flagged as off-manifold"
+
+
+def test_values_outside_public_bounds_are_flagged_with_their_count(clean_frame, adult_settings) -> None:
+    # given 1% of rows with one value outside its public bound or category list
+    frame, planted = out_of_range_rows(clean_frame, adult_settings.dataset, 0.01, np.random.default_rng(3))
+    # and one more row with two such values
+    frame.loc[planted[0], ["age", "sex"]] = [150.0, "robot"]
+    scan = scan_poisoning(frame, adult_settings.dataset, adult_settings.poisoning)
+    recall, clean_share = _recall_and_clean_share(scan, OUT_OF_RANGE, planted)
+    # then every planted row and no clean row is flagged, each scored by its number of bad values
+    assert recall == 1.0, f"out-of-range is exact, but {recall:.0%} were flagged"
+    assert clean_share == 0.0, "clean rows are within the public bounds"
+    assert scan.scores.at[planted[0], OUT_OF_RANGE] >= 2, "the score counts the values out of range"
+
+
+def test_backdoor_trigger_tied_to_one_label_is_flagged(clean_frame, adult_settings) -> None:
+    # given a trigger set on 1% of negative rows, relabelled positive
+    frame, planted = plant_backdoor(
+        clean_frame, adult_settings.dataset, TRIGGER, 0.01, np.random.default_rng(4)
+    )
+    scan = scan_poisoning(frame, adult_settings.dataset, adult_settings.poisoning)
+    recall, clean_share = _recall_and_clean_share(scan, BACKDOOR, planted)
+    # then the rare, pure pattern gives every triggered row away, and almost no clean row
+    assert recall >= 0.9, f"only {recall:.0%} of backdoored rows flagged"
+    assert clean_share <= 0.005, f"{clean_share:.2%} of clean rows flagged as backdoor"
+    carriers = apply_trigger(clean_frame.head(3), TRIGGER)
+    assert (carriers[list(TRIGGER)] == pd.Series(TRIGGER)).all().all(), "apply_trigger sets every value"
+
+
+def test_clean_rows_raise_no_backdoor_flood_or_range_flag(clean_scan) -> None:
+    # given clean Adult rows, then the detectors for planted rows stay silent
+    for detector in (BACKDOOR, OUT_OF_RANGE):
+        assert clean_scan.per_detector[detector] == 0, (
+            f"{detector} flagged clean rows: {clean_scan.per_detector}"
+        )
+    assert clean_scan.per_detector[DUPLICATE_FLOOD] <= 5, "clean Adult holds no duplicate flood"
+
+
+def test_detections_list_row_detector_and_score(clean_scan) -> None:
+    # when the detections are listed
+    detections = clean_scan.detections()
+    # then there is one line per detector that flagged a row, with that detector's score
+    assert len(detections) == int(clean_scan.flags.to_numpy().sum()), "one line per flag"
+    assert list(detections.columns) == [SOURCE_ROW, "detector", "score"], "source_row, detector, score"
+    first = detections.iloc[0]
+    assert clean_scan.flags.at[first[SOURCE_ROW], first["detector"]], "a listed detector flagged the row"
+    assert first["score"] == clean_scan.scores.at[first[SOURCE_ROW], first["detector"]], "its own score"
+
+
+def test_quarantined_rows_carry_detector_and_score(clean_scan, raw_rows) -> None:
+    quarantined = clean_scan.quarantined(raw_rows)
+    assert quarantined["detector"].str.len().gt(0).all(), "every quarantined row names its detectors"
+    assert quarantined["score"].notna().all(), "and carries a score"

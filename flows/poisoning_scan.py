@@ -1,0 +1,34 @@
+"""`poisoning-scan`: load, validate, scan for poisoning and write the run record; no training."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from guardflow.summary import RunSummary
+from tasks.guard_pii import guard_data
+from tasks.load_data import load_data
+from tasks.record_run import fail_run, finish_run, save_quarantine, start_run, summarize_scan
+from tasks.scan_data import scan_data
+from tasks.validate_data import validate_data
+
+FLOW_NAME = "poisoning-scan"
+
+
+@flow(name=FLOW_NAME, validate_parameters=True)
+def poisoning_scan(config_path: str, run_dir: str | None = None, data_path: str | None = None) -> RunSummary:
+    """Scan the configured training data (or `data_path`): the contract's accepted rows go through every
+    detector; flagged rows are quarantined with their detectors and scores; the policy may fail the run."""
+    context = start_run(FLOW_NAME, config_path, run_dir)
+    try:
+        train = load_data(context, "train", data_path)
+        train = guard_data(context, train, "train")
+        contract = validate_data(context, train)
+        scan = scan_data(context, contract)
+        quarantine = save_quarantine(
+            context, {"contract": contract.quarantined, "poisoning_scan": scan.quarantined(train.rows)}
+        )
+        summary = summarize_scan(context, train, contract, scan, quarantine)
+    except Exception as error:
+        fail_run(context, error)
+        raise
+    return finish_run(context, summary)
