@@ -9,7 +9,7 @@ from guardflow.io.datasets import Table
 from guardflow.io.lineage import file_dataset
 from guardflow.lineage_facets import assertions_facet
 from guardflow.run_context import RunContext
-from guardflow.validate_contract import ContractResult, validate_contract
+from guardflow.validate_contract import ContractResult, validate_table
 from tasks.stage_log import stage_log
 
 
@@ -19,7 +19,7 @@ def validate_data(context: RunContext, table: Table) -> ContractResult:
     columns = [(name, "string") for name in table.rows.columns]
     source = file_dataset(table.path, columns=columns, row_count=table.row_count, sha256=table.sha256)
     with context.stage("validate_contract", inputs=[source]) as stage:
-        result = validate_contract(table.rows, settings.dataset, settings.contract)
+        result = validate_table(table, settings.dataset, settings.contract)
         outcomes = [(outcome.expectation, outcome.column, outcome.success) for outcome in result.outcomes]
         stage.inputs = [replace(source, input_facets=assertions_facet(outcomes))]
         stage.datasets.append(context.rows_dataset("accepted", result.rows_accepted))
