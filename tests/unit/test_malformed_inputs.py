@@ -600,6 +600,8 @@ def _guardflow(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
             "PATH": "/usr/bin:/bin",
             "GUARDFLOW_HOME": str(home),
             "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+            # The ephemeral Prefect API may take longer than its default 20 s to start on a busy machine.
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         },
     )
 
