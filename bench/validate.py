@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -90,6 +91,7 @@ def run_inside(mode: str, path: Path, config: Path, workers: int, chunk_mb: int)
     settings = load_settings(config)
     load_suite(settings.contract.suite)  # imports GX before the clock starts
     imported = time.perf_counter() - started
+    cpu_before = _cpu_seconds()
     start = time.perf_counter()
     if mode == "chunked":
         chunk_bytes = chunk_mb * 2**20 if chunk_mb else CHUNK_BYTES
@@ -121,12 +123,21 @@ def run_inside(mode: str, path: Path, config: Path, workers: int, chunk_mb: int)
             "workers": 1,
         }
     seconds = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu_before
     return {
         **figures,
         "seconds": seconds,
         "rows_per_second": figures["rows_in"] / seconds,
+        "cpu_seconds": cpu,
+        "rows_per_cpu_second": figures["rows_in"] / cpu,
         "import_seconds": imported,
     }
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its reaped children (the pool's workers, once shut down)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def tree_memory(root: int) -> tuple[int, int]:
@@ -189,19 +200,21 @@ def run_measured(mode: str, path: Path, args: argparse.Namespace) -> dict[str, A
 
 
 def describe(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("rows_per_second", "seconds", "peak_rss_mb", "peak_pss_mb")
+    keys = ("rows_per_second", "seconds", "cpu_seconds", "rows_per_cpu_second", "peak_rss_mb", "peak_pss_mb")
     return {"runs": runs, **{f"median_{key}": statistics.median(run[key] for run in runs) for key in keys}}
 
 
 def format_table(results: dict[str, Any]) -> str:
     lines = [
-        f"{'variant':<16}{'runs':>5}{'rows/s':>11}{'seconds':>9}{'peak RSS MB':>13}{'peak PSS MB':>13}  load avg",
+        f"{'variant':<16}{'runs':>5}{'rows/s':>11}{'seconds':>9}{'CPU s':>8}{'rows/CPU s':>12}"
+        f"{'peak RSS MB':>13}{'peak PSS MB':>13}  load avg (1 min, per run)",
     ]
     for name, variant in results["variants"].items():
         loads = " / ".join(f"{run['load_average_before'][0]:.1f}" for run in variant["runs"])
         lines.append(
             f"{name:<16}{len(variant['runs']):>5}{variant['median_rows_per_second']:>11,.0f}"
-            f"{variant['median_seconds']:>9.1f}{variant['median_peak_rss_mb']:>13,.0f}"
+            f"{variant['median_seconds']:>9.1f}{variant['median_cpu_seconds']:>8.1f}"
+            f"{variant['median_rows_per_cpu_second']:>12,.0f}{variant['median_peak_rss_mb']:>13,.0f}"
             f"{variant['median_peak_pss_mb']:>13,.0f}  {loads}"
         )
     ratio = results.get("rss_ratio_10m_to_1m")
@@ -230,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "files": {name: {"path": str(path), "bytes": path.stat().st_size} for name, path in files.items()},
         "variants": {name: describe(runs) for name, runs in variants.items() if runs},
     }
+    results["load_average_end"] = [round(load, 2) for load in os.getloadavg()]
     if variants["chunked 1M"] and variants["chunked 10M"]:
         results["rss_ratio_10m_to_1m"] = (
             results["variants"]["chunked 10M"]["median_peak_rss_mb"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import logging
 import multiprocessing
@@ -230,6 +231,8 @@ def _validate_file(
             quarantined += len(verdict.quarantined)
             verdicts.append(verdict.summary())
             _stop_early(verdict, suite)
+            del verdict
+            _release_memory()
     check_sha256(path, expected_sha256, reader.sha256)
     _check_not_empty(sum(verdict.rows_parsed for verdict in verdicts), empty_malformed())
     outcomes = _conclude(suite, contract, verdicts)
@@ -487,7 +490,19 @@ def _judge_chunk(chunk: Chunk, dataset: DatasetSettings, suite_path: Path) -> _V
     """The contract on one chunk of a file; runs in a worker process."""
     suite = _cached_suite(suite_path)
     rows, malformed = chunk.parse(dataset.na_values)
-    return _judge_rows(rows, typed_frame(rows, dataset), malformed, suite)
+    verdict = _judge_rows(rows, typed_frame(rows, dataset), malformed, suite)
+    del rows
+    _release_memory()
+    return verdict
+
+
+def _release_memory() -> None:
+    """Hand freed memory back to the system after a chunk: Arrow's pool otherwise keeps it, and a long file
+    would grow each worker's resident set chunk after chunk."""
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
 
 
 @functools.lru_cache(maxsize=4)

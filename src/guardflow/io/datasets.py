@@ -35,7 +35,8 @@ SOURCE_ROW = "source_row"
 LINE = "line"  # the text of a line that could not be parsed into the columns
 REASONS = "reasons"
 BLOCK_BYTES = 32 * 2**20
-MAX_RECORD_BYTES = 16 * 2**20  # a quoted field still open after this many bytes is an unbalanced quote
+MAX_RECORD_BYTES = 16 * 2**20
+_SAMPLE_LINES = 200  # a quoted field still open after this many bytes is an unbalanced quote
 
 _NEWLINE, _QUOTE, _DELIMITER, _NUL = ord("\n"), ord('"'), ord(","), 0
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -103,6 +104,7 @@ class FileReader:
         self.rows_malformed = 0
         self._first_bad: tuple[int, str] | None = None
         self._seen_text = False
+        self._bad_sample: list[str] = []  # the first malformed lines, to guess a missing column from
 
     def chunks(self) -> Iterator[Chunk]:
         """Every record of the file once, in order; raises `DataError` when the file as a whole is unreadable."""
@@ -179,6 +181,8 @@ class FileReader:
         malformed = _malformed_frame(block, records, bad, reasons)
         if len(malformed) and self._first_bad is None:
             self._first_bad = (int(malformed.index[0]), str(malformed[REASONS].iloc[0][0]))
+        if len(self._bad_sample) < _SAMPLE_LINES:
+            self._bad_sample.extend(malformed[LINE].head(_SAMPLE_LINES - len(self._bad_sample)).tolist())
         self.rows_parsed += int(good.sum())
         self.rows_malformed += len(malformed)
         return Chunk(
@@ -211,18 +215,65 @@ class FileReader:
 
     def _check_whole_file(self, lines: int) -> None:
         if not self._seen_text:
-            what = f"{lines} blank lines" if lines else "0 bytes"
-            raise DataError(f"data file is empty: {self.path}, line 1: no data rows ({what})")
+            raise DataError(f"data file is empty: {self.path}")
         if self.rows_parsed == 0 and self.rows_malformed == 0:
             raise DataError(
                 f"data file is header only: {self.path}, line {lines + 1}: no data rows after the header"
             )
         if self.rows_parsed == 0 and self._first_bad is not None:
             source_row, reason = self._first_bad
+            missing = guess_missing_column(self._bad_sample, self.dataset)
+            hint = f"column '{missing}' looks missing" if missing else "wrong delimiter or wrong file?"
             raise DataError(
                 f"{self.path}, line {source_row + 1}: {reason}; no line of the file parses into the "
-                f"{len(self.columns)} columns (wrong delimiter or wrong file?)"
+                f"{len(self.columns)} columns ({hint})"
             )
+
+
+def guess_missing_column(lines: list[str], dataset: DatasetSettings) -> str | None:
+    """When every line lacks one field, the configured column whose removal lines the values up best with the
+    config's public bounds and categories (None when no single column clearly does)."""
+    columns = dataset.expected_columns
+    try:
+        rows = list(csv.reader(lines, skipinitialspace=True))
+    except csv.Error:
+        return None
+    if not rows or any(len(fields) != len(columns) - 1 for fields in rows):
+        return None
+    scores = []
+    for dropped in range(len(columns)):
+        kept = columns[:dropped] + columns[dropped + 1 :]
+        scores.append(
+            sum(
+                _fits(dataset, column, value)
+                for fields in rows
+                for column, value in zip(kept, fields, strict=True)
+            )
+        )
+    best = max(scores)
+    if scores.count(best) > 1 or best < 0.9 * len(rows) * (len(columns) - 1):
+        return None
+    return columns[scores.index(best)]
+
+
+def _fits(dataset: DatasetSettings, column: str, value: str) -> bool:
+    """Whether a text value could belong to a column, by the config alone."""
+    value = value.strip()
+    if value in ("", *dataset.na_values):
+        return True
+    label = dataset.label
+    if column == label.column:
+        return value in {label.positive, label.negative, *label.aliases}
+    feature = dataset.features.get(column)
+    if feature is None:
+        return True
+    if feature.type == "categorical":
+        return value in feature.categories
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    return feature.min <= number <= feature.max
 
 
 def column_problems(present: list[str], expected: list[str]) -> list[str]:
