@@ -513,8 +513,12 @@ def _parse_unquoted(content: bytes, columns: tuple[str, ...], na_values: list[st
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    text = pd.StringDtype("pyarrow", na_value=np.nan)
-    return table.to_pandas(types_mapper={pa.string(): text}.get)
+    text = pd.Series(
+        [], dtype="str"
+    ).dtype  # what read_csv(dtype=str) gives: pandas 3's string dtype, or object
+    if isinstance(text, pd.StringDtype):
+        return table.to_pandas(types_mapper={pa.string(): text}.get)
+    return table.to_pandas()
 
 
 def _parse_one_by_one(
