@@ -10,7 +10,7 @@ from guardflow.io.datasets import Table
 from guardflow.io.lineage import file_dataset
 from guardflow.lineage_facets import assertions_facet, contract_facet, quality_metrics_facet
 from guardflow.run_context import RunContext
-from guardflow.validate_contract import ContractResult, validate_contract
+from guardflow.validate_contract import ContractResult, validate_table
 from tasks.stage_log import stage_log
 
 DATA_DOCS_FILE = "contract/data_docs.html"
@@ -24,7 +24,7 @@ def validate_data(context: RunContext, table: Table) -> ContractResult:
     source = file_dataset(table.path, columns=columns, row_count=table.row_count, sha256=table.sha256)
     report_path = context.run_dir / DATA_DOCS_FILE
     with context.stage("validate_contract", inputs=[source]) as stage:
-        result = validate_contract(table.rows, contract_dataset(settings), settings.contract, report_path)
+        result = validate_table(table, contract_dataset(settings), settings.contract, report_path)
         outcomes = [(outcome.expectation, outcome.column, outcome.success) for outcome in result.outcomes]
         stage.inputs = [
             replace(
