@@ -6,19 +6,25 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from guardflow.io import registry
-from guardflow.io.datasets import Table
 from guardflow.run_context import RunContext
 from guardflow.settings import settings_hash
 from guardflow.summary import RunSummary, contract_summary
-from guardflow.validate_contract import ContractResult
+from guardflow.validate_contract import ContractResult, FileContractResult
 from tasks.stage_log import stage_log
 
 
 @task(name="record-contract", cache_policy=NO_CACHE)
 def record_contract(
-    context: RunContext, table: Table, contract: ContractResult, quarantine: Path
+    context: RunContext,
+    source: tuple[Path, str, int],
+    contract: ContractResult | FileContractResult,
+    quarantine: Path,
 ) -> RunSummary:
-    """Log the check as an MLflow run of experiment `guardflow-<dataset>-contract`; return its summary."""
+    """Log the check as an MLflow run of experiment `guardflow-<dataset>-contract`; return its summary.
+
+    `source` is the checked file's path, sha256 and number of data rows.
+    """
+    path, sha256, _ = source
     settings = context.settings
     registry.configure_tracking(context.home, experiment=f"guardflow-{settings.dataset.id}-contract")
     metrics = {
@@ -29,8 +35,8 @@ def record_contract(
     }
     tags = {
         "guardflow.suite": contract.suite_name,
-        "guardflow.data_sha256": table.sha256,
-        "guardflow.data_path": str(table.path),
+        "guardflow.data_sha256": sha256,
+        "guardflow.data_path": str(path),
         "guardflow.config_sha256": settings_hash(settings),
         "guardflow.dataset": settings.dataset.id,
         "guardflow.rows_balanced": str(
@@ -38,10 +44,11 @@ def record_contract(
         ),
     }
     # The report's folder keeps its name (contract/), as in a training run's artifacts.
-    report = contract.report_path.parent if contract.report_path else None
+    report_path = getattr(contract, "report_path", None)  # a chunked check writes no Data Docs page
+    report = report_path.parent if report_path else None
     artifacts = [path for path in (report, quarantine) if path is not None and path.exists()]
     run_id = registry.log_check(
         run_name=context.run_dir.name, metrics=metrics, tags=tags, artifacts=artifacts
     )
     stage_log.info("record    contract check logged to MLflow run %s", run_id)
-    return contract_summary(context.header(), table, contract, quarantine, run_id)
+    return contract_summary(context.header(), source, contract, quarantine, run_id)

@@ -1,16 +1,20 @@
 """Validate a table against its Great Expectations contract; failing rows are set aside, not dropped."""
 
 from dataclasses import replace
+from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from guardflow.guard_pii import contract_dataset
-from guardflow.io.datasets import Table
+from guardflow.errors import ConfigError, PiiError
+from guardflow.guard_pii import contract_dataset, guard_pii
+from guardflow.io.datasets import FileReader, Table
 from guardflow.io.lineage import file_dataset
+from guardflow.io.run_folder import QUARANTINE_FILE
 from guardflow.lineage_facets import assertions_facet, contract_facet, quality_metrics_facet
 from guardflow.run_context import RunContext
-from guardflow.validate_contract import ContractResult, validate_table
+from guardflow.settings import Settings
+from guardflow.validate_contract import ContractResult, FileContractResult, validate_file, validate_table
 from tasks.stage_log import stage_log
 
 DATA_DOCS_FILE = "contract/data_docs.html"
@@ -54,3 +58,71 @@ def validate_data(context: RunContext, table: Table) -> ContractResult:
         f"{result.rows_quarantined:,}",
     )
     return result
+
+
+@task(name="validate-contract-in-chunks", cache_policy=NO_CACHE, persist_result=False)
+def validate_in_chunks(context: RunContext, path: Path) -> FileContractResult:
+    """The contract over a file of any size, chunk by chunk in bounded memory; quarantine streamed to parquet.
+
+    No PII policy can be applied chunk by chunk, so the first chunk goes through the guard's detection first:
+    a dataset with a `pii.columns` policy, a column that looks personal, or a stray identifier stops the run.
+    """
+    settings = context.settings
+    dataset = contract_dataset(settings)
+    skip_rows = settings.dataset.train.skip_rows if path == settings.dataset.train.path else 0
+    source = file_dataset(path)
+    with context.stage("validate_contract", inputs=[source]) as stage:
+        _refuse_pii_in_chunked_mode(path, settings)
+        result = validate_file(
+            path,
+            dataset,
+            settings.contract,
+            context.run_dir / QUARANTINE_FILE,
+            skip_rows=skip_rows,
+            workers=2,
+        )
+        outcomes = [(outcome.expectation, outcome.column, outcome.success) for outcome in result.outcomes]
+        stage.inputs = [
+            replace(
+                file_dataset(path, row_count=result.rows_in, sha256=result.sha256),
+                input_facets=assertions_facet(outcomes),
+            )
+        ]
+        stage.run_facets.update(
+            contract_facet(
+                result.suite_name,
+                result.rows_in,
+                result.rows_accepted,
+                result.rows_quarantined,
+                [success for _, _, success in outcomes],
+            )
+        )
+        stage.datasets.append(file_dataset(result.quarantine_path, row_count=result.rows_quarantined))
+    stage_log.info(
+        "contract  %d chunks, %d expectations, %d failed; %s rows accepted, %s quarantined",
+        result.chunks,
+        len(result.outcomes),
+        sum(not success for _, _, success in outcomes),
+        f"{result.rows_accepted:,}",
+        f"{result.rows_quarantined:,}",
+    )
+    return result
+
+
+def _refuse_pii_in_chunked_mode(path: Path, settings: Settings) -> None:
+    if settings.pii.columns:
+        raise ConfigError(
+            f"chunked validation applies no PII policy, and pii.columns sets {sorted(settings.pii.columns)}: "
+            "validate without --chunked"
+        )
+    reader = FileReader(path, settings.dataset)
+    first = next(iter(reader.chunks()), None)
+    if first is None:
+        return
+    rows, _ = first.parse(settings.dataset.na_values)
+    guarded = guard_pii(rows, settings.pii)  # raises PiiError on a column that looks personal
+    if guarded.redacted:
+        raise PiiError(
+            f"chunked validation cannot redact stray identifiers, found in {sorted(guarded.redacted)}: "
+            "validate without --chunked"
+        )

@@ -67,9 +67,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from functools import partial
+
     from flows.data_contract import data_contract
 
-    return _run_data_flow(args, data_contract)
+    return _run_data_flow(args, partial(data_contract, chunked=args.chunked))
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -303,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
     validate.add_argument("--data", type=Path, help="check this file instead of the configured training file")
+    validate.add_argument(
+        "--chunked", action="store_true", help="validate in chunks, in bounded memory (files too large to hold)"
+    )
     validate.add_argument(
         "--run-dir", type=Path, help="run folder (default: a new one under $GUARDFLOW_HOME/runs)"
     )

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from guardflow.privacy_budget import SourceBudget
     from guardflow.scan_poisoning import ScanResult
     from guardflow.train_private import PrivacyReport
-    from guardflow.validate_contract import ContractResult
+    from guardflow.validate_contract import ContractResult, FileContractResult
 
 
 class Record(BaseModel):
@@ -260,29 +260,38 @@ class RunHeader(Record):
     run_dir: str
 
 
-def contract_figures(contract: ContractResult, tracking_run_id: str | None = None) -> ContractFigures:
+def contract_figures(
+    contract: ContractResult | FileContractResult, tracking_run_id: str | None = None
+) -> ContractFigures:
+    report_path = getattr(contract, "report_path", None)  # a chunked check writes no Data Docs page
     return ContractFigures(
         suite=contract.suite_name,
         expectations=len(contract.outcomes),
         expectations_failed=sum(not outcome.success for outcome in contract.outcomes),
-        report_path=str(contract.report_path) if contract.report_path else None,
+        report_path=str(report_path) if report_path else None,
         tracking_run_id=tracking_run_id,
     )
 
 
 def contract_summary(
-    header: RunHeader, table: Table, contract: ContractResult, quarantine_path: Path, tracking_run_id: str
+    header: RunHeader,
+    source: tuple[Path, str, int],
+    contract: ContractResult | FileContractResult,
+    quarantine_path: Path,
+    tracking_run_id: str,
 ) -> RunSummary:
-    """The summary of a stand-alone contract check (`guardflow validate`) that passed the batch."""
-    if contract.rows_in != table.row_count:
-        raise RuntimeError(f"contract saw {contract.rows_in} rows of {table.row_count}")
+    """The summary of a stand-alone contract check (`guardflow validate`) that passed the batch.
+
+    `source` is the checked file's path, sha256 and number of data rows.
+    """
+    path, sha256, row_count = source
+    if contract.rows_in != row_count:
+        raise RuntimeError(f"contract saw {contract.rows_in} rows of {row_count}")
     return RunSummary(
         **header.model_dump(),
         status="validated",
         seconds=0.0,
-        data=data_figures(
-            str(table.path), table.sha256, table.row_count, contract.rows_quarantined, 0, str(quarantine_path)
-        ),
+        data=data_figures(str(path), sha256, row_count, contract.rows_quarantined, 0, str(quarantine_path)),
         contract=contract_figures(contract, tracking_run_id),
     )
 

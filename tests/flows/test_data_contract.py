@@ -122,3 +122,35 @@ def test_validate_stops_a_batch_with_an_unknown_label_in_one_line(
     assert (tmp_path / "run" / "contract" / "data_docs.html").is_file(), (
         "a stopped batch still has its report"
     )
+
+
+def test_chunked_validate_accounts_for_the_same_rows_as_in_memory(
+    checked, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given the same batch as the in-memory check (3 planted bad rows)
+    run_dir, _, in_memory = checked
+    data = Path(in_memory["data"]["path"])
+    config = run_dir.parent / "config.yaml"
+    # when it is validated chunk by chunk
+    code = main(
+        [
+            "validate",
+            "--config",
+            str(config),
+            "--data",
+            str(data),
+            "--chunked",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ]
+    )
+    # then the verdict and the accounting are those of the in-memory check, and the quarantine was streamed
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "validated"
+    for key in ("rows_in", "rows_accepted", "rows_quarantined", "sha256"):
+        assert summary["data"][key] == in_memory["data"][key], (
+            f"{key}: {summary['data']} vs {in_memory['data']}"
+        )
+    quarantine = pd.read_parquet(tmp_path / "run" / "quarantine.parquet")
+    assert sorted(quarantine["source_row"]) == sorted(PLANTED), "the same rows, by their line in the file"
