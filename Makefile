@@ -37,8 +37,8 @@ run: setup ## train on UCI Adult through every safety stage (exit 3 if the gate 
 drift: setup ## check adult.test for drift against the champion's data
 	$(VENV)/bin/guardflow drift --config configs/adult.yaml --batch data/adult/adult.test.gz
 
-test: setup lint typecheck browser ## lint, type-check and run the tests
-	$(PYTHON) -m pytest
+test: setup lint typecheck browser ## lint, type-check and run the tests (two workers, one per core)
+	$(PYTHON) -m pytest -n 2 --dist loadfile
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check src flows tasks tests bench
