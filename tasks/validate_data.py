@@ -3,16 +3,17 @@
 from dataclasses import replace
 from pathlib import Path
 
+from openlineage.client.facet_v2 import InputDatasetFacet
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from guardflow.errors import ConfigError, PiiError
 from guardflow.guard_pii import contract_dataset, guard_pii
 from guardflow.io.datasets import FileReader, Table
-from guardflow.io.lineage import file_dataset
+from guardflow.io.lineage import LineageDataset, file_dataset
 from guardflow.io.run_folder import QUARANTINE_FILE
 from guardflow.lineage_facets import assertions_facet, contract_facet, quality_metrics_facet
-from guardflow.run_context import RunContext
+from guardflow.run_context import RunContext, StageOutputs
 from guardflow.settings import Settings
 from guardflow.validate_contract import ContractResult, FileContractResult, validate_file, validate_table
 from tasks.stage_log import stage_log
@@ -29,35 +30,41 @@ def validate_data(context: RunContext, table: Table) -> ContractResult:
     report_path = context.run_dir / DATA_DOCS_FILE
     with context.stage("validate_contract", inputs=[source]) as stage:
         result = validate_table(table, contract_dataset(settings), settings.contract, report_path)
-        outcomes = [(outcome.expectation, outcome.column, outcome.success) for outcome in result.outcomes]
-        stage.inputs = [
-            replace(
-                source,
-                input_facets={
-                    **assertions_facet(outcomes),
-                    **quality_metrics_facet(result.rows_in, result.null_counts),
-                },
-            )
-        ]
-        stage.run_facets.update(
-            contract_facet(
-                result.suite_name,
-                result.rows_in,
-                result.rows_accepted,
-                result.rows_quarantined,
-                [success for _, _, success in outcomes],
-            )
-        )
+        _describe_verdict(stage, source, result, quality_metrics_facet(result.rows_in, result.null_counts))
         stage.datasets.append(context.rows_dataset("accepted", result.rows_accepted))
-    failed = sum(not outcome.success for outcome in result.outcomes)
+    _log_verdict(result, "")
+    return result
+
+
+def _describe_verdict(
+    stage: StageOutputs,
+    source: LineageDataset,
+    result: ContractResult | FileContractResult,
+    input_facets: dict[str, InputDatasetFacet],
+) -> None:
+    """The contract's outcomes on its input dataset, and its row accounting as a run facet."""
+    outcomes = [(outcome.expectation, outcome.column, outcome.success) for outcome in result.outcomes]
+    stage.inputs = [replace(source, input_facets={**assertions_facet(outcomes), **input_facets})]
+    stage.run_facets.update(
+        contract_facet(
+            result.suite_name,
+            result.rows_in,
+            result.rows_accepted,
+            result.rows_quarantined,
+            [success for _, _, success in outcomes],
+        )
+    )
+
+
+def _log_verdict(result: ContractResult | FileContractResult, prefix: str) -> None:
     stage_log.info(
-        "contract  %s expectations, %d failed; %s rows accepted, %s quarantined",
+        "contract  %s%d expectations, %d failed; %s rows accepted, %s quarantined",
+        prefix,
         len(result.outcomes),
-        failed,
+        sum(not outcome.success for outcome in result.outcomes),
         f"{result.rows_accepted:,}",
         f"{result.rows_quarantined:,}",
     )
-    return result
 
 
 @task(name="validate-contract-in-chunks", cache_policy=NO_CACHE, persist_result=False)
@@ -81,31 +88,10 @@ def validate_in_chunks(context: RunContext, path: Path) -> FileContractResult:
             skip_rows=skip_rows,
             workers=2,
         )
-        outcomes = [(outcome.expectation, outcome.column, outcome.success) for outcome in result.outcomes]
-        stage.inputs = [
-            replace(
-                file_dataset(path, row_count=result.rows_in, sha256=result.sha256),
-                input_facets=assertions_facet(outcomes),
-            )
-        ]
-        stage.run_facets.update(
-            contract_facet(
-                result.suite_name,
-                result.rows_in,
-                result.rows_accepted,
-                result.rows_quarantined,
-                [success for _, _, success in outcomes],
-            )
-        )
+        checked = file_dataset(path, row_count=result.rows_in, sha256=result.sha256)
+        _describe_verdict(stage, checked, result, {})
         stage.datasets.append(file_dataset(result.quarantine_path, row_count=result.rows_quarantined))
-    stage_log.info(
-        "contract  %d chunks, %d expectations, %d failed; %s rows accepted, %s quarantined",
-        result.chunks,
-        len(result.outcomes),
-        sum(not success for _, _, success in outcomes),
-        f"{result.rows_accepted:,}",
-        f"{result.rows_quarantined:,}",
-    )
+    _log_verdict(result, f"{result.chunks} chunks, ")
     return result
 
 

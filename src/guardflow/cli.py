@@ -49,48 +49,40 @@ def _check_files(*paths: Path) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)  # fail fast, before any server starts
-    _check_files(
-        args.data or settings.dataset.train.path, settings.dataset.test.path, settings.contract.suite
-    )
-    _prepare()
-    from flows.safety_train import safety_train
-    from guardflow.summary import format_summary
-
-    summary = safety_train(
-        config_path=str(args.config),
-        run_dir=str(args.run_dir) if args.run_dir else None,
-        data_path=str(args.data) if args.data else None,
-    )
-    print(format_summary(summary))
-    return _exit_code(summary.status)
+    return _run_data_flow(args, "flows.safety_train:safety_train", needs_test_split=True)
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from functools import partial
-
-    from flows.data_contract import data_contract
-
-    return _run_data_flow(args, partial(data_contract, chunked=args.chunked))
+    return _run_data_flow(args, "flows.data_contract:data_contract", chunked=args.chunked)
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from flows.poisoning_scan import poisoning_scan
-
-    return _run_data_flow(args, poisoning_scan)
+    return _run_data_flow(args, "flows.poisoning_scan:poisoning_scan")
 
 
-def _run_data_flow(args: argparse.Namespace, run: Callable[..., RunSummary]) -> int:
-    """A flow over one data file (the configured training file, or --data) that writes a run record."""
-    settings = load_settings(args.config)
-    _check_files(args.data or settings.dataset.train.path, settings.contract.suite)
+def _run_data_flow(
+    args: argparse.Namespace, flow: str, needs_test_split: bool = False, **options: object
+) -> int:
+    """Run `flow` ("module:function") over one data file (the configured training file, or --data).
+
+    The config and files are checked first, and the flow's module is imported only after `_prepare`:
+    importing it imports Prefect, which must see the quiet, offline environment.
+    """
+    settings = load_settings(args.config)  # fail fast, before any server starts
+    test_files = [settings.dataset.test.path] if needs_test_split else []
+    _check_files(args.data or settings.dataset.train.path, *test_files, settings.contract.suite)
     _prepare()
+    import importlib
+
     from guardflow.summary import format_summary
 
+    module_name, function_name = flow.split(":")
+    run: Callable[..., RunSummary] = getattr(importlib.import_module(module_name), function_name)
     summary = run(
         config_path=str(args.config),
         run_dir=str(args.run_dir) if args.run_dir else None,
         data_path=str(args.data) if args.data else None,
+        **options,
     )
     print(format_summary(summary))
     return _exit_code(summary.status)
@@ -301,12 +293,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_train)
 
     validate = commands.add_parser(
-        "validate", help="run the data contract alone: quarantine bad rows, stop bad batches, write the record"
+        "validate",
+        help="run the data contract alone: quarantine bad rows, stop bad batches, write the record",
     )
     validate.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
     validate.add_argument("--data", type=Path, help="check this file instead of the configured training file")
     validate.add_argument(
-        "--chunked", action="store_true", help="validate in chunks, in bounded memory (files too large to hold)"
+        "--chunked",
+        action="store_true",
+        help="validate in chunks, in bounded memory (files too large to hold)",
     )
     validate.add_argument(
         "--run-dir", type=Path, help="run folder (default: a new one under $GUARDFLOW_HOME/runs)"

@@ -308,22 +308,20 @@ def training_summary(
     budgets: list[SourceBudget],
 ) -> RunSummary:
     """The summary of a safety-train run that reached the gate (the model section is added at registration)."""
-    if contract.rows_in != train.row_count:
-        raise RuntimeError(f"contract saw {contract.rows_in} rows of {train.row_count}")
-    return RunSummary(
-        **header.model_dump(),
-        status="promoted" if decision.passed else "rejected",
-        seconds=0.0,
-        data=data_figures(
-            str(train.path),
-            train.sha256,
-            train.row_count,
-            contract.rows_quarantined,
-            scan.rows_flagged,
-            str(quarantine_path),
-        ),
-        contract=contract_figures(contract),
-        poisoning=poisoning_figures(scan),
+    scanned = scan_summary(header, train, contract, scan, quarantine_path)
+    return scanned.model_copy(
+        update={
+            "status": "promoted" if decision.passed else "rejected",
+            **_training_sections(privacy, evaluation, decision, budgets),
+        }
+    )
+
+
+def _training_sections(
+    privacy: PrivacyReport, evaluation: Evaluation, decision: GateDecision, budgets: list[SourceBudget]
+) -> dict[str, Record]:
+    """The privacy, metrics and gate sections of a training run's summary."""
+    return dict(
         privacy=PrivacyFigures(
             **{name: value for name, value in asdict(privacy).items() if name != "empty_batches"},
             budget_spent=max(budget.spent for budget in budgets),
