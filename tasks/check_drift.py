@@ -8,7 +8,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from guardflow.detect_drift import DriftResult, detect_drift
+from guardflow.detect_drift import DriftResult, describe_rule, detect_drift
 from guardflow.io import registry
 from guardflow.io.datasets import Table, read_split, read_table, typed_frame, write_table
 from guardflow.io.lineage import file_dataset
@@ -101,12 +101,7 @@ def check_drift(
         )
         stage.datasets.append(file_dataset(report_path))
     columns = ", ".join(result.drifted_columns) or "none"
-    drift = context.settings.drift
-    rule = (
-        f"any column at p < {result.column_alpha:.4f}"
-        if drift.rule == "family_wise" and result.column_alpha is not None
-        else f"drifted share >= {drift.max_drifted_share:.0%}"
-    )
+    rule = describe_rule(context.settings.drift, result.column_alpha)
     stage_log.info(
         "drift     %d of %d columns drifted (%s); rule %s: %s",
         len(result.drifted_columns),
@@ -155,8 +150,10 @@ def split_for_retrain(context: RunContext, reference: Reference, batch: Table) -
     with context.stage(
         "write_retrain_window", inputs=[file_dataset(reference.table.path), file_dataset(batch.path)]
     ) as stage:
-        order = np.random.default_rng(settings.model.seed).permutation(batch.row_count)
-        cut = max(1, round(settings.drift.window_fraction * batch.row_count))
+        # The parsed rows only: `row_count` also counts malformed lines, which the batch's contract quarantined.
+        rows = len(batch.rows)
+        order = np.random.default_rng(settings.model.seed).permutation(rows)
+        cut = max(1, round(settings.drift.window_fraction * rows))
         window = batch.rows.iloc[np.sort(order[:cut])]
         kept = batch.rows.iloc[np.sort(order[cut:])]
         combined = pd.concat([reference.table.rows, kept], ignore_index=True)

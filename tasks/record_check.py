@@ -44,8 +44,7 @@ def record_contract(
         ),
     }
     # The report's folder keeps its name (contract/), as in a training run's artifacts.
-    report_path = getattr(contract, "report_path", None)  # a chunked check writes no Data Docs page
-    report = report_path.parent if report_path else None
+    report = contract.report_path.parent if contract.report_path else None
     artifacts = [path for path in (report, quarantine) if path is not None and path.exists()]
     run_id = registry.log_check(
         run_name=context.run_dir.name, metrics=metrics, tags=tags, artifacts=artifacts

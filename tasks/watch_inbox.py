@@ -12,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from guardflow.detect_drift import describe_rule
 from guardflow.errors import ConfigError, DataError
 from guardflow.io import registry, server_state
 from guardflow.io.datasets import content_sha256
@@ -126,8 +127,9 @@ def publish_drift(settings: Settings, summary: RunSummary, claim: BatchClaim) ->
     columns = "\n".join(f"- `{name}`" for name in drift.drifted_columns) or "- none"
     markdown = (
         f"# Drift of batch `{claim.path.name}` ({dataset_id})\n\n"
-        f"**{drift.drifted_share:.0%}** of the columns drifted (threshold "
-        f"{settings.drift.max_drifted_share:.0%}): **{'DRIFT' if drift.drift_detected else 'no drift'}**"
+        f"**{drift.drifted_share:.0%}** of the columns drifted (rule: "
+        f"{describe_rule(settings.drift, drift.column_alpha)}): "
+        f"**{'DRIFT' if drift.drift_detected else 'no drift'}**"
         f"{', retrain requested' if drift.retrain_status == 'requested' else ''}.\n\n"
         f"Drifted columns:\n{columns}\n\n"
         f"| | |\n|---|---|\n| batch sha256 | `{claim.sha256}` |\n| rows (reference, batch) | "

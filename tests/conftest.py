@@ -4,6 +4,8 @@ Prefect, MLflow or GX happens in a test module."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -40,3 +42,21 @@ def write_adult_config(folder: Path, **overrides: dict) -> Path:
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+def run_guardflow(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`python -m guardflow ARGS` in a clean environment: this checkout's code, `home` as $GUARDFLOW_HOME."""
+    return subprocess.run(
+        [sys.executable, "-m", "guardflow", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "GUARDFLOW_HOME": str(home),
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+            # The ephemeral Prefect API may take longer than guardflow's 90 s to start on a very busy machine.
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+        },
+    )

@@ -275,6 +275,15 @@ def _config_schema(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_data_flow_arguments(command: argparse.ArgumentParser, data_help: str) -> None:
+    """--config, --data and --run-dir: what every flow over one data file takes (see `_run_data_flow`)."""
+    command.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
+    command.add_argument("--data", type=Path, help=data_help)
+    command.add_argument(
+        "--run-dir", type=Path, help="run folder (default: a new one under $GUARDFLOW_HOME/runs)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="guardflow", description="A batch MLOps pipeline that will not ship an unsafe model."
@@ -285,37 +294,25 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train", help="run the safety-train flow: validate, scan, train with DP, gate"
     )
-    train.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
-    train.add_argument(
-        "--run-dir", type=Path, help="run folder (default: a new one under $GUARDFLOW_HOME/runs)"
-    )
-    train.add_argument("--data", type=Path, help="train on this file instead of the configured one")
+    _add_data_flow_arguments(train, data_help="train on this file instead of the configured one")
     train.set_defaults(handler=_train)
 
     validate = commands.add_parser(
         "validate",
         help="run the data contract alone: quarantine bad rows, stop bad batches, write the record",
     )
-    validate.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
-    validate.add_argument("--data", type=Path, help="check this file instead of the configured training file")
+    _add_data_flow_arguments(validate, data_help="check this file instead of the configured training file")
     validate.add_argument(
         "--chunked",
         action="store_true",
         help="validate in chunks, in bounded memory (files too large to hold)",
-    )
-    validate.add_argument(
-        "--run-dir", type=Path, help="run folder (default: a new one under $GUARDFLOW_HOME/runs)"
     )
     validate.set_defaults(handler=_validate)
 
     scan = commands.add_parser(
         "scan", help="run the poisoning-scan flow alone: validate, scan, quarantine flagged rows"
     )
-    scan.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
-    scan.add_argument("--data", type=Path, help="scan this file instead of the configured one")
-    scan.add_argument(
-        "--run-dir", type=Path, help="run folder (default: a new one under $GUARDFLOW_HOME/runs)"
-    )
+    _add_data_flow_arguments(scan, data_help="scan this file instead of the configured one")
     scan.set_defaults(handler=_scan)
 
     drift = commands.add_parser(

@@ -64,6 +64,13 @@ class DriftResult:
     detectable_effects: dict[str, float] = field(default_factory=dict)
 
 
+def describe_rule(settings: DriftSettings, column_alpha: float | None) -> str:
+    """The rule a batch was judged by, in words: for logs, summaries and reports."""
+    if settings.rule == "family_wise" and column_alpha is not None:
+        return f"any column at p < {column_alpha:.4f}"
+    return f"drifted share >= {settings.max_drifted_share:.0%}"
+
+
 def detectable_ks_distance(
     rows_reference: int, rows_current: int, alpha: float, power: float = DETECTION_POWER
 ) -> float:

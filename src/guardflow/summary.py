@@ -263,12 +263,11 @@ class RunHeader(Record):
 def contract_figures(
     contract: ContractResult | FileContractResult, tracking_run_id: str | None = None
 ) -> ContractFigures:
-    report_path = getattr(contract, "report_path", None)  # a chunked check writes no Data Docs page
     return ContractFigures(
         suite=contract.suite_name,
         expectations=len(contract.outcomes),
         expectations_failed=sum(not outcome.success for outcome in contract.outcomes),
-        report_path=str(report_path) if report_path else None,
+        report_path=str(contract.report_path) if contract.report_path else None,
         tracking_run_id=tracking_run_id,
     )
 

@@ -193,6 +193,7 @@ class FileContractResult:
     outcomes: tuple[ExpectationOutcome, ...]
     quarantine_path: Path
     chunks: int
+    report_path: Path | None = None  # chunks are validated apart: no single Data Docs page
 
 
 def validate_file(

@@ -10,26 +10,15 @@ from pathlib import Path
 import pytest
 
 from guardflow.cli import main
-from tests.conftest import ROOT, write_adult_config
+from tests.conftest import ROOT, run_guardflow, write_adult_config
 
 INVALID = ROOT / "tests" / "configs" / "invalid"
-
-
-def _guardflow(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "guardflow", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "GUARDFLOW_HOME": str(home)},
-    )
 
 
 @pytest.mark.parametrize("name", ["unknown_key", "missing_key", "wrong_type"])
 def test_bad_config_is_one_line_and_exit_2(name: str, tmp_path: Path) -> None:
     # given a config with an unknown key, a missing key or a wrong type / when train runs in a fresh process
-    result = _guardflow("train", "--config", str(INVALID / f"{name}.yaml"), home=tmp_path)
+    result = run_guardflow("train", "--config", str(INVALID / f"{name}.yaml"), home=tmp_path)
     # then one line names the problem, the exit code is 2, and nothing else happened
     assert result.returncode == 2, f"exit code must be 2, got {result.returncode}: {result.stderr}"
     lines = result.stderr.strip().splitlines()
@@ -40,7 +29,9 @@ def test_bad_config_is_one_line_and_exit_2(name: str, tmp_path: Path) -> None:
 
 def test_missing_data_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     config = write_adult_config(tmp_path)
-    result = _guardflow("train", "--config", str(config), "--data", str(tmp_path / "nope.csv"), home=tmp_path)
+    result = run_guardflow(
+        "train", "--config", str(config), "--data", str(tmp_path / "nope.csv"), home=tmp_path
+    )
     assert result.returncode == 2, f"exit code must be 2, got {result.returncode}"
     assert result.stderr.strip() == f"guardflow: data file not found: {tmp_path / 'nope.csv'}", result.stderr
 
@@ -85,7 +76,7 @@ def test_lineage_show_of_an_unknown_version_is_one_line_and_exit_2(tmp_path: Pat
     log = tmp_path / "lineage" / "events.jsonl"
     log.parent.mkdir(parents=True)
     log.write_text((ROOT / "tests" / "data" / "lineage" / "sample_events.jsonl").read_text())
-    result = _guardflow(
+    result = run_guardflow(
         "lineage",
         "show",
         "--config",

@@ -69,10 +69,7 @@ Error messages name lines 1-based, as editors do (source_row N is "line N+1"). B
 from __future__ import annotations
 
 import gzip
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,7 +82,7 @@ from guardflow.errors import ContractError, DataError, GuardflowError
 from guardflow.io.datasets import LINE, REASONS, SOURCE_ROW, read_table
 from guardflow.settings import DatasetSettings, Settings
 from guardflow.validate_contract import validate_file, validate_table
-from tests.conftest import ROOT, write_adult_config
+from tests.conftest import run_guardflow, write_adult_config
 
 ROWS = 100
 COLUMNS_LINE = (
@@ -589,23 +586,6 @@ def test_chunked_validation_stops_bad_batches(
     assert str(path) in str(caught.value) and "\n" not in str(caught.value), "one line naming the file"
 
 
-def _guardflow(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "guardflow", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "GUARDFLOW_HOME": str(home),
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
-            # The ephemeral Prefect API may take longer than its default 20 s to start on a busy machine.
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-        },
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["wrong_delimiter", "unseen_label"])
 def test_train_on_a_bad_file_is_one_line_and_exit_2(
@@ -616,7 +596,9 @@ def test_train_on_a_bad_file_is_one_line_and_exit_2(
     path = _write(kind, base_lines, tmp_path)
     config = write_adult_config(tmp_path)
     # when guardflow train runs on it
-    result = _guardflow("train", "--config", str(config), "--data", str(path), home=tmp_path / "home")
+    result = run_guardflow(
+        "train", "--config", str(config), "--data", str(path), home=tmp_path / "home", timeout=600
+    )
     # then one line on stderr names the file, the line and the problem; exit 2; no traceback
     assert result.returncode == 2, f"exit code must be 2, got {result.returncode}: {result.stderr[-2000:]}"
     lines = [line for line in result.stderr.splitlines() if line.startswith("guardflow: ")]
