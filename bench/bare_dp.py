@@ -34,11 +34,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here, not at the top, so their cost is measured (torch and opacus dominate it).
     import numpy as np
 
-    from guardflow.encode_features import encode_features
-    from guardflow.io.datasets import label_vector, read_split, typed_frame
-    from guardflow.network import predict_proba
+    from guardflow.data.encode_features import encode_features
+    from guardflow.data.table import label_vector, typed_frame
+    from guardflow.io.datasets import read_split
+    from guardflow.privacy.network import predict_proba
+    from guardflow.privacy.train_private import train_private
     from guardflow.settings import load_settings
-    from guardflow.train_private import train_private
 
     imported = time.perf_counter()
     settings = load_settings(args.config)

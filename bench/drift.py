@@ -51,9 +51,10 @@ import pandas as pd
 from pipeline import machine_info, package_version  # bench/pipeline.py, next to this script
 from sklearn.linear_model import LogisticRegression
 
-from guardflow.detect_drift import PREDICTION_COLUMN, detect_drift
-from guardflow.encode_features import encode_features
-from guardflow.io.datasets import label_vector, labelled_rows, read_split, typed_frame
+from guardflow.data.encode_features import encode_features
+from guardflow.data.table import label_vector, labelled_rows, typed_frame
+from guardflow.drift.detect_drift import PREDICTION_COLUMN, detect_drift
+from guardflow.io.datasets import read_split
 from guardflow.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent

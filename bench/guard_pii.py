@@ -21,8 +21,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the planted-PII generator is shared with the tests
 
-from guardflow.guard_pii import guard_pii  # noqa: E402
 from guardflow.io.datasets import read_split  # noqa: E402
+from guardflow.pii.guard_pii import guard_pii  # noqa: E402
 from guardflow.settings import PiiSettings, load_settings  # noqa: E402
 from tests.pii_data import PII_COLUMNS, planted_pii  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Poisoning benchmark: plant each attack in Adult's training file with fixed seeds, scan, and measure.
 
-Attacks (src/guardflow/plant_attacks.py): random label flips at 5% and 10%; flips targeted at one subgroup
+Attacks (bench/plant_attacks.py): random label flips at 5% and 10%; flips targeted at one subgroup
 (half of the women earning >50K relabelled <=50K); out-of-range rows and off-manifold rows at 1%; a duplicate
 flood at 2% (10 source rows, half exact copies, half near copies); a backdoor (three values set plus the
 label >50K) at 0.5%, 1% and 3%.
@@ -31,10 +31,11 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
-from guardflow import plant_attacks
-from guardflow.encode_features import encode_features, ordinal_features
-from guardflow.io.datasets import label_vector, labelled_rows, read_split, typed_frame
-from guardflow.scan_poisoning import (
+from bench import plant_attacks
+from guardflow.data.encode_features import encode_features, ordinal_features
+from guardflow.data.table import label_vector, labelled_rows, typed_frame
+from guardflow.io.datasets import read_split
+from guardflow.poisoning.scan_poisoning import (
     BACKDOOR,
     DUPLICATE_FLOOD,
     LABEL_NOISE,
@@ -101,8 +102,8 @@ def _train_and_predict(
             return [model.predict_proba(ordinal_features(test, dataset)[0])[:, 1] for test in tests]
     import torch
 
-    from guardflow.network import predict_proba
-    from guardflow.train_private import train_private
+    from guardflow.privacy.network import predict_proba
+    from guardflow.privacy.train_private import train_private
 
     trained = train_private(encode_features(train, dataset), labels, settings.privacy, settings.model)
     with torch.no_grad():

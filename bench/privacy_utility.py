@@ -39,12 +39,13 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from guardflow.encode_features import encode_features
-from guardflow.evaluate_safety import expected_calibration_error
-from guardflow.io.datasets import label_vector, read_split, typed_frame
-from guardflow.network import build_mlp, predict_proba
+from guardflow.data.encode_features import encode_features
+from guardflow.data.table import label_vector, typed_frame
+from guardflow.evaluation.evaluate_safety import expected_calibration_error
+from guardflow.io.datasets import read_split
+from guardflow.privacy.network import build_mlp, predict_proba
+from guardflow.privacy.train_private import train_private
 from guardflow.settings import Settings, load_settings
-from guardflow.train_private import train_private
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO / "configs" / "adult.yaml"

@@ -84,9 +84,11 @@ def expanded_file(config: Path, rows: int, folder: Path) -> Path:
 def run_inside(mode: str, path: Path, config: Path, workers: int, chunk_mb: int) -> dict[str, Any]:
     """The measured call, in this (child) process: prints its figures as JSON."""
     started = time.perf_counter()
+    from guardflow.contract.suite import load_suite
+    from guardflow.contract.validate_contract import validate_contract
     from guardflow.io.datasets import read_table
+    from guardflow.io.validate_file import CHUNK_BYTES, validate_file
     from guardflow.settings import load_settings
-    from guardflow.validate_contract import CHUNK_BYTES, load_suite, validate_contract, validate_file
 
     settings = load_settings(config)
     load_suite(settings.contract.suite)  # imports GX before the clock starts

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from prefect import flow
 
+from guardflow.run.summary import RunSummary
 from guardflow.settings import load_settings
-from guardflow.summary import RunSummary
 from tasks.guard_pii import guard_data
 from tasks.load_data import load_data
 from tasks.record_check import record_contract

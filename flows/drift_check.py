@@ -7,7 +7,7 @@ from typing import Literal
 from prefect import flow
 
 from flows.safety_train import safety_train
-from guardflow.summary import RunSummary, drift_summary
+from guardflow.run.summary import RunSummary, drift_summary
 from tasks.check_drift import (
     check_drift,
     combine_for_retrain,

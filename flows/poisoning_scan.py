@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from guardflow.summary import RunSummary
+from guardflow.run.summary import RunSummary
 from tasks.guard_pii import guard_data
 from tasks.load_data import load_data
 from tasks.record_run import fail_run, finish_run, save_quarantine, start_run, summarize_scan

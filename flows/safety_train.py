@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from guardflow.summary import RunSummary
+from guardflow.run.summary import RunSummary
 from tasks.compare_champion import compare_champion
 from tasks.evaluate_model import evaluate_model
 from tasks.gate_model import gate_model

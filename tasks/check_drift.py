@@ -8,21 +8,14 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from guardflow.detect_drift import DriftResult, describe_rule, detect_drift
+from guardflow.data.table import Table, typed_frame
+from guardflow.drift.detect_drift import DriftResult, Reference, describe_rule, detect_drift
 from guardflow.io import registry
-from guardflow.io.datasets import Table, read_split, read_table, typed_frame, write_table
+from guardflow.io.datasets import read_split, read_table, write_table
 from guardflow.io.lineage import file_dataset
-from guardflow.run_context import RunContext
-from guardflow.summary import DriftFigures
+from guardflow.run.run_context import RunContext
+from guardflow.run.summary import DriftFigures
 from tasks.stage_log import stage_log
-
-
-@dataclass(frozen=True)
-class Reference:
-    """The champion's training data and the sha256 of the source files it was built from (for the ledger)."""
-
-    table: Table
-    sources: list[str]
 
 
 @task(name="load-reference", cache_policy=NO_CACHE, persist_result=False)  # raw rows: never persisted

@@ -5,12 +5,12 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from guardflow.decide_gate import ChampionComparison
-from guardflow.evaluate_safety import Evaluation, champion_figures
+from guardflow.data.table import Table, label_vector, labelled_rows
+from guardflow.evaluation.decide_gate import ChampionComparison
+from guardflow.evaluation.evaluate_safety import Evaluation, champion_figures
 from guardflow.io import registry
-from guardflow.io.datasets import Table, label_vector, labelled_rows
 from guardflow.io.lineage import file_dataset
-from guardflow.run_context import RunContext
+from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
 
 

@@ -6,17 +6,17 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from guardflow.audit_membership import audit_membership
-from guardflow.encode_features import encode_features
-from guardflow.evaluate_safety import Evaluation, check_behaviour, evaluate_safety, save_plots
-from guardflow.io.datasets import Table, label_vector, labelled_rows
+from guardflow.contract.validate_contract import ContractResult
+from guardflow.data.encode_features import encode_features
+from guardflow.data.table import Table, label_vector, labelled_rows
+from guardflow.evaluation.evaluate_safety import Evaluation, check_behaviour, evaluate_safety, save_plots
 from guardflow.io.lineage import file_dataset
-from guardflow.network import predict_proba
-from guardflow.run_context import RunContext
-from guardflow.scan_poisoning import ScanResult
-from guardflow.validate_contract import ContractResult
+from guardflow.poisoning.scan_poisoning import ScanResult
+from guardflow.privacy.audit_membership import audit_membership
+from guardflow.privacy.network import predict_proba
+from guardflow.privacy.train_private import SavedModel
+from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
-from tasks.train_model import SavedModel
 
 
 @task(name="evaluate-safety", cache_policy=NO_CACHE)

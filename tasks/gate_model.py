@@ -3,12 +3,12 @@
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from guardflow.decide_gate import ChampionComparison, GateDecision, decide_gate
-from guardflow.evaluate_safety import Evaluation
-from guardflow.lineage_facets import gate_facet
-from guardflow.run_context import RunContext
+from guardflow.evaluation.decide_gate import ChampionComparison, GateDecision, decide_gate
+from guardflow.evaluation.evaluate_safety import Evaluation
+from guardflow.lineage.facets import gate_facet
+from guardflow.privacy.train_private import SavedModel
+from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
-from tasks.train_model import SavedModel
 
 
 @task(name="gate", cache_policy=NO_CACHE)

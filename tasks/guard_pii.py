@@ -7,13 +7,13 @@ from functools import partial
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from guardflow.guard_pii import guard_pii
-from guardflow.io.datasets import Table
+from guardflow.data.table import Table
+from guardflow.drift.detect_drift import Reference
 from guardflow.io.lineage import file_dataset
 from guardflow.io.pii_key import read_pii_key
-from guardflow.lineage_facets import pii_facet
-from guardflow.run_context import RunContext
-from tasks.check_drift import Reference
+from guardflow.lineage.facets import pii_facet
+from guardflow.pii.guard_pii import guard_pii
+from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
 
 

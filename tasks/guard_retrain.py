@@ -11,7 +11,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from guardflow.guard_retrain import RetrainDecision
+from guardflow.drift.guard_retrain import RetrainDecision
 from guardflow.io import records, registry, server_state
 from guardflow.settings import Settings, guardflow_home
 from tasks.stage_log import stage_log

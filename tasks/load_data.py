@@ -5,9 +5,10 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from guardflow.io.datasets import Table, read_split, read_table
+from guardflow.data.table import Table
+from guardflow.io.datasets import read_split, read_table
 from guardflow.io.lineage import file_dataset
-from guardflow.run_context import RunContext
+from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
 
 

@@ -5,11 +5,12 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from guardflow.contract.validate_contract import ContractResult
 from guardflow.io import registry
-from guardflow.run_context import RunContext
+from guardflow.io.validate_file import FileContractResult
+from guardflow.run.run_context import RunContext
+from guardflow.run.summary import RunSummary, contract_summary
 from guardflow.settings import settings_hash
-from guardflow.summary import RunSummary, contract_summary
-from guardflow.validate_contract import ContractResult, FileContractResult
 from tasks.stage_log import stage_log
 
 

@@ -7,21 +7,21 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from guardflow.decide_gate import GateDecision
-from guardflow.evaluate_safety import Evaluation
+from guardflow.contract.validate_contract import ContractResult
+from guardflow.data.table import Table
+from guardflow.evaluation.decide_gate import GateDecision
+from guardflow.evaluation.evaluate_safety import Evaluation
 from guardflow.io import run_folder
-from guardflow.io.datasets import Table
 from guardflow.io.lineage import file_dataset
-from guardflow.lineage_facets import prefect_facet
-from guardflow.privacy_budget import SourceBudget
-from guardflow.run_context import RunContext, open_run
-from guardflow.scan_poisoning import ScanResult
+from guardflow.lineage.facets import prefect_facet
+from guardflow.poisoning.scan_poisoning import ScanResult
+from guardflow.privacy.privacy_budget import SourceBudget
+from guardflow.privacy.train_private import SavedModel
+from guardflow.run.run_context import RunContext, open_run
+from guardflow.run.summary import LineageFigures, RunSummary, failed_summary, scan_summary, training_summary
 from guardflow.settings import guardflow_home, load_settings
-from guardflow.summary import LineageFigures, RunSummary, failed_summary, scan_summary, training_summary
-from guardflow.validate_contract import ContractResult
 from tasks.register_model import model_dataset
 from tasks.stage_log import stage_log
-from tasks.train_model import SavedModel
 
 
 @task(name="open-run", cache_policy=NO_CACHE)

@@ -4,18 +4,18 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from guardflow import __version__
-from guardflow.decide_gate import GateDecision
-from guardflow.evaluate_safety import Evaluation
+from guardflow.data.table import Table, typed_frame
+from guardflow.evaluation.decide_gate import GateDecision
+from guardflow.evaluation.evaluate_safety import Evaluation
+from guardflow.evaluation.model_card import render_model_card, render_model_card_html
 from guardflow.io import promotion, registry
-from guardflow.io.datasets import Table, typed_frame
 from guardflow.io.lineage import LineageDataset, file_dataset
-from guardflow.lineage_facets import model_facet
-from guardflow.model_card import render_model_card, render_model_card_html
-from guardflow.run_context import RunContext
+from guardflow.lineage.facets import model_facet
+from guardflow.privacy.train_private import SavedModel
+from guardflow.run.run_context import RunContext
+from guardflow.run.summary import ModelFigures, RunSummary, with_model
 from guardflow.settings import settings_hash
-from guardflow.summary import ModelFigures, RunSummary, with_model
 from tasks.stage_log import stage_log
-from tasks.train_model import SavedModel
 
 
 def model_dataset(context: RunContext, model: ModelFigures) -> LineageDataset:

@@ -4,8 +4,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from guardflow.io.datasets import Table
-from guardflow.run_context import RunContext
+from guardflow.data.table import Table
+from guardflow.run.run_context import RunContext
 from tasks.check_drift import RetrainFiles
 from tasks.stage_log import stage_log
 

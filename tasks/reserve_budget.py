@@ -3,10 +3,10 @@
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from guardflow.data.table import Table
 from guardflow.io import ledger, registry
-from guardflow.io.datasets import Table
-from guardflow.privacy_budget import SourceBudget, check_budget, summarize_budget
-from guardflow.run_context import RunContext
+from guardflow.privacy.privacy_budget import SourceBudget, check_budget, summarize_budget
+from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
 
 

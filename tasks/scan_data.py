@@ -3,10 +3,10 @@
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from guardflow.lineage_facets import poisoning_facet
-from guardflow.run_context import RunContext
-from guardflow.scan_poisoning import ScanResult, scan_poisoning
-from guardflow.validate_contract import ContractResult
+from guardflow.contract.validate_contract import ContractResult
+from guardflow.lineage.facets import poisoning_facet
+from guardflow.poisoning.scan_poisoning import ScanResult, scan_poisoning
+from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
 
 

@@ -1,28 +1,20 @@
 """Encode features from public bounds and train the DP model; the weights are saved as safetensors."""
 
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from guardflow.encode_features import encode_features, feature_layout
-from guardflow.io.datasets import Table, label_vector
+from guardflow.contract.validate_contract import ContractResult
+from guardflow.data.encode_features import encode_features, feature_layout
+from guardflow.data.table import Table, label_vector
 from guardflow.io.lineage import file_dataset
-from guardflow.lineage_facets import column_lineage_facet, training_facet
-from guardflow.network import save_weights
-from guardflow.run_context import RunContext
-from guardflow.scan_poisoning import ScanResult
-from guardflow.train_private import TrainedModel, train_private
-from guardflow.validate_contract import ContractResult
+from guardflow.lineage.facets import column_lineage_facet, training_facet
+from guardflow.poisoning.scan_poisoning import ScanResult
+from guardflow.privacy.network import save_weights
+from guardflow.privacy.train_private import SavedModel, train_private
+from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
-
-
-@dataclass(frozen=True)
-class SavedModel:
-    trained: TrainedModel
-    weights_path: Path
-    weights_sha256: str
 
 
 @task(name="train-private", cache_policy=NO_CACHE)

@@ -7,15 +7,17 @@ from openlineage.client.facet_v2 import InputDatasetFacet
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from guardflow.contract.validate_contract import ContractResult, validate_table
+from guardflow.data.table import Table
 from guardflow.errors import ConfigError, PiiError
-from guardflow.guard_pii import contract_dataset, guard_pii
-from guardflow.io.datasets import FileReader, Table
+from guardflow.io.datasets import FileReader
 from guardflow.io.lineage import LineageDataset, file_dataset
 from guardflow.io.run_folder import QUARANTINE_FILE
-from guardflow.lineage_facets import assertions_facet, contract_facet, quality_metrics_facet
-from guardflow.run_context import RunContext, StageOutputs
+from guardflow.io.validate_file import FileContractResult, validate_file
+from guardflow.lineage.facets import assertions_facet, contract_facet, quality_metrics_facet
+from guardflow.pii.guard_pii import contract_dataset, guard_pii
+from guardflow.run.run_context import RunContext, StageOutputs
 from guardflow.settings import Settings
-from guardflow.validate_contract import ContractResult, FileContractResult, validate_file, validate_table
 from tasks.stage_log import stage_log
 
 DATA_DOCS_FILE = "contract/data_docs.html"

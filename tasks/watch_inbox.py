@@ -12,13 +12,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from guardflow.detect_drift import describe_rule
+from guardflow.drift.detect_drift import describe_rule
 from guardflow.errors import ConfigError, DataError
 from guardflow.io import registry, server_state
 from guardflow.io.datasets import content_sha256
 from guardflow.io.server_state import BatchClaim
+from guardflow.run.summary import RunSummary
 from guardflow.settings import Settings, guardflow_home
-from guardflow.summary import RunSummary
 from tasks.stage_log import stage_log
 
 PROCESSED = "processed"

@@ -21,7 +21,7 @@ from guardflow.settings import guardflow_home, load_settings, settings_json_sche
 
 if TYPE_CHECKING:
     from guardflow.io.promotion import ChampionMove
-    from guardflow.summary import RunSummary
+    from guardflow.run.summary import RunSummary
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -74,7 +74,7 @@ def _run_data_flow(
     _prepare()
     import importlib
 
-    from guardflow.summary import format_summary
+    from guardflow.run.summary import format_summary
 
     module_name, function_name = flow.split(":")
     run: Callable[..., RunSummary] = getattr(importlib.import_module(module_name), function_name)
@@ -93,7 +93,7 @@ def _drift(args: argparse.Namespace) -> int:
     _check_files(args.batch, settings.dataset.train.path, settings.contract.suite)
     _prepare()
     from flows.drift_check import drift_check
-    from guardflow.summary import format_summary
+    from guardflow.run.summary import format_summary
 
     summary = drift_check(
         config_path=str(args.config),
@@ -145,7 +145,7 @@ def _budget(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     _prepare()
     from guardflow.io import ledger, registry
-    from guardflow.privacy_budget import summarize_budget
+    from guardflow.privacy.privacy_budget import summarize_budget
 
     registry.configure_tracking(guardflow_home(), experiment=f"guardflow-{settings.dataset.id}")
     spends = ledger.read_spends(settings.dataset.id)
@@ -182,7 +182,7 @@ def _lineage_flush(args: argparse.Namespace) -> int:
 
 def _lineage_show(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    from guardflow import lineage_view
+    from guardflow.lineage import view as lineage_view
 
     graph = lineage_view.build_graph(lineage_view.load_events(guardflow_home() / "lineage" / "events.jsonl"))
     if args.model_version is not None:
@@ -250,7 +250,7 @@ def _history(args: argparse.Namespace) -> int:
 
 def _contract_draft(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    from guardflow.draft_contract import draft_contract
+    from guardflow.contract.draft_contract import draft_contract
     from guardflow.io.datasets import read_split, read_table
 
     if args.out.exists() and not args.force:

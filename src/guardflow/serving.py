@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from guardflow.encode_features import encode_features, feature_layout
-from guardflow.io.datasets import typed_frame
-from guardflow.network import load_weights, predict_proba
+from guardflow.data.encode_features import encode_features, feature_layout
+from guardflow.data.table import typed_frame
+from guardflow.privacy.network import load_weights, predict_proba
 from guardflow.settings import DatasetSettings
 
 

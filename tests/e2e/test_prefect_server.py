@@ -25,8 +25,9 @@ from typing import Any
 import pytest
 import requests
 
+from guardflow.data.table import typed_frame
 from guardflow.io import server_state
-from guardflow.io.datasets import read_split, typed_frame, write_table
+from guardflow.io.datasets import read_split, write_table
 from tests.conftest import ROOT, write_adult_config
 from tests.flows.conftest import LENIENT_GATE
 from tests.net import free_port

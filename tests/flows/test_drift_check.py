@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from flows.drift_check import drift_check
-from guardflow.io.datasets import read_split, typed_frame, write_table
+from guardflow.data.table import typed_frame
+from guardflow.io.datasets import read_split, write_table
 from tests.conftest import write_adult_config
 
 

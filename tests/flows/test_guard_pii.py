@@ -15,10 +15,10 @@ from mlflow.tracking import MlflowClient
 
 from flows.safety_train import safety_train
 from guardflow.cli import main
-from guardflow.guard_pii import REDACTED
 from guardflow.io import registry
 from guardflow.io.datasets import read_split, read_table, write_table
 from guardflow.io.pii_key import KEY_FILE, read_pii_key
+from guardflow.pii.guard_pii import REDACTED
 from guardflow.settings import guardflow_home
 from tests.conftest import ROOT, write_adult_config
 from tests.flows.conftest import LENIENT_GATE

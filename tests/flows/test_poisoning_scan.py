@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.plant_attacks import plant_backdoor
 from flows.poisoning_scan import poisoning_scan
 from guardflow.cli import main
 from guardflow.io.datasets import read_table, write_table
-from guardflow.plant_attacks import plant_backdoor
-from guardflow.scan_poisoning import BACKDOOR
+from guardflow.poisoning.scan_poisoning import BACKDOOR
 from tests.conftest import write_adult_config
 from tests.lineage_validation import event_problems, read_events
 

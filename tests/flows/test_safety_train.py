@@ -86,7 +86,8 @@ def test_registered_model_loads_without_pickle_and_predicts(promoted_run, adult_
     _, summary = promoted_run
     registry.configure_tracking(guardflow_home(), experiment="guardflow-adult")
     model = registry.load_model(f"models:/adult-flow-test/{summary['model']['version']}")
-    from guardflow.io.datasets import read_split, typed_frame
+    from guardflow.data.table import typed_frame
+    from guardflow.io.datasets import read_split
 
     rows = typed_frame(read_split(adult_settings.dataset, "test").rows.head(50), adult_settings.dataset)
     predictions = model.predict(rows[list(adult_settings.dataset.features)])

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from guardflow.data.table import typed_frame
 from guardflow.errors import DataError
-from guardflow.io.datasets import content_sha256, read_split, read_table, typed_frame, write_table
+from guardflow.io.datasets import content_sha256, read_split, read_table, write_table
 
 
 def test_bundled_adult_matches_published_checksums(adult_settings) -> None:

@@ -11,7 +11,9 @@ from pydantic import ValidationError
 from scipy import stats
 from sklearn.linear_model import LogisticRegression
 
-from guardflow.detect_drift import (
+from guardflow.data.encode_features import encode_features
+from guardflow.data.table import label_vector, labelled_rows, typed_frame
+from guardflow.drift.detect_drift import (
     PREDICTION_COLUMN,
     DriftResult,
     detect_drift,
@@ -19,9 +21,8 @@ from guardflow.detect_drift import (
     drifted_by_family_rule,
     homogeneity_p_value,
 )
-from guardflow.encode_features import encode_features
 from guardflow.errors import DataError
-from guardflow.io.datasets import label_vector, labelled_rows, read_split, typed_frame
+from guardflow.io.datasets import read_split
 from guardflow.settings import DatasetSettings, DriftSettings, Settings, load_settings
 
 ADULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "adult.yaml"

@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 
 from guardflow.cli import main
-from guardflow.draft_contract import draft_contract
+from guardflow.contract.draft_contract import draft_contract
+from guardflow.contract.suite import load_suite
+from guardflow.contract.validate_contract import validate_contract
+from guardflow.data.table import SOURCE_ROW
 from guardflow.errors import ConfigError
-from guardflow.io.datasets import SOURCE_ROW, read_split
+from guardflow.io.datasets import read_split
 from guardflow.settings import ContractSettings, DatasetSettings, load_settings
-from guardflow.validate_contract import load_suite, validate_contract
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = 30

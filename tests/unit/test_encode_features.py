@@ -3,8 +3,9 @@
 import numpy as np
 import pandas as pd
 
-from guardflow.encode_features import encode_features, feature_layout
-from guardflow.io.datasets import read_split, typed_frame
+from guardflow.data.encode_features import encode_features, feature_layout
+from guardflow.data.table import typed_frame
+from guardflow.io.datasets import read_split
 
 
 def test_encoding_of_a_row_does_not_depend_on_the_other_rows(adult_settings) -> None:

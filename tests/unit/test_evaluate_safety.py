@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from guardflow.audit_membership import MembershipAudit, audit_membership
-from guardflow.decide_gate import ChampionComparison, GateDecision, decide_gate
-from guardflow.encode_features import encode_features
-from guardflow.evaluate_safety import (
+from guardflow.data.encode_features import encode_features
+from guardflow.data.table import label_vector, typed_frame
+from guardflow.evaluation.decide_gate import ChampionComparison, GateDecision, decide_gate
+from guardflow.evaluation.evaluate_safety import (
     Evaluation,
     GroupFairness,
     check_behaviour,
@@ -23,10 +23,11 @@ from guardflow.evaluate_safety import (
     robustness,
     save_plots,
 )
-from guardflow.io.datasets import label_vector, read_split, typed_frame
-from guardflow.model_card import render_model_card, render_model_card_html
-from guardflow.network import build_mlp, predict_proba
-from guardflow.train_private import PrivacyReport
+from guardflow.evaluation.model_card import render_model_card, render_model_card_html
+from guardflow.io.datasets import read_split
+from guardflow.privacy.audit_membership import MembershipAudit, audit_membership
+from guardflow.privacy.network import build_mlp, predict_proba
+from guardflow.privacy.train_private import PrivacyReport
 
 
 def _calibrated_sample(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -360,7 +361,7 @@ def test_bootstrap_auc_equals_sklearn_on_a_resample_with_ties() -> None:
     # given scores with many ties and one resample's row counts
     from sklearn.metrics import roc_auc_score
 
-    from guardflow.evaluate_safety import _resample_counts, _weighted_auc
+    from guardflow.evaluation.evaluate_safety import _resample_counts, _weighted_auc
 
     generator = np.random.default_rng(9)
     scores = generator.integers(0, 5, size=300) / 4

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 from guardflow.errors import ConfigError, PiiError
-from guardflow.guard_pii import (
+from guardflow.io.datasets import read_split
+from guardflow.io.pii_key import KEY_ENV, KEY_FILE, read_pii_key
+from guardflow.pii.guard_pii import (
     BIRTH_DATE,
     EMAIL,
     NATIONAL_ID,
@@ -26,8 +28,6 @@ from guardflow.guard_pii import (
     hash_values,
     kinds_by_name,
 )
-from guardflow.io.datasets import read_split
-from guardflow.io.pii_key import KEY_ENV, KEY_FILE, read_pii_key
 from guardflow.settings import PiiSettings
 from tests.pii_data import EMAIL_DOMAIN, PlantedValues, planted_pii
 

@@ -326,7 +326,7 @@ def test_guardflow_facets_validate_and_a_broken_one_is_rejected() -> None:
     # given guardflow's own facets, serialised as the client does
     from openlineage.client.serde import Serde
 
-    from guardflow.lineage_facets import GuardflowTrainingRunFacet, prefect_facet
+    from guardflow.lineage.facets import GuardflowTrainingRunFacet, prefect_facet
     from tests.lineage_validation import facet_problems
 
     training = GuardflowTrainingRunFacet(

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from guardflow.errors import DataError, GuardflowError
-from guardflow.lineage_view import (
+from guardflow.lineage.view import (
     DatasetKey,
     LineageGraph,
     RunKey,

@@ -78,10 +78,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from guardflow.contract.validate_contract import validate_table
+from guardflow.data.table import LINE, REASONS, SOURCE_ROW
 from guardflow.errors import ContractError, DataError, GuardflowError
-from guardflow.io.datasets import LINE, REASONS, SOURCE_ROW, read_table
+from guardflow.io.datasets import read_table
+from guardflow.io.validate_file import validate_file
 from guardflow.settings import DatasetSettings, Settings
-from guardflow.validate_contract import validate_file, validate_table
 from tests.conftest import run_guardflow, write_adult_config
 
 ROWS = 100

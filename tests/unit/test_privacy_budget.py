@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from guardflow.errors import BudgetError
 from guardflow.io import ledger, registry
-from guardflow.network import build_mlp
-from guardflow.privacy_budget import Spend, check_budget, summarize_budget
+from guardflow.privacy.network import build_mlp
+from guardflow.privacy.privacy_budget import Spend, check_budget, summarize_budget
 
 SOURCE_A, SOURCE_B = "a" * 64, "b" * 64
 

@@ -18,11 +18,12 @@ import torch
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from guardflow.encode_features import encode_features, feature_layout
+from guardflow.data.encode_features import encode_features, feature_layout
+from guardflow.data.table import typed_frame
 from guardflow.errors import RegistryError
 from guardflow.io import registry
-from guardflow.io.datasets import read_split, typed_frame
-from guardflow.network import build_mlp, predict_proba, save_weights
+from guardflow.io.datasets import read_split
+from guardflow.privacy.network import build_mlp, predict_proba, save_weights
 from guardflow.settings import Settings, load_settings
 
 # MLflow 3.17's SQL store configures its mappers with a loader strategy SQLAlchemy 2.1 deprecates; not ours.

@@ -10,16 +10,17 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from guardflow.errors import PoisoningError
-from guardflow.io.datasets import SOURCE_ROW, read_split, typed_frame
-from guardflow.plant_attacks import (
+from bench.plant_attacks import (
     apply_trigger,
     duplicate_flood,
     off_manifold_rows,
     out_of_range_rows,
     plant_backdoor,
 )
-from guardflow.scan_poisoning import (
+from guardflow.data.table import SOURCE_ROW, typed_frame
+from guardflow.errors import PoisoningError
+from guardflow.io.datasets import read_split
+from guardflow.poisoning.scan_poisoning import (
     BACKDOOR,
     DETECTORS,
     DUPLICATE_FLOOD,

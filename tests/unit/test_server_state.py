@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from guardflow.guard_retrain import STALE_AFTER, decide_retrain
+from guardflow.drift.guard_retrain import STALE_AFTER, decide_retrain
 from guardflow.io import server_state
 
 SHA_A, SHA_B = "a" * 64, "b" * 64

@@ -11,10 +11,11 @@ import pytest
 import torch
 from opacus.validators import ModuleValidator
 
-from guardflow.encode_features import encode_features
-from guardflow.io.datasets import label_vector, read_split, typed_frame
-from guardflow.network import build_mlp, load_weights, predict_proba, save_weights
-from guardflow.train_private import TrainedModel, _split_for_calibration, train_private
+from guardflow.data.encode_features import encode_features
+from guardflow.data.table import label_vector, typed_frame
+from guardflow.io.datasets import read_split
+from guardflow.privacy.network import build_mlp, load_weights, predict_proba, save_weights
+from guardflow.privacy.train_private import TrainedModel, _split_for_calibration, train_private
 
 # Both warnings come from inside Opacus' PRV accountant, not from the epsilon guardflow reports: it sizes its
 # domain with an RDP bound over Opacus' own default orders (and warns when the largest is optimal), and it takes

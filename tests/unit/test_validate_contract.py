@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from guardflow.contract.suite import load_suite
+from guardflow.contract.validate_contract import validate_contract
+from guardflow.data.table import REASONS, SOURCE_ROW
 from guardflow.errors import ConfigError, ContractError
-from guardflow.io.datasets import SOURCE_ROW, read_split
+from guardflow.io.datasets import read_split
 from guardflow.settings import ContractSettings, Settings, load_settings
-from guardflow.validate_contract import REASONS, load_suite, validate_contract
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "adult.yaml"
 SLICE = 500

@@ -21,19 +21,17 @@ import hashlib
 import io
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 
+from guardflow.data.table import LINE, REASONS, SOURCE_ROW, Table, column_problems, empty_malformed
 from guardflow.errors import DataError
 from guardflow.settings import DataFile, DatasetSettings
 
-SOURCE_ROW = "source_row"
-LINE = "line"  # the text of a line that could not be parsed into the columns
-REASONS = "reasons"
 BLOCK_BYTES = 32 * 2**20
 MAX_RECORD_BYTES = 16 * 2**20
 _SAMPLE_LINES = 200  # a quoted field still open after this many bytes is an unbalanced quote
@@ -41,30 +39,6 @@ _SAMPLE_LINES = 200  # a quoted field still open after this many bytes is an unb
 _NEWLINE, _QUOTE, _DELIMITER, _NUL = ord("\n"), ord('"'), ord(","), 0
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-_NUMBER = r"^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?|inf|infinity|nan)$"
-
-
-def empty_malformed() -> pd.DataFrame:
-    """The frame of unparsable lines when there are none: index `source_row`, columns `line` and `reasons`."""
-    return pd.DataFrame(
-        {LINE: pd.Series(dtype="str"), REASONS: pd.Series(dtype="object")},
-        index=pd.Index([], dtype="int64", name=SOURCE_ROW),
-    )
-
-
-@dataclass(frozen=True)
-class Table:
-    """A data file as read: parsed rows as text and unparsable lines, both indexed by `source_row`; its sha256."""
-
-    path: Path
-    sha256: str
-    rows: pd.DataFrame
-    malformed: pd.DataFrame = field(default_factory=empty_malformed)
-
-    @property
-    def row_count(self) -> int:
-        """Every data row of the file: the parsed ones and the malformed ones."""
-        return len(self.rows) + len(self.malformed)
 
 
 @dataclass(frozen=True)
@@ -274,18 +248,6 @@ def _fits(dataset: DatasetSettings, column: str, value: str) -> bool:
     except ValueError:
         return False
     return feature.min <= number <= feature.max
-
-
-def column_problems(present: list[str], expected: list[str]) -> list[str]:
-    """Missing and unexpected columns, named; a renamed column shows up as one of each."""
-    missing = [column for column in expected if column not in present]
-    unexpected = [column for column in present if column not in expected]
-    problems = []
-    if missing:
-        problems.append(f"missing columns {missing}")
-    if unexpected:
-        problems.append(f"unexpected columns {unexpected}")
-    return problems
 
 
 @dataclass(frozen=True)
@@ -606,44 +568,6 @@ def read_split(dataset: DatasetSettings, split: str) -> Table:
     return read_table(data_file.path, dataset, data_file.skip_rows, data_file.sha256)
 
 
-def typed_frame(rows: pd.DataFrame, dataset: DatasetSettings) -> pd.DataFrame:
-    """Numeric features as floats (unparsable text becomes missing), labels with aliases resolved."""
-    typed = rows.copy()
-    for name, feature in dataset.features.items():
-        if feature.type == "numeric" and name in typed:
-            typed[name] = to_float(typed[name])
-    label = dataset.label.column
-    if label in typed and dataset.label.aliases:
-        typed[label] = typed[label].replace(dataset.label.aliases)
-    return typed
-
-
-def to_float(values: pd.Series) -> pd.Series:
-    """Text to float64; text that is not a number (after trimming spaces) becomes NaN.
-
-    Arrow parses the numbers (about 30x faster than `pd.to_numeric`); a regular expression first sets aside
-    what it would refuse, so one bad value does not fail the column. Non-text columns go to `pd.to_numeric`.
-    """
-    if pd.api.types.is_string_dtype(values.dtype):
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        try:
-            text = pc.utf8_trim_whitespace(pa.array(values, from_pandas=True))
-        except (pa.ArrowInvalid, pa.ArrowTypeError):  # an object column holding more than text
-            pass
-        else:
-            numbers = pc.if_else(pc.match_substring_regex(text, _NUMBER, ignore_case=True), text, None)
-            parsed = pc.cast(numbers, pa.float64()).to_numpy(zero_copy_only=False)
-            return pd.Series(parsed, index=values.index, name=values.name, dtype="float64")
-    return pd.to_numeric(values, errors="coerce").astype("float64")
-
-
-def label_vector(frame: pd.DataFrame, dataset: DatasetSettings) -> pd.Series:
-    """1 for the positive class, 0 for the negative one (rows with other labels must be filtered before)."""
-    return (frame[dataset.label.column] == dataset.label.positive).astype("int64")
-
-
 def write_table(rows: pd.DataFrame, path: Path, dataset: DatasetSettings) -> str:
     """Write text rows in the dataset's own format (so `read_table` reads them back) and return the sha256."""
     missing = dataset.na_values[0] if dataset.na_values else ""
@@ -654,9 +578,3 @@ def write_table(rows: pd.DataFrame, path: Path, dataset: DatasetSettings) -> str
     else:
         path.write_bytes(content)
     return hashlib.sha256(content).hexdigest()
-
-
-def labelled_rows(rows: pd.DataFrame, dataset: DatasetSettings) -> pd.DataFrame:
-    """Typed rows whose label is one of the two classes: the held-out rows a model is judged on."""
-    typed = typed_frame(rows, dataset)
-    return typed[typed[dataset.label.column].isin([dataset.label.positive, dataset.label.negative])]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from guardflow.io.records import append_record, read_records
-from guardflow.privacy_budget import Spend
+from guardflow.privacy.privacy_budget import Spend
 
 LEDGER_EXPERIMENT = "guardflow-privacy-ledger"
 _PREFIX = "guardflow.ledger."

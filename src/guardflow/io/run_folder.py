@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from guardflow.io.datasets import SOURCE_ROW
+from guardflow.data.table import SOURCE_ROW
 
 QUARANTINE_FILE = "quarantine.parquet"
 SUMMARY_FILE = "summary.json"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from guardflow.guard_retrain import RetrainDecision, decide_retrain
+from guardflow.drift.guard_retrain import RetrainDecision, decide_retrain
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (

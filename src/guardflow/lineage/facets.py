@@ -18,8 +18,8 @@ from openlineage.client.facet_v2 import (
     data_quality_metrics_input_dataset,
 )
 
-from guardflow.decide_gate import GateDecision
-from guardflow.train_private import PrivacyReport
+from guardflow.evaluation.decide_gate import GateDecision
+from guardflow.privacy.train_private import PrivacyReport
 
 SCHEMA_BASE = "https://guardflow.dev/spec/facets/1-0-0/"
 SCHEMA_DIR = Path(__file__).parent / "schemas" / "facets"

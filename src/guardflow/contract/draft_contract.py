@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
+from guardflow.data.table import typed_frame
 from guardflow.errors import ConfigError
-from guardflow.io.datasets import typed_frame
 from guardflow.settings import CategoricalFeature, DatasetSettings, NumericFeature
 
 DRAFTED_BY = "guardflow contract draft"

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, roc_auc_score
 
-from guardflow.audit_membership import MembershipAudit
+from guardflow.privacy.audit_membership import MembershipAudit
 from guardflow.settings import CategoricalFeature, DatasetSettings, NumericFeature
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ from pathlib import Path
 from openlineage.client.facet_v2 import RunFacet
 
 from guardflow.io.lineage import LineageDataset, LineageEmitter, new_run_id
+from guardflow.run.summary import RunHeader
 from guardflow.settings import Settings, settings_hash
-from guardflow.summary import RunHeader
 
 logger = logging.getLogger(__name__)
 

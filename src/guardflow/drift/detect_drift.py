@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from guardflow.data.table import Table
 from guardflow.errors import DataError
 from guardflow.settings import DatasetSettings, DriftSettings
 
@@ -468,3 +469,11 @@ def detect_drift(
         "DRIFT" if result.drift_detected else "no drift",
     )
     return result
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The champion's training data and the sha256 of the source files it was built from (for the ledger)."""
+
+    table: Table
+    sources: list[str]

@@ -31,9 +31,9 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.neighbors import KDTree
 from threadpoolctl import threadpool_limits
 
-from guardflow.encode_features import encode_features, ordinal_features
+from guardflow.data.encode_features import encode_features, ordinal_features
+from guardflow.data.table import label_vector
 from guardflow.errors import PoisoningError
-from guardflow.io.datasets import label_vector
 from guardflow.settings import CategoricalFeature, DatasetSettings, NumericFeature, PoisoningSettings
 
 logger = logging.getLogger(__name__)

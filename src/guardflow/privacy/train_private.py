@@ -16,6 +16,7 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from opacus.accountants import RDPAccountant
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from guardflow.network import build_mlp
+from guardflow.privacy.network import build_mlp
 from guardflow.settings import ModelSettings, PrivacySettings
 
 logger = logging.getLogger(__name__)
@@ -247,3 +248,12 @@ def train_private(
         hidden_units=tuple(model_settings.hidden_units),
         seconds=time.perf_counter() - started,
     )
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A trained model with its weights saved (safetensors) and their sha256."""
+
+    trained: TrainedModel
+    weights_path: Path
+    weights_sha256: str

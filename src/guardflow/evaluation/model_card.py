@@ -5,10 +5,10 @@ from __future__ import annotations
 import html
 import re
 
-from guardflow.decide_gate import GateDecision
-from guardflow.evaluate_safety import Evaluation, Interval
+from guardflow.evaluation.decide_gate import GateDecision
+from guardflow.evaluation.evaluate_safety import Evaluation, Interval
+from guardflow.privacy.train_private import PrivacyReport
 from guardflow.settings import Settings
-from guardflow.train_private import PrivacyReport
 
 
 def render_model_card(

@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from guardflow.decide_gate import GateDecision
-    from guardflow.evaluate_safety import Evaluation
-    from guardflow.io.datasets import Table
+    from guardflow.contract.validate_contract import ContractResult
+    from guardflow.data.table import Table
+    from guardflow.evaluation.decide_gate import GateDecision
+    from guardflow.evaluation.evaluate_safety import Evaluation
     from guardflow.io.registry import RegisteredVersion
-    from guardflow.privacy_budget import SourceBudget
-    from guardflow.scan_poisoning import ScanResult
-    from guardflow.train_private import PrivacyReport
-    from guardflow.validate_contract import ContractResult, FileContractResult
+    from guardflow.io.validate_file import FileContractResult
+    from guardflow.poisoning.scan_poisoning import ScanResult
+    from guardflow.privacy.privacy_budget import SourceBudget
+    from guardflow.privacy.train_private import PrivacyReport
 
 
 class Record(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from guardflow.evaluate_safety import Evaluation
+from guardflow.evaluation.evaluate_safety import Evaluation
 from guardflow.settings import GateSettings
 
 

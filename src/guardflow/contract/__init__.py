@@ -1,0 +1,1 @@
+"""The data contract: Great Expectations suites, validation with quarantine, drafting, Data Docs."""

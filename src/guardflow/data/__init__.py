@@ -1,0 +1,1 @@
+"""The table type and feature encoding from public bounds: pure functions on frames."""

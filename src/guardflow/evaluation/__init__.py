@@ -1,0 +1,1 @@
+"""Offline safety evaluation: metrics with intervals, fairness, robustness, the gate and the model card."""

@@ -1,0 +1,1 @@
+"""OpenLineage facets and the lineage graph with its text and HTML views."""

@@ -1,0 +1,1 @@
+"""Poisoning detection: per-row detectors and the scan that combines them."""

@@ -1,0 +1,1 @@
+"""Differential privacy: the network, DP-SGD training, the budget rule and the membership audit."""

@@ -1,0 +1,1 @@
+"""One flow run: its context (stages, lineage) and its summary record."""
