@@ -13,7 +13,7 @@ SERVER_ENV := PREFECT_HOME=$(GUARDFLOW_HOME)/prefect PREFECT_SERVER_ANALYTICS_EN
 LOCAL_API := http://127.0.0.1:$(PREFECT_PORT)/api
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser run drift test lint typecheck unit bench ui serve deploy clean
+.PHONY: help setup browser postgres run drift test lint typecheck unit bench ui serve deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,13 +31,17 @@ browser: ## Debian's Chromium for the e2e tests (skipped when /usr/bin/chromium 
 	@test -x /usr/bin/chromium || { echo "installing Debian's chromium"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+postgres: ## Debian's PostgreSQL server binaries for the ledger and team-backend tests (skipped when installed)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "installing Debian's postgresql"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
 run: setup ## train on UCI Adult through every safety stage (exit 3 if the gate rejects)
 	$(VENV)/bin/guardflow train --config configs/adult.yaml
 
 drift: setup ## check adult.test for drift against the champion's data
 	$(VENV)/bin/guardflow drift --config configs/adult.yaml --batch data/adult/adult.test.gz
 
-test: setup lint typecheck browser ## lint, type-check and run the tests (two workers, one per core)
+test: setup lint typecheck browser postgres ## lint, type-check and run the tests (two workers, one per core)
 	$(PYTHON) -m pytest -n 2 --dist loadfile
 
 lint: setup ## ruff

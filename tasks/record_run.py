@@ -109,7 +109,21 @@ def finish_run(context: RunContext, summary: RunSummary) -> RunSummary:
 
 @task(name="fail-run", cache_policy=NO_CACHE)
 def fail_run(context: RunContext, error: BaseException) -> RunSummary:
-    """Emit the flow's lineage FAIL and write summary.json with status failed and the reason."""
+    """Emit the flow's lineage FAIL, give back a budget reservation that no training used, and write
+    summary.json with status failed and the reason."""
     context.abort(error)
+    released = _release_budget(context)
+    if released:
+        stage_log.info("budget    reservation released: the run stopped before training")
     context.lineage.flush()
     return _write_summary(context, failed_summary(context.header(), error))
+
+
+def _release_budget(context: RunContext) -> int:
+    """Release this run's ledger charges that are still `reserved` (training never started); 0 when none."""
+    from guardflow.io.ledger import Ledger, ledger_url
+
+    url = ledger_url(context.home)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return 0  # no store yet: the run stopped before it could reserve anything
+    return Ledger(url).release(str(context.run_dir))

@@ -1,35 +1,35 @@
-"""Check the privacy-budget ledger and charge this run to it, before any training happens."""
+"""Reserve this run's privacy budget in the ledger, atomically, before any training happens."""
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from guardflow.data.table import Table
-from guardflow.io import ledger, registry
-from guardflow.privacy.privacy_budget import SourceBudget, check_budget, summarize_budget
+from guardflow.io import registry
+from guardflow.io.ledger import open_ledger
+from guardflow.privacy.privacy_budget import SourceBudget
 from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
 
 
 @task(name="reserve-privacy-budget", cache_policy=NO_CACHE)
 def reserve_budget(context: RunContext, train: Table, sources: list[str] | None) -> list[SourceBudget]:
-    """Refuse the run (BudgetError, exit 2) if any source file lacks room for the target epsilon; else charge it."""
+    """Refuse the run (BudgetError, exit 2) if any source file lacks room for the target epsilon; else charge it,
+    in one transaction, so two runs can never both take the last of a budget."""
     settings = context.settings
     dataset_id = settings.dataset.id
     charged = sources or [train.sha256]
     epsilon = settings.privacy.target_epsilon
     with context.stage("reserve_budget", inputs=[]):
         registry.configure_tracking(context.home, experiment=f"guardflow-{dataset_id}")
-        spends = ledger.read_spends(dataset_id)
-        lifetime = settings.privacy.lifetime_epsilon
-        budgets = [summarize_budget(dataset_id, source, spends, lifetime) for source in charged]
-        check_budget(budgets, epsilon)
-        purpose = "train" if sources is None else "retrain"
-        ledger.record_spend(
-            dataset_id, charged, epsilon, settings.privacy.delta, purpose, str(context.run_dir)
+        after = open_ledger(context.home).reserve(
+            dataset_id,
+            charged,
+            epsilon,
+            settings.privacy.delta,
+            settings.privacy.lifetime_epsilon,
+            purpose="train" if sources is None else "retrain",
+            run_dir=str(context.run_dir),
         )
-    after = [
-        summarize_budget(dataset_id, source, ledger.read_spends(dataset_id), lifetime) for source in charged
-    ]
     most = max(after, key=lambda budget: budget.spent)
     stage_log.info(
         "budget    epsilon %.3f reserved; data sha256 %s... has spent %.3f of %.3f",

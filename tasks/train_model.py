@@ -8,6 +8,7 @@ from prefect.cache_policies import NO_CACHE
 from guardflow.contract.validate_contract import ContractResult
 from guardflow.data.encode_features import encode_features, feature_layout
 from guardflow.data.table import Table, label_vector
+from guardflow.io.ledger import open_ledger
 from guardflow.io.lineage import file_dataset
 from guardflow.lineage.facets import column_lineage_facet, training_facet
 from guardflow.poisoning.scan_poisoning import ScanResult
@@ -22,10 +23,14 @@ def train_model(context: RunContext, train: Table, contract: ContractResult, sca
     settings = context.settings
     rows = contract.accepted[~scan.flagged]
     training_rows = context.rows_dataset("training-rows", len(rows))
+    ledger = open_ledger(context.home)
     with context.stage("train_private", inputs=[training_rows]) as stage:
         features = encode_features(rows, settings.dataset)
         labels = label_vector(rows, settings.dataset).to_numpy()
+        # From here on the data is being learnt from: the reservation can no longer be released.
+        ledger.advance(str(context.run_dir), "training")
         trained = train_private(features, labels, settings.privacy, settings.model)
+        ledger.advance(str(context.run_dir), "spent")
         model_dir = context.run_dir / "model"
         model_dir.mkdir(exist_ok=True)
         weights_path = model_dir / "weights.safetensors"

@@ -144,11 +144,12 @@ def _worker(args: argparse.Namespace) -> int:
 def _budget(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     _prepare()
-    from guardflow.io import ledger, registry
+    from guardflow.io import registry
+    from guardflow.io.ledger import open_ledger
     from guardflow.privacy.privacy_budget import summarize_budget
 
     registry.configure_tracking(guardflow_home(), experiment=f"guardflow-{settings.dataset.id}")
-    spends = ledger.read_spends(settings.dataset.id)
+    spends = open_ledger(guardflow_home()).spends(settings.dataset.id)
     lifetime = settings.privacy.lifetime_epsilon
     sources = list(dict.fromkeys([settings.dataset.train.sha256, *(spend.source_sha256 for spend in spends)]))
     print(f"privacy budget of dataset {settings.dataset.id}: lifetime epsilon {lifetime:g} per source file")
@@ -160,7 +161,7 @@ def _budget(args: argparse.Namespace) -> int:
         for spend in spends:
             print(
                 f"  {spend.recorded_at}  {spend.purpose:<8} eps {spend.epsilon:.3f}  {spend.source_sha256[:12]}...  "
-                f"{spend.run_dir}"
+                f"{spend.state:<8}  {spend.run_dir}"
             )
     return EXIT_OK
 

@@ -166,14 +166,15 @@ def test_exhausted_budget_is_refused_before_training(
     tmp_path: Path, adult_slice: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # given a dataset whose slice already spent 9.5 of its lifetime 10
-    from guardflow.io import ledger
     from guardflow.io.datasets import content_sha256
+    from guardflow.io.ledger import open_ledger
 
     config = write_adult_config(
         tmp_path, registry={"model_name": "adult-budget"}, dataset={"id": "adult-budget"}
     )
     registry.configure_tracking(guardflow_home(), experiment="guardflow-adult-budget")
-    ledger.record_spend("adult-budget", [content_sha256(adult_slice)], 9.5, 1e-5, "train", "earlier")
+    ledger = open_ledger(guardflow_home())
+    ledger.charge("adult-budget", [content_sha256(adult_slice)], 9.5, 1e-5, "train", "earlier")
     # when a run of epsilon 1 is asked for
     run_dir = tmp_path / "run"
     code = main(["train", "--config", str(config), "--data", str(adult_slice), "--run-dir", str(run_dir)])
@@ -182,7 +183,7 @@ def test_exhausted_budget_is_refused_before_training(
     assert code == 2, f"an exhausted budget must exit 2, got {code}"
     assert len(errors) == 1 and "privacy budget exhausted" in errors[0], f"one clear line, got {errors}"
     assert not (run_dir / "model").exists(), "nothing may be trained"
-    assert len(ledger.read_spends("adult-budget")) == 1, "a refused run spends nothing"
+    assert len(ledger.spends("adult-budget")) == 1, "a refused run spends nothing"
 
 
 def test_lineage_carries_the_ml_facets_and_the_prefect_run(promoted_run) -> None:

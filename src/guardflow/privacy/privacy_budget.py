@@ -23,6 +23,12 @@ class Spend:
     purpose: str
     recorded_at: str
     run_dir: str
+    # reserved, training or spent count against the budget; released (no training happened) does not.
+    state: str = "spent"
+
+    @property
+    def counts(self) -> bool:
+        return self.state != "released"
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,9 @@ def summarize_budget(
     dataset_id: str, source_sha256: str, spends: list[Spend], lifetime: float
 ) -> SourceBudget:
     mine = [
-        spend for spend in spends if spend.dataset_id == dataset_id and spend.source_sha256 == source_sha256
+        spend
+        for spend in spends
+        if spend.dataset_id == dataset_id and spend.source_sha256 == source_sha256 and spend.counts
     ]
     return SourceBudget(
         dataset_id=dataset_id,

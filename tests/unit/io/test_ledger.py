@@ -1,0 +1,146 @@
+"""The privacy ledger as a transaction: concurrent reservations never overspend, and charges keep their state."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from guardflow.errors import BudgetError
+from guardflow.io.ledger import Ledger
+from guardflow.privacy.privacy_budget import summarize_budget
+from tests.postgres import postgres_bin, running_postgres
+
+ROOT = Path(__file__).resolve().parents[3]
+SOURCE_A, SOURCE_B = "a" * 64, "b" * 64
+# Each process opens the ledger, waits for the common start time, then asks for epsilon 1 on two sources.
+_RESERVE = """
+import sys, time
+from guardflow.errors import BudgetError
+from guardflow.io.ledger import Ledger
+url, start, run_dir = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+ledger = Ledger(url)
+while time.time() < start:
+    time.sleep(0.001)
+try:
+    ledger.reserve("adult", ["a" * 64, "b" * 64], 1.0, 1e-5, 10.0, "train", run_dir)
+except BudgetError:
+    print("refused")
+else:
+    print("reserved")
+"""
+
+
+def _reserve_at_once(url: str, processes: int) -> list[str]:
+    """`processes` Python processes reserving at the same moment; their answers."""
+    start = time.time() + 8.0
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RESERVE, url, repr(start), f"/runs/{index}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
+        for index in range(processes)
+    ]
+    answers = []
+    for process in running:
+        out, err = process.communicate(timeout=180)
+        assert process.returncode == 0, f"a reserving process failed: {err[-2000:]}"
+        answers.append(out.strip())
+    return answers
+
+
+def _assert_exact_budget(url: str, answers: list[str]) -> None:
+    ledger = Ledger(url)
+    spends = ledger.spends("adult")
+    assert answers.count("reserved") == 10, f"exactly 10 runs of epsilon 1 fit a lifetime of 10: {answers}"
+    assert answers.count("refused") == len(answers) - 10, f"every other run is refused: {answers}"
+    for source in (SOURCE_A, SOURCE_B):
+        spent = summarize_budget("adult", source, spends, 10.0).spent
+        assert spent == pytest.approx(10.0), (
+            f"source {source[:4]} spent {spent}, never more than its lifetime"
+        )
+    assert len(spends) == 20, f"every reservation kept, one charge per source: {len(spends)} charges"
+
+
+def test_concurrent_reservations_on_sqlite_never_overspend(tmp_path: Path) -> None:
+    # given a fresh SQLite ledger with room for 10 runs / when 14 processes reserve at the same moment
+    url = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    Ledger(url)
+    answers = _reserve_at_once(url, 14)
+    # then exactly 10 get their charge and nothing is lost or double-spent
+    _assert_exact_budget(url, answers)
+
+
+@pytest.mark.skipif(
+    postgres_bin() is None, reason="PostgreSQL server binaries missing (apt-get install postgresql)"
+)
+def test_concurrent_reservations_on_postgresql_never_overspend() -> None:
+    # given a ledger in a real PostgreSQL database / when 14 processes reserve at the same moment
+    with running_postgres() as url:
+        Ledger(url)
+        answers = _reserve_at_once(url, 14)
+        # then exactly 10 get their charge and nothing is lost or double-spent
+        _assert_exact_budget(url, answers)
+
+
+def test_only_an_untrained_reservation_is_released(tmp_path: Path) -> None:
+    # given two reservations of epsilon 4 against a lifetime of 10
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.reserve("adult", [SOURCE_A], 4.0, 1e-5, 10.0, "train", "/runs/untrained")
+    ledger.reserve("adult", [SOURCE_A], 4.0, 1e-5, 10.0, "train", "/runs/trained")
+    # when one stops before training and the other after training started
+    assert ledger.release("/runs/untrained") == 1, "a reservation that no training used is released"
+    assert ledger.advance("/runs/trained", "training") == 1, "the other moves to training"
+    assert ledger.release("/runs/trained") == 0, "a run that started training can never be released"
+    # then only the trained one counts, and a third run of 6 fits exactly while one of 6.5 does not
+    spends = ledger.spends("adult")
+    states = sorted(spend.state for spend in spends)
+    assert states == ["released", "training"], f"each charge keeps its state: {states}"
+    assert summarize_budget("adult", SOURCE_A, spends, 10.0).spent == pytest.approx(4.0), (
+        "released stops counting"
+    )
+    with pytest.raises(BudgetError, match=r"spent 4\.000 of 10\.000"):
+        ledger.reserve("adult", [SOURCE_A], 6.5, 1e-5, 10.0, "train", "/runs/too-much")
+    ledger.reserve("adult", [SOURCE_A], 6.0, 1e-5, 10.0, "train", "/runs/last")
+
+
+def test_a_refused_reservation_charges_no_source(tmp_path: Path) -> None:
+    # given source B nearly exhausted
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.charge("adult", [SOURCE_B], 9.5, 1e-5, "train", "/runs/earlier")
+    # when a retrain on A and B asks for epsilon 1
+    with pytest.raises(BudgetError, match="bbbbbbbbbbbb"):
+        ledger.reserve("adult", [SOURCE_A, SOURCE_B], 1.0, 1e-5, 10.0, "retrain", "/runs/retrain")
+    # then neither source was charged
+    spends = ledger.spends("adult")
+    assert [spend.run_dir for spend in spends] == ["/runs/earlier"], f"the refusal wrote nothing: {spends}"
+
+
+def test_the_legacy_mlflow_ledger_is_imported_once(tmp_path: Path) -> None:
+    # given spends an earlier version kept as MLflow runs
+    records = [
+        {
+            "dataset": "adult",
+            "source_sha256": SOURCE_A,
+            "epsilon": "1.0",
+            "delta": "1e-05",
+            "purpose": "train",
+            "run_dir": "/runs/old",
+            "recorded_at": "2026-11-01T00:00:00+00:00",
+        }
+    ]
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    # when they are imported twice
+    first, second = ledger.import_legacy(records), ledger.import_legacy(records)
+    # then they count once, as spent
+    assert (first, second) == (1, 0), f"imported once: {first}, {second}"
+    spends = ledger.spends("adult")
+    assert [(spend.state, spend.epsilon) for spend in spends] == [("spent", 1.0)], f"as spent: {spends}"
