@@ -227,6 +227,15 @@ class DriftSettings(StrictModel):
     cooldown_minutes: Annotated[int, Field(ge=0)] = 60
     # Share of a drifted batch held out of the retrain: the new data window the gate judges candidate and champion on.
     window_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    # Who lets a drift retrain become champion (README, "A poisoned batch"): `auto` (the gate alone), `required`
+    # (every drift retrain waits as challenger for `guardflow approve`), `on_suspicious` (it waits when the batch
+    # screen found suspects, a slice whose label rate moved, or one of the two signs below).
+    retrain_approval: Literal["auto", "required", "on_suspicious"] = "on_suspicious"
+    # A batch whose share of the positive label differs from the reference's by more than this waits. Genuine
+    # prior shifts of a few points pass (the drift benchmark's +5 points); a batch relabelled wholesale does not.
+    max_label_prior_shift: Annotated[float, Field(gt=0, le=1)] = 0.10
+    # A label drift carried only by values that hold under this share of the batch is a narrow-slice drift.
+    narrow_slice_share: Annotated[float, Field(gt=0, le=1)] = 0.05
 
 
 class DeploySettings(StrictModel):
