@@ -146,6 +146,14 @@ class PoisoningSettings(StrictModel):
     backdoor_min_support: Annotated[int, Field(ge=2)] = 30
     backdoor_min_purity: Annotated[float, Field(gt=0.5, le=1)] = 0.9
     backdoor_max_alone: Annotated[float, Field(gt=0, lt=1)] = 0.6
+    # Trusted reference (the champion's training rows, when there is one): a label's rate in a slice of one or
+    # two values is shifted when Benjamini-Hochberg passes it at `reference_fdr`, its odds ratio against the
+    # reference's expectation is at least `reference_min_odds_ratio` (a genuine shift of a few points is not a
+    # finding) and it holds at least `reference_min_rows` more rows of that label than expected.
+    trusted_reference: bool = True
+    reference_fdr: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    reference_min_odds_ratio: Annotated[float, Field(gt=1)] = 1.5
+    reference_min_rows: Annotated[int, Field(ge=1)] = 10
     max_flagged_share: Annotated[float, Field(ge=0, le=1)] = 0.15
 
 

@@ -10,7 +10,9 @@ Detectors, each a score per row and a flag:
 - duplicate floods: rows identical or near-identical (every numeric within a relative tolerance, everything
   else equal) beyond a tolerated number of copies;
 - backdoor: rows carrying a rare pair of values whose label is almost always one class while each value
-  alone is not (a trigger pattern tied to one label).
+  alone is not (a trigger pattern tied to one label);
+- trusted reference (trusted_reference.py), when the champion's training rows are given: rows carrying a label
+  whose rate rose, against those rows, inside a slice of one or two values; the slice is named in their reason.
 The scan is not differentially private: it decides which rows the DP training step sees (README: limits).
 """
 
@@ -34,6 +36,7 @@ from threadpoolctl import threadpool_limits
 from guardflow.data.encode_features import encode_features, ordinal_features
 from guardflow.data.table import label_vector
 from guardflow.errors import PoisoningError
+from guardflow.poisoning.trusted_reference import TRUSTED_REFERENCE, ReferenceComparison, compare_reference
 from guardflow.settings import CategoricalFeature, DatasetSettings, NumericFeature, PoisoningSettings
 
 logger = logging.getLogger(__name__)
@@ -44,7 +47,7 @@ OUTLIER = "outlier"
 OFF_MANIFOLD = "off_manifold"
 DUPLICATE_FLOOD = "duplicate_flood"
 BACKDOOR = "backdoor"
-DETECTORS = (OUT_OF_RANGE, LABEL_NOISE, OUTLIER, OFF_MANIFOLD, DUPLICATE_FLOOD, BACKDOOR)
+DETECTORS = (OUT_OF_RANGE, LABEL_NOISE, OUTLIER, OFF_MANIFOLD, DUPLICATE_FLOOD, BACKDOOR, TRUSTED_REFERENCE)
 
 # A numeric column with at most this many distinct values is read as a code (age, hours, years of schooling);
 # beyond it (a sampling weight, say) only its public bins, if any, take part in the pair statistics.
@@ -61,6 +64,11 @@ class ScanResult:
     flags: pd.DataFrame
     seconds: float
     detector_seconds: dict[str, float] | None = None
+    # Per row and detector, the text that says why (e.g. the shifted slice); "" where a detector has none.
+    notes: pd.DataFrame | None = None
+    # Detectors that did not run, with why (e.g. the trusted reference without a champion).
+    skipped: dict[str, str] | None = None
+    reference: ReferenceComparison | None = None
 
     @property
     def flagged(self) -> pd.Series:
@@ -76,16 +84,23 @@ class ScanResult:
         return {detector: int(self.flags[detector].sum()) for detector in self.flags.columns}
 
     def reasons(self) -> pd.Series:
-        """For each flagged row, the detectors that flagged it with their scores."""
+        """For each flagged row, the detectors that flagged it with their scores and, where a detector wrote one,
+        its note (`trusted_reference: occupation=Tech-support & hours-per-week=44 (>50K 0.31 -> 0.92, n=412)`)."""
         flagged = self.flagged
         flags, scores = self.flags[flagged], self.scores[flagged]
+        notes = self.notes.loc[flags.index] if self.notes is not None else None
+
+        def reason(row: object, detector: str) -> str:
+            note = notes.at[row, detector] if notes is not None and detector in notes.columns else ""
+            return (
+                f"{detector}: {note} (score {scores.at[row, detector]:.3f})"
+                if note
+                else (f"{detector} (score {scores.at[row, detector]:.3f})")
+            )
+
         return pd.Series(
             [
-                [
-                    f"{detector} (score {scores.at[row, detector]:.3f})"
-                    for detector in flags.columns
-                    if flags.at[row, detector]
-                ]
+                [reason(row, detector) for detector in flags.columns if flags.at[row, detector]]
                 for row in flags.index
             ],
             index=flags.index,
@@ -272,14 +287,25 @@ def _backdoors(
     return score, score > 0
 
 
-def scan_poisoning(frame: pd.DataFrame, dataset: DatasetSettings, settings: PoisoningSettings) -> ScanResult:
-    """Score every typed row with each enabled detector; raise when the flagged share passes the policy."""
+def scan_poisoning(
+    frame: pd.DataFrame,
+    dataset: DatasetSettings,
+    settings: PoisoningSettings,
+    reference: pd.DataFrame | None = None,
+) -> ScanResult:
+    """Score every typed row with each enabled detector; raise when the flagged share passes the policy.
+
+    `reference`: the typed, labelled rows the champion was trained on (trusted); without it the trusted-reference
+    detector is skipped, and the result says so."""
     started = time.perf_counter()
     columns = [*dataset.features, dataset.label.column]
     labels = label_vector(frame, dataset).to_numpy()
     scores: dict[str, np.ndarray] = {}
     flags: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
+    notes: dict[str, np.ndarray] = {}
+    skipped: dict[str, str] = {}
+    comparison: ReferenceComparison | None = None
 
     def run(name: str, detect: Callable[[], tuple[np.ndarray, np.ndarray]]) -> None:
         begun = time.perf_counter()
@@ -294,6 +320,15 @@ def scan_poisoning(frame: pd.DataFrame, dataset: DatasetSettings, settings: Pois
     run(DUPLICATE_FLOOD, lambda: _duplicate_floods(frame[columns], dataset, settings))
     if settings.backdoor:
         run(BACKDOOR, lambda: _backdoors(frame, dataset, labels, settings))
+    if settings.trusted_reference and reference is not None and len(reference):
+        begun = time.perf_counter()
+        comparison = compare_reference(frame, reference, dataset, settings)
+        scores[TRUSTED_REFERENCE] = comparison.scores.to_numpy()
+        flags[TRUSTED_REFERENCE] = comparison.flags.to_numpy()
+        notes[TRUSTED_REFERENCE] = comparison.reasons.to_numpy()
+        seconds[TRUSTED_REFERENCE] = round(time.perf_counter() - begun, 3)
+    elif settings.trusted_reference:
+        skipped[TRUSTED_REFERENCE] = "no trusted reference (no champion yet)"
     if settings.label_noise:
         # Last: its model learns only from rows no other detector flagged.
         suspect = np.logical_or.reduce([np.asarray(flagged, dtype=bool) for flagged in flags.values()])
@@ -307,6 +342,12 @@ def scan_poisoning(frame: pd.DataFrame, dataset: DatasetSettings, settings: Pois
         flags=pd.DataFrame(flags, index=frame.index),
         seconds=time.perf_counter() - started,
         detector_seconds=seconds,
+        notes=pd.DataFrame(
+            {name: notes.get(name, np.full(len(frame), "", dtype=object)) for name in order},
+            index=frame.index,
+        ),
+        skipped=skipped,
+        reference=comparison,
     )
     share = result.rows_flagged / max(result.rows_in, 1)
     if share > settings.max_flagged_share:
