@@ -3,11 +3,11 @@
 Reference: Adult's training split as the champion's training data; the champion is the project's DP-SGD model
 trained on it (config's privacy and model settings, seed 0). Each batch is 10,000 rows drawn from adult.test with
 its own seed, then one of:
-- poisoned: a random backdoor (bench/plant_attacks.py: trigger of 1-3 features, common or rare values, relabel or
+- poisoned: one of the genuine shifts below (drawn per seed), carrying a random backdoor (bench/plant_attacks.py: trigger of 1-3 features, common or rare values, relabel or
   inject mode, random target) or a targeted flip (a random sensitive group's positive labels turned negative), the
   poisoned rows being 1% or 3% of the batch;
 - genuine: the drift benchmark's shifts (bench/drift.py): age >= 50, women, degree holders each +5 points of
-  share, every row one more hour a week, a label prior +5 points.
+  share, every row one more hour a week, a label prior +5 points (here with its labels).
 Every batch goes through what `guardflow drift` does before a retrain: the drift check (family-wise rule), then, if
 it drifted, the batch screen against the reference (suspects quarantined, the approval policy `on_suspicious`).
 A retrain happens unless the batch did not drift or waits for approval. For those retrains (and, with
@@ -101,9 +101,8 @@ def _flip(batch: pd.DataFrame, settings: Settings, rate: float, rng: np.random.G
     return Drawn(poisoned, rows, GroupFlip(column, group, round(share, 4), rows))
 
 
-def draw(kind: str, test: pd.DataFrame, settings: Settings, seed: int) -> Drawn:
-    """The batch of one kind and seed (the batch rows keep adult.test's row numbers as their index)."""
-    rng = np.random.default_rng(seed)
+def _genuine(kind: str, test: pd.DataFrame, settings: Settings, rng: np.random.Generator) -> pd.DataFrame:
+    """A batch of one genuine shift (its rows keep adult.test's row numbers as their index)."""
     label = settings.dataset.label
     shifted: dict[str, Callable[[], pd.DataFrame]] = {
         "age-50-plus": lambda: _group_draw(test, test["age"] >= 50, rng),
@@ -112,16 +111,25 @@ def draw(kind: str, test: pd.DataFrame, settings: Settings, seed: int) -> Drawn:
         "label-prior": lambda: _group_draw(test, test[label.column] == label.positive, rng),
     }
     if kind in shifted:
-        return Drawn(shifted[kind](), pd.Index([]), None)
+        return shifted[kind]()
     batch = test.iloc[rng.choice(len(test), BATCH_ROWS, replace=False)]
-    if kind == "hours-plus-one":
-        batch = batch.assign(**{"hours-per-week": (batch["hours-per-week"] + 1).clip(upper=99)})
-        return Drawn(batch, pd.Index([]), None)
+    return batch.assign(**{"hours-per-week": (batch["hours-per-week"] + 1).clip(upper=99)})
+
+
+def draw(kind: str, test: pd.DataFrame, settings: Settings, seed: int) -> tuple[Drawn, str]:
+    """The batch of one kind and seed, and the genuine shift under it. A poisoned batch rides on a genuine shift
+    drawn per seed (the attacker's rows arrive with real new data, so the drift check fires and the retrain's
+    safeguards are what stand between the batch and the champion)."""
+    rng = np.random.default_rng(seed)
+    if kind in GENUINE:
+        return Drawn(_genuine(kind, test, settings, rng), pd.Index([]), None), kind
+    base = GENUINE[int(rng.integers(len(GENUINE) - 1))]  # any feature shift; not the label prior
+    batch = _genuine(base, test, settings, rng)
     rate = 0.01 if kind.endswith("1pct") else 0.03
     if kind.startswith("backdoor"):
         poisoned, backdoor = random_backdoor(batch, settings.dataset, rate, rng)
-        return Drawn(poisoned, backdoor.rows, backdoor)
-    return _flip(batch, settings, rate, rng)
+        return Drawn(poisoned, backdoor.rows, backdoor), base
+    return _flip(batch, settings, rate, rng), base
 
 
 def _train(rows: pd.DataFrame, settings: Settings) -> Callable[[pd.DataFrame], np.ndarray]:
@@ -172,9 +180,13 @@ def run_seed(
     settings: Settings = state["settings"]
     dataset = settings.dataset
     reference: pd.DataFrame = state["reference"]
-    drawn = draw(kind, state["test_pool"], settings, seed)
-    batch = drawn.batch.reset_index(drop=True) if drawn.attack is None else drawn.batch
-    record: dict[str, Any] = {"seed": seed, "attack": drawn.attack.describe() if drawn.attack else None}
+    drawn, base = draw(kind, state["test_pool"], settings, seed)
+    batch = drawn.batch
+    record: dict[str, Any] = {
+        "seed": seed,
+        "shift": base,
+        "attack": drawn.attack.describe() if drawn.attack else None,
+    }
     started = time.perf_counter()
     drift = detect_drift(reference, batch, dataset, settings.drift)
     record["drift_detected"] = drift.drift_detected

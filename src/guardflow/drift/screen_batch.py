@@ -99,6 +99,29 @@ def _hold_reasons(
     return reasons
 
 
+def match_label_prior(
+    reference: pd.DataFrame, rate: float, dataset: DatasetSettings, seed: int = 0
+) -> pd.DataFrame:
+    """The reference rows with one class subsampled (seeded) so that the positive label's share is `rate`.
+
+    A genuine label-prior shift changes how many people of each class arrive, not what people of a class look
+    like (P(x | y) stays): subsampling a class of the reference moves its prior the same way, so every slice's
+    expected label rate follows the batch's prior and only shifts beyond it stand out."""
+    labels = label_vector(reference, dataset).to_numpy()
+    positives, negatives = int(labels.sum()), int(len(labels) - labels.sum())
+    if not 0 < rate < 1 or positives == 0 or negatives == 0:
+        return reference
+    keep = np.ones(len(reference), dtype=bool)
+    rng = np.random.default_rng(seed)
+    if positives / len(labels) > rate:  # too many positives: keep rate/(1-rate) of them per negative
+        drop = positives - round(rate / (1 - rate) * negatives)
+        keep[rng.choice(np.flatnonzero(labels == 1), max(drop, 0), replace=False)] = False
+    else:
+        drop = negatives - round((1 - rate) / rate * positives)
+        keep[rng.choice(np.flatnonzero(labels == 0), max(drop, 0), replace=False)] = False
+    return reference[keep]
+
+
 def screen_batch(
     batch: pd.DataFrame,
     reference: pd.DataFrame,
@@ -109,12 +132,18 @@ def screen_batch(
 ) -> BatchScreen:
     """Compare the batch's accepted rows (typed, labelled) with the champion's training rows (typed, labelled).
 
-    `drifted_columns` are the columns the drift check found drifted (the label among them or not)."""
-    comparison = compare_reference(batch, reference, dataset, poisoning)
+    `drifted_columns` are the columns the drift check found drifted (the label among them or not). A batch
+    without rows (every row quarantined by the contract) cannot be screened: the caller never retrains on it."""
     rates = (
         float(label_vector(reference, dataset).mean()) if len(reference) else float("nan"),
         float(label_vector(batch, dataset).mean()) if len(batch) else float("nan"),
     )
+    # Within the tolerated prior shift, slices are judged against a reference moved to the batch's prior; a
+    # larger shift is itself a reason to wait, and the slices are then judged against the reference as it is.
+    trusted = reference
+    if abs(rates[1] - rates[0]) <= drift.max_label_prior_shift:
+        trusted = match_label_prior(reference, rates[1], dataset, poisoning.seed)
+    comparison = compare_reference(batch, trusted, dataset, poisoning)
     suspects = comparison.flags.astype(bool)
     hold: list[str] = []
     if drift.retrain_approval == "required":
