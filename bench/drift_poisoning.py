@@ -3,9 +3,10 @@
 Reference: Adult's training split as the champion's training data; the champion is the project's DP-SGD model
 trained on it (config's privacy and model settings, seed 0). Each batch is 10,000 rows drawn from adult.test with
 its own seed, then one of:
-- poisoned: one of the genuine shifts below (drawn per seed), carrying a random backdoor (bench/plant_attacks.py: trigger of 1-3 features, common or rare values, relabel or
-  inject mode, random target) or a targeted flip (a random sensitive group's positive labels turned negative), the
-  poisoned rows being 1% or 3% of the batch;
+- poisoned: one of the genuine feature shifts below (drawn per seed), carrying a random backdoor
+  (bench/plant_attacks.py: trigger of 1-3 features, common or rare values, relabel or inject mode, random target)
+  or a targeted flip (a random sensitive group's positive labels turned negative), the poisoned rows being 1% or
+  3% of the batch;
 - genuine: the drift benchmark's shifts (bench/drift.py): age >= 50, women, degree holders each +5 points of
   share, every row one more hour a week, a label prior +5 points (here with its labels).
 Every batch goes through what `guardflow drift` does before a retrain: the drift check (family-wise rule), then, if
@@ -77,7 +78,10 @@ def _group_draw(test: pd.DataFrame, in_group: pd.Series, rng: np.random.Generato
     group, others = np.flatnonzero(in_group.to_numpy()), np.flatnonzero(~in_group.to_numpy())
     from_group = round(BATCH_ROWS * (len(group) / len(test) + SHARE_SHIFT))
     picked = np.concatenate(
-        [rng.choice(group, from_group, replace=False), rng.choice(others, BATCH_ROWS - from_group, replace=False)]
+        [
+            rng.choice(group, from_group, replace=False),
+            rng.choice(others, BATCH_ROWS - from_group, replace=False),
+        ]
     )
     return test.iloc[rng.permutation(picked)]
 
@@ -135,12 +139,17 @@ def draw(kind: str, test: pd.DataFrame, settings: Settings, seed: int) -> tuple[
 def _train(rows: pd.DataFrame, settings: Settings) -> Callable[[pd.DataFrame], np.ndarray]:
     dataset = settings.dataset
     trained = train_private(
-        encode_features(rows, dataset), label_vector(rows, dataset).to_numpy(), settings.privacy, settings.model
+        encode_features(rows, dataset),
+        label_vector(rows, dataset).to_numpy(),
+        settings.privacy,
+        settings.model,
     )
 
     def predict(frame: pd.DataFrame) -> np.ndarray:
         with torch.no_grad():
-            return predict_proba(trained.model, torch.tensor(encode_features(frame, dataset))).double().numpy()
+            return (
+                predict_proba(trained.model, torch.tensor(encode_features(frame, dataset))).double().numpy()
+            )
 
     return predict
 
@@ -165,7 +174,9 @@ def _harm(
 
         before, after = success(champion), success(candidate)
         return {"champion": round(before, 4), "candidate": round(after, 4), "harm": round(after - before, 4)}
-    group = test[(test[attack.column] == attack.group) & (test[dataset.label.column] == dataset.label.positive)]
+    group = test[
+        (test[attack.column] == attack.group) & (test[dataset.label.column] == dataset.label.positive)
+    ]
     before = float((champion(group) >= 0.5).mean())
     after = float((candidate(group) >= 0.5).mean())
     return {"champion": round(before, 4), "candidate": round(after, 4), "harm": round(before - after, 4)}
@@ -194,7 +205,9 @@ def run_seed(
     if not drift.drift_detected:
         record["outcome"] = "no_drift"
         return record
-    screen = screen_batch(batch, reference, dataset, settings.poisoning, settings.drift, drift.drifted_columns)
+    screen = screen_batch(
+        batch, reference, dataset, settings.poisoning, settings.drift, drift.drifted_columns
+    )
     record["screen_seconds"] = round(screen.seconds, 2)
     record["check_seconds"] = round(time.perf_counter() - started, 2)
     record["suspects"] = screen.suspect_count
@@ -247,7 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--kinds", nargs="*", default=[*POISONED, *GENUINE])
-    parser.add_argument("--train-all", action="store_true", help="train a candidate on every drifted poisoned batch")
+    parser.add_argument(
+        "--train-all", action="store_true", help="train a candidate on every drifted poisoned batch"
+    )
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     settings = load_settings(CONFIG)

@@ -32,7 +32,14 @@ ENTRYPOINTS = {
     "drift-retrain": "flows/drift_retrain.py:drift_retrain",
 }
 # The event's payload fields the retrain takes as parameters (templated when the trigger fires).
-TRIGGER_FIELDS = ("batch_sha256", "data_path", "window_path", "data_sources", "drift_run_dir")
+TRIGGER_FIELDS = (
+    "batch_sha256",
+    "data_path",
+    "window_path",
+    "data_sources",
+    "drift_run_dir",
+    "approval_reasons",
+)
 
 
 @dataclass(frozen=True)

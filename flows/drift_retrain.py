@@ -8,6 +8,7 @@ from prefect import flow
 
 from guardflow.settings import load_settings
 from tasks.guard_retrain import enter_retrain, record_trigger
+from tasks.request_retrain import APPROVAL_SEPARATOR
 
 FLOW_NAME = "drift-retrain"
 
@@ -20,12 +21,14 @@ def drift_retrain(
     window_path: str,
     data_sources: str,
     drift_run_dir: str,
+    approval_reasons: str = "",
 ) -> dict[str, str]:
     """Run safety-train on reference plus batch (judged like `guardflow drift` judges it: absolute lines on the
     test split, no-regression lines on the test split and on the batch's window), unless the guard says no.
 
     The guard records every trigger; inside the dataset's cooldown, or while another retrain is in flight, the
     trigger is recorded as such and nothing is trained. `data_sources` are comma-separated sha256s to charge.
+    `approval_reasons`: why the batch screen holds the retrain for a person (" | "-separated; empty: it need not).
     """
     settings = load_settings(config_path)
     ticket = enter_retrain(settings, batch_sha256)
@@ -37,7 +40,12 @@ def drift_retrain(
     run_dir = str(Path(drift_run_dir) / "retrain")
     try:
         summary = safety_train(
-            config_path, run_dir, data_path, data_sources.split(","), window_path=window_path
+            config_path,
+            run_dir,
+            data_path,
+            data_sources.split(","),
+            window_path=window_path,
+            approval_reasons=[reason for reason in approval_reasons.split(APPROVAL_SEPARATOR) if reason],
         )
     except Exception as error:
         record_trigger(settings, ticket, drift_run_dir, f"failed: {type(error).__name__}: {error}", run_dir)

@@ -28,6 +28,7 @@ def safety_train(
     data_sources: list[str] | None = None,
     test_path: str | None = None,
     window_path: str | None = None,
+    approval_reasons: list[str] | None = None,
 ) -> RunSummary:
     """Train a candidate on the configured data (or `data_path`); promote it only if it passes every stage.
 
@@ -35,6 +36,8 @@ def safety_train(
     ledger (default: the training file itself). `test_path`: judge on this file instead of the configured test
     split. `window_path`: a drift retrain's window (the batch's held-out rows); candidate and champion are also
     compared there (no-regression lines), while the absolute lines stay on the test split.
+    `approval_reasons`: why a passing candidate must wait as challenger for `guardflow approve` (a drift retrain
+    on a suspicious batch); without them, `registry.approval` decides.
     """
     context = start_run(FLOW_NAME, config_path, run_dir)
     try:
@@ -63,7 +66,7 @@ def safety_train(
         summary = summarize_training(
             context, train, contract, scan, quarantine, saved, evaluation, decision, budgets, window
         )
-        summary = register_model(context, saved, train, evaluation, decision, summary)
+        summary = register_model(context, saved, train, evaluation, decision, summary, approval_reasons or [])
     except Exception as error:
         fail_run(context, error)
         raise

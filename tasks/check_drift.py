@@ -131,11 +131,14 @@ class RetrainFiles:
 
 
 @task(name="write-retrain-window", cache_policy=NO_CACHE)
-def split_for_retrain(context: RunContext, reference: Reference, batch: Table) -> RetrainFiles:
+def split_for_retrain(
+    context: RunContext, reference: Reference, batch: Table, suspects: pd.Index | None = None
+) -> RetrainFiles:
     """Reference rows plus a seeded share of the batch to train on; the other rows are the new data window.
 
     Both retrain paths (in-process and on a server) write their files here: the same batch and seed give the
-    same window, so both judge the candidate on the same rows."""
+    same window, so both judge the candidate on the same rows. `suspects` (source rows the batch screen
+    quarantined) are in neither: never trained on, never judged on."""
     settings = context.settings
     data_path = context.run_dir / "retrain_data.csv.gz"
     window_path = context.run_dir / "retrain_window.csv.gz"
@@ -143,7 +146,8 @@ def split_for_retrain(context: RunContext, reference: Reference, batch: Table) -
         "write_retrain_window", inputs=[file_dataset(reference.table.path), file_dataset(batch.path)]
     ) as stage:
         # The parsed rows only: `row_count` also counts malformed lines, which the batch's contract quarantined.
-        split = split_window(batch.rows, settings.drift.window_fraction, settings.model.seed)
+        kept_rows = batch.rows if suspects is None else batch.rows.drop(index=suspects)
+        split = split_window(kept_rows, settings.drift.window_fraction, settings.model.seed)
         window = split.window
         combined = pd.concat([reference.table.rows, split.kept], ignore_index=True)
         write_table(combined, data_path, settings.dataset)

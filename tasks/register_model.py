@@ -36,9 +36,17 @@ def register_model(
     evaluation: Evaluation,
     decision: GateDecision,
     summary: RunSummary,
+    approval_reasons: list[str] | None = None,
 ) -> RunSummary:
-    """Log and register the candidate; return the summary with its model section filled in."""
+    """Log and register the candidate; return the summary with its model section filled in.
+
+    A passing candidate waits as challenger when `registry.approval` is required or `approval_reasons` say why
+    a person must look first (a drift retrain on a suspicious batch)."""
     settings = context.settings
+    reasons = list(approval_reasons or [])
+    if settings.registry.approval == "required":
+        reasons.insert(0, "registry.approval is 'required'")
+    waits = bool(reasons)
     if summary.data is None or summary.poisoning is None:
         raise RuntimeError("register_model needs a summary with data and poisoning figures")
     rows = summary.data.model_dump()
@@ -66,6 +74,9 @@ def register_model(
         "guardflow.code_version": __version__,
         "guardflow.dataset": settings.dataset.id,
     }
+    if decision.passed and waits:
+        # MLflow keeps tag values up to a few thousand characters; the summary keeps every reason whole.
+        tags["guardflow.approval_reasons"] = " | ".join(reasons)[:4000]
     params = {
         "target_epsilon": settings.privacy.target_epsilon,
         "delta": privacy.delta,
@@ -107,15 +118,15 @@ def register_model(
             input_example=example,
         )
         if decision.passed:
-            promotion.accept_candidate(
-                version.name, version.version, settings.registry.approval == "required"
-            )
+            promotion.accept_candidate(version.name, version.version, waits)
             version = registry.version_of(version.name, version.version)
         registered = with_model(summary, version, saved.weights_sha256)
         if registered.model is not None:
             stage.datasets.append(model_dataset(context, registered.model))
     aliases = ", ".join(version.aliases) or "no alias"
     stage_log.info("register  %s version %s (%s)", version.name, version.version, aliases)
-    if decision.passed and settings.registry.approval == "required":
-        return registered.model_copy(update={"status": "awaiting_approval"})
+    if decision.passed and waits:
+        for reason in reasons:
+            stage_log.info("            waits for approval: %s", reason)
+        return registered.model_copy(update={"status": "awaiting_approval", "approval_reasons": reasons})
     return registered

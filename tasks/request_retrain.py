@@ -12,6 +12,9 @@ from tasks.stage_log import stage_log
 DRIFT_EVENT = "guardflow.drift.detected"
 
 
+APPROVAL_SEPARATOR = " | "
+
+
 def dataset_resource(dataset_id: str) -> str:
     """The event resource of a dataset: what a deployment trigger matches on."""
     return f"guardflow.dataset.{dataset_id}"
@@ -19,7 +22,12 @@ def dataset_resource(dataset_id: str) -> str:
 
 @task(name="request-retrain", cache_policy=NO_CACHE)
 def request_retrain(
-    context: RunContext, batch: Table, files: RetrainFiles, sources: list[str], drifted_share: float
+    context: RunContext,
+    batch: Table,
+    files: RetrainFiles,
+    sources: list[str],
+    drifted_share: float,
+    approval_reasons: list[str],
 ) -> None:
     """Emit `guardflow.drift.detected` with the dataset, the batch and the files the retrain needs."""
     dataset_id = context.settings.dataset.id
@@ -33,6 +41,8 @@ def request_retrain(
         # Joined: templated deployment parameters render to strings.
         "data_sources": ",".join(sources),
         "drift_run_dir": str(context.run_dir),
+        # Why the retrain must wait for `guardflow approve` (the batch screen); empty when it need not.
+        "approval_reasons": APPROVAL_SEPARATOR.join(approval_reasons),
     }
     event = emit_event(
         event=DRIFT_EVENT,

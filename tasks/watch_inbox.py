@@ -17,7 +17,7 @@ from guardflow.errors import ConfigError, DataError
 from guardflow.io import registry, server_state
 from guardflow.io.datasets import content_sha256
 from guardflow.io.server_state import BatchClaim
-from guardflow.run.summary import RunSummary
+from guardflow.run.summary import DriftFigures, RunSummary
 from guardflow.settings import Settings, guardflow_home
 from tasks.stage_log import stage_log
 
@@ -124,6 +124,11 @@ def publish_drift(settings: Settings, summary: RunSummary, claim: BatchClaim) ->
     for name, value in figures.items():
         client.log_metric(run_id, name, value, step=step)
     client.set_tag(run_id, "guardflow.drift.last_batch_sha256", claim.sha256)
+    if drift.screened:
+        client.log_metric(run_id, "batch_suspects", float(drift.suspects), step=step)
+        client.set_tag(
+            run_id, "guardflow.drift.approval_reasons", " | ".join(drift.approval_reasons)[:4000] or "none"
+        )
     columns = "\n".join(f"- `{name}`" for name in drift.drifted_columns) or "- none"
     markdown = (
         f"# Drift of batch `{claim.path.name}` ({dataset_id})\n\n"
@@ -132,6 +137,7 @@ def publish_drift(settings: Settings, summary: RunSummary, claim: BatchClaim) ->
         f"**{'DRIFT' if drift.drift_detected else 'no drift'}**"
         f"{', retrain requested' if drift.retrain_status == 'requested' else ''}.\n\n"
         f"Drifted columns:\n{columns}\n\n"
+        f"{_screen_markdown(drift)}"
         f"| | |\n|---|---|\n| batch sha256 | `{claim.sha256}` |\n| rows (reference, batch) | "
         f"{drift.rows_reference:,}, {drift.rows_current:,} |\n| report | `{drift.report_path}` |\n"
     )
@@ -140,3 +146,15 @@ def publish_drift(settings: Settings, summary: RunSummary, claim: BatchClaim) ->
         key=f"drift-{dataset_id}".replace("_", "-"),
         description=f"drift of {claim.path.name}: {drift.drifted_share:.0%} of columns",
     )
+
+
+def _screen_markdown(drift: DriftFigures) -> str:
+    """The batch screen's findings and, when the retrain waits for approval, why."""
+    if not drift.screened:
+        return ""
+    slices = "\n".join(f"- {found}" for found in drift.shifted_slices) or "- none"
+    text = f"Batch screen: **{drift.suspects:,}** rows quarantined as suspects. Slices whose label moved:\n{slices}\n\n"
+    if drift.approval_reasons:
+        reasons = "\n".join(f"- {reason}" for reason in drift.approval_reasons)
+        text += f"**The retrain waits for `guardflow approve`** because:\n{reasons}\n\n"
+    return text

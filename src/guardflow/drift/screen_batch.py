@@ -54,7 +54,7 @@ class BatchScreen:
         """The suspect rows of `rows` (the batch as read, same index) with their reasons, for the quarantine."""
         flagged = self.suspects[self.suspects].index
         quarantined = rows.loc[flagged].copy()
-        quarantined["reasons"] = [[f"batch_screen: {reason}"] for reason in self.reasons.loc[flagged]]
+        quarantined["reasons"] = [[f"label shifted in {reason}"] for reason in self.reasons.loc[flagged]]
         return quarantined
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:
     from guardflow.contract.validate_contract import ContractResult
     from guardflow.data.table import Table
+    from guardflow.drift.screen_batch import BatchScreen
     from guardflow.evaluation.decide_gate import GateDecision
     from guardflow.evaluation.evaluate_safety import Evaluation
     from guardflow.io.registry import RegisteredVersion
@@ -49,7 +50,9 @@ class PoisoningFigures(Record):
     per_detector: dict[str, int]
     seconds: float
     detector_seconds: dict[str, float] = {}
-    skipped: dict[str, str] = {}  # detectors that did not run, with why (the trusted reference without a champion)
+    skipped: dict[
+        str, str
+    ] = {}  # detectors that did not run, with why (the trusted reference without a champion)
     shifted_slices: list[str] = []  # the trusted reference's shifted slices, described
 
 
@@ -141,6 +144,12 @@ class DriftFigures(Record):
     prediction_drift: bool | None = None  # the champion's scores drifted (None without a champion)
     rule: str | None = None  # family_wise or drifted_share
     column_alpha: float | None = None  # each column's test level under the family-wise rule
+    # The batch screen against the champion's data (a drifted batch only): rows set aside as suspects, the
+    # slices whose label rate moved, and why the retrain waits for approval (empty: it need not).
+    screened: bool = False
+    suspects: int = 0
+    shifted_slices: list[str] = []
+    approval_reasons: list[str] = []
 
 
 Status = Literal[
@@ -177,6 +186,8 @@ class RunSummary(Record):
     drift: DriftFigures | None = None
     lineage: LineageFigures | None = None
     window: WindowFigures | None = None  # a drift retrain: candidate and champion on the batch's window
+    # Why a candidate that passed the gate waits as challenger for `guardflow approve` (awaiting_approval only).
+    approval_reasons: list[str] | None = None
 
 
 def format_summary(summary: RunSummary) -> str:
@@ -241,8 +252,15 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(
             f"  drift      {drift.drifted_share:.0%} of columns drifted ({columns}); report {drift.report_path}"
         )
+        if drift.screened:
+            slices = "; ".join(drift.shifted_slices[:3]) or "no slice moved"
+            lines.append(f"  screen     {drift.suspects:,} batch rows quarantined as suspects ({slices})")
+            for reason in drift.approval_reasons:
+                lines.append(f"  waits      {reason}")
         if drift.retrain_run_dir:
             lines.append(f"  retrain    {drift.retrain_status} ({drift.retrain_run_dir})")
+    for reason in summary.approval_reasons or []:
+        lines.append(f"  approval   waits as challenger: {reason}")
     if summary.lineage:
         lines.append(f"  lineage    {summary.lineage.events} events -> {summary.lineage.path}")
     return "\n".join(lines)
@@ -424,6 +442,18 @@ def failed_summary(header: RunHeader, error: BaseException) -> RunSummary:
     """The summary of a run that stopped: status failed and the one-line reason."""
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return RunSummary(**header.model_dump(), status="failed", seconds=0.0, error=message)
+
+
+def with_screen(drift: DriftFigures, screen: BatchScreen) -> DriftFigures:
+    """The drift figures with the batch screen's findings."""
+    return drift.model_copy(
+        update={
+            "screened": True,
+            "suspects": screen.suspect_count,
+            "shifted_slices": [found.describe() for found in screen.slices],
+            "approval_reasons": list(screen.hold_reasons),
+        }
+    )
 
 
 def drift_summary(

@@ -32,7 +32,11 @@ def test_a_batch_from_the_same_population_passes(adult_settings, frames) -> None
     # given a batch drawn like the reference / when it is screened under on_suspicious
     reference, batch = frames
     screen = screen_batch(
-        batch, reference, adult_settings.dataset, adult_settings.poisoning, _drift_settings(adult_settings, "on_suspicious")
+        batch,
+        reference,
+        adult_settings.dataset,
+        adult_settings.poisoning,
+        _drift_settings(adult_settings, "on_suspicious"),
     )
     # then nothing is suspect and the retrain need not wait
     assert screen.suspect_count <= 0.005 * len(batch), f"few genuine rows suspected: {screen.suspect_count}"
@@ -48,20 +52,28 @@ def test_a_backdoored_batch_has_its_rows_quarantined_and_waits(adult_settings, f
     )
     # when it is screened, under on_suspicious and under auto
     held = screen_batch(
-        poisoned, reference, dataset, adult_settings.poisoning, _drift_settings(adult_settings, "on_suspicious")
+        poisoned,
+        reference,
+        dataset,
+        adult_settings.poisoning,
+        _drift_settings(adult_settings, "on_suspicious"),
     )
-    auto = screen_batch(poisoned, reference, dataset, adult_settings.poisoning, _drift_settings(adult_settings, "auto"))
+    auto = screen_batch(
+        poisoned, reference, dataset, adult_settings.poisoning, _drift_settings(adult_settings, "auto")
+    )
     # then most planted rows are suspects, with the slice named, and only on_suspicious holds the retrain
     found = held.suspects[held.suspects].index.intersection(planted)
     assert len(found) >= 0.9 * len(planted), f"suspects found {len(found)} of {len(planted)} planted rows"
     reasons = " ".join(held.reasons.loc[found])
-    assert "occupation=Sales" in reasons and "hours-per-week=37" in reasons, f"the slice is named: {reasons[:200]}"
+    assert "occupation=Sales" in reasons and "hours-per-week=37" in reasons, (
+        f"the slice is named: {reasons[:200]}"
+    )
     assert held.suspicious and "suspects" in held.hold_reasons[0], f"on_suspicious holds: {held.hold_reasons}"
     assert not auto.suspicious, f"auto never holds: {auto.hold_reasons}"
     assert auto.suspect_count == held.suspect_count, "suspects are quarantined whatever the approval policy"
     quarantined = held.suspect_rows(poisoned)
-    assert quarantined["reasons"].map(lambda reasons: reasons[0].startswith("batch_screen: ")).all(), (
-        "the quarantine says which stage set each row aside"
+    assert quarantined["reasons"].map(lambda reasons: reasons[0].startswith("label shifted in ")).all(), (
+        "each quarantined row says why it was set aside"
     )
 
 
@@ -69,10 +81,16 @@ def test_required_approval_always_waits(adult_settings, frames) -> None:
     # given a genuine batch / when the policy requires approval for every drift retrain
     reference, batch = frames
     screen = screen_batch(
-        batch, reference, adult_settings.dataset, adult_settings.poisoning, _drift_settings(adult_settings, "required")
+        batch,
+        reference,
+        adult_settings.dataset,
+        adult_settings.poisoning,
+        _drift_settings(adult_settings, "required"),
     )
     # then it waits, and says why
-    assert screen.suspicious and "required" in screen.hold_reasons[0], f"held by policy: {screen.hold_reasons}"
+    assert screen.suspicious and "required" in screen.hold_reasons[0], (
+        f"held by policy: {screen.hold_reasons}"
+    )
 
 
 def test_a_label_prior_moved_wholesale_waits(adult_settings, frames) -> None:
