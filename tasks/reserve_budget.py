@@ -18,7 +18,7 @@ def reserve_budget(context: RunContext, train: Table, sources: list[str] | None)
     charged = sources or [train.sha256]
     epsilon = settings.privacy.target_epsilon
     with context.stage("reserve_budget", inputs=[]):
-        registry.configure_tracking(context.home, experiment=f"guardflow-{dataset_id}")
+        registry.track_dataset(context.home, dataset_id)
         spends = ledger.read_spends(dataset_id)
         lifetime = settings.privacy.lifetime_epsilon
         budgets = [summarize_budget(dataset_id, source, spends, lifetime) for source in charged]
