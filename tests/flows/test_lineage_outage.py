@@ -14,7 +14,7 @@ from guardflow.settings import guardflow_home
 from tests.conftest import write_adult_config
 from tests.lineage_validation import event_problems
 from tests.net import free_port
-from tests.unit.test_lineage_delivery import LineageReceiver
+from tests.unit.io.test_lineage_spool import LineageReceiver
 
 EVENTS_BEFORE_OUTAGE = 4
 OUTAGE_SECONDS = 3.0

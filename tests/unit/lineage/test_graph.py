@@ -28,7 +28,7 @@ from guardflow.lineage.view import (
     trace_model_version,
 )
 
-SAMPLE = Path(__file__).parents[1] / "data" / "lineage" / "sample_events.jsonl"
+SAMPLE = Path(__file__).parents[2] / "data" / "lineage" / "sample_events.jsonl"
 MODEL = "guardflow-adult"
 TRAIN_FILE = "/home/user/guardflow/data/adult/adult.data.gz"
 TRAIN_SHA256 = "5b00264637dbfec36bdeaab5676b0b309ff9eb788d63554ca0a249491c86603d"

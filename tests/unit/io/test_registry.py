@@ -29,7 +29,7 @@ from guardflow.settings import Settings, load_settings
 # MLflow 3.17's SQL store configures its mappers with a loader strategy SQLAlchemy 2.1 deprecates; not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
 
-ADULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "adult.yaml"
+ADULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "adult.yaml"
 MODEL_NAME = "guardflow-test"
 TAGS = {"dataset": "adult", "stage": "candidate"}
 PICKLE_SUFFIXES = (".pkl", ".pickle")
