@@ -268,3 +268,25 @@ def test_champion_version__model_without_alias__none(candidate: LoggedCandidate)
     # then there is none, and no exception
     assert without_alias is None, f"champion of a model without alias: {without_alias}"
     assert never_registered is None, f"champion of an unregistered model: {never_registered}"
+
+
+def test_a_dataset_runs_go_to_one_experiment_named_after_it(tmp_path: Path, monkeypatch) -> None:
+    # given a fresh store and no tracking URI from the environment
+    for name in MLFLOW_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    # when adult's training runs and its drift checks are tracked
+    try:
+        training = registry.track_dataset(tmp_path, "adult")
+        drift = registry.track_dataset(tmp_path, "adult", "drift")
+        again = registry.track_dataset(tmp_path, "adult")
+        client = MlflowClient(tracking_uri=registry.tracking_uri(tmp_path))
+        names = {
+            experiment_id: client.get_experiment(experiment_id).name for experiment_id in (training, drift)
+        }
+    finally:
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+        mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+    # then each kind has its own experiment, named as the UI shows it, and the same one is found again
+    assert names == {training: "guardflow-adult", drift: "guardflow-adult-drift"}, names
+    assert again == training, "tracking the same dataset again reuses its experiment"
+    assert registry.experiment_name("fair", "contract") == "guardflow-fair-contract", "kind goes last"
