@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import attr
 from openlineage.client import OpenLineageClient
@@ -63,6 +63,15 @@ _PAUSE_AFTER_FAILURE_SECONDS = 30.0
 _DRAIN_BUDGET_SECONDS = 10.0
 
 _Facet = TypeVar("_Facet", bound=BaseFacet)
+
+
+class EventParts(TypedDict, total=False):
+    """What a run event says besides its job and run id; `parent` is (parent job name, parent run id)."""
+
+    inputs: Iterable[LineageDataset]
+    outputs: Iterable[LineageDataset]
+    parent: tuple[str, str] | None
+    run_facets: Mapping[str, RunFacet] | None
 
 
 @dataclass(frozen=True)
@@ -265,54 +274,31 @@ class LineageEmitter:
                 log.warning("OpenLineage spool %s could not be delivered: %s", self._spool.folder, error)
                 return 0
 
-    def start(
-        self,
-        job: str,
-        run_id: str,
-        inputs: Iterable[LineageDataset] = (),
-        outputs: Iterable[LineageDataset] = (),
-        parent: tuple[str, str] | None = None,
-        run_facets: Mapping[str, RunFacet] | None = None,
-    ) -> None:
+    def start(self, job: str, run_id: str, **event: Unpack[EventParts]) -> None:
         """Record that a run of `job` started; `parent` is (parent job name, parent run id)."""
-        self._emit(RunState.START, job, run_id, inputs, outputs, parent, run_facets)
+        self._emit(RunState.START, job, run_id, **event)
 
-    def complete(
-        self,
-        job: str,
-        run_id: str,
-        inputs: Iterable[LineageDataset] = (),
-        outputs: Iterable[LineageDataset] = (),
-        parent: tuple[str, str] | None = None,
-        run_facets: Mapping[str, RunFacet] | None = None,
-    ) -> None:
+    def complete(self, job: str, run_id: str, **event: Unpack[EventParts]) -> None:
         """Record that a run of `job` finished well, with what it read and wrote."""
-        self._emit(RunState.COMPLETE, job, run_id, inputs, outputs, parent, run_facets)
+        self._emit(RunState.COMPLETE, job, run_id, **event)
 
-    def fail(
-        self,
-        job: str,
-        run_id: str,
-        message: str,
-        inputs: Iterable[LineageDataset] = (),
-        outputs: Iterable[LineageDataset] = (),
-        parent: tuple[str, str] | None = None,
-    ) -> None:
+    def fail(self, job: str, run_id: str, message: str, **event: Unpack[EventParts]) -> None:
         """Record that a run of `job` failed, with the error message users saw."""
         error = error_message_run.ErrorMessageRunFacet(
             message=message, programmingLanguage="python", producer=PRODUCER
         )
-        self._emit(RunState.FAIL, job, run_id, inputs, outputs, parent, {"errorMessage": error})
+        event["run_facets"] = {**(event.get("run_facets") or {}), "errorMessage": error}
+        self._emit(RunState.FAIL, job, run_id, **event)
 
     def _emit(
         self,
         state: RunState,
         job: str,
         run_id: str,
-        inputs: Iterable[LineageDataset],
-        outputs: Iterable[LineageDataset],
-        parent: tuple[str, str] | None,
-        run_facets: Mapping[str, RunFacet] | None,
+        inputs: Iterable[LineageDataset] = (),
+        outputs: Iterable[LineageDataset] = (),
+        parent: tuple[str, str] | None = None,
+        run_facets: Mapping[str, RunFacet] | None = None,
     ) -> None:
         if self._disabled:
             return

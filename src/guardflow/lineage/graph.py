@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -95,17 +95,11 @@ class LineageGraph:
 
     @cached_property
     def _incoming(self) -> Mapping[NodeKey, list[Edge]]:
-        incoming: dict[NodeKey, list[Edge]] = defaultdict(list)
-        for edge in self.edges:
-            incoming[edge.target].append(edge)
-        return incoming
+        return _edges_by(self.edges, lambda edge: edge.target)
 
     @cached_property
     def _outgoing(self) -> Mapping[NodeKey, list[Edge]]:
-        outgoing: dict[NodeKey, list[Edge]] = defaultdict(list)
-        for edge in self.edges:
-            outgoing[edge.source].append(edge)
-        return outgoing
+        return _edges_by(self.edges, lambda edge: edge.source)
 
     @cached_property
     def _children(self) -> Mapping[RunKey, list[RunKey]]:
@@ -144,6 +138,14 @@ class LineageGraph:
     def row_counts(self, dataset: DatasetKey) -> list[int]:
         edges = self.incoming(dataset) + self.outgoing(dataset)
         return list(dict.fromkeys(edge.row_count for edge in edges if edge.row_count is not None))
+
+
+def _edges_by(edges: Iterable[Edge], end: Callable[[Edge], NodeKey]) -> Mapping[NodeKey, list[Edge]]:
+    """The edges grouped by one of their ends, in their own order."""
+    grouped: dict[NodeKey, list[Edge]] = defaultdict(list)
+    for edge in edges:
+        grouped[end(edge)].append(edge)
+    return grouped
 
 
 def load_events(path: Path) -> list[dict[str, Any]]:
