@@ -14,8 +14,7 @@ from guardflow.settings import guardflow_home
 from tests.conftest import write_adult_config
 from tests.flows.conftest import LENIENT_GATE
 from tests.lineage_validation import event_problems
-from tests.net import free_port
-from tests.unit.io.test_lineage_spool import LineageReceiver
+from tests.net import LineageReceiver, free_port
 
 EVENTS_BEFORE_OUTAGE = 4
 OUTAGE_SECONDS = 3.0
