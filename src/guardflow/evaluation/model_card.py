@@ -76,5 +76,6 @@ def render_model_card_html(markdown_text: str) -> str:
     converter.inlinePatterns.deregister("html")
     first = markdown_text.lstrip().splitlines()[:1]
     title = first[0].removeprefix("# ") if first and first[0].startswith("# ") else "Model card"
+    # Safe to mark as markup: Python-Markdown escaped every text, and raw HTML is off (the two deregisters).
     body = Markup(converter.convert(markdown_text))
     return render_template("guardflow.evaluation", "model_card.html.j2", title=title, body=body)
