@@ -23,7 +23,7 @@ def load_reference(context: RunContext) -> Reference:
     """The data the champion was trained on (checked against its recorded sha256), else the configured train file."""
     settings = context.settings
     with context.stage("load_reference", inputs=[]) as stage:
-        registry.configure_tracking(context.home, experiment=f"guardflow-{settings.dataset.id}")
+        registry.track_dataset(context.home, settings.dataset.id)
         champion = registry.champion_data(settings.registry.model_name)
         if champion is None:
             table = read_split(settings.dataset, "train")
@@ -52,7 +52,7 @@ def champion_scores(
 ) -> ChampionScores | None:
     """Score both typed frames with the champion (predict_proba of the registered pyfunc); None without one."""
     settings = context.settings
-    registry.configure_tracking(context.home, experiment=f"guardflow-{settings.dataset.id}")
+    registry.track_dataset(context.home, settings.dataset.id)
     champion = registry.champion_version(settings.registry.model_name)
     if champion is None:
         return None
