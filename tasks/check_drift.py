@@ -24,7 +24,7 @@ def load_reference(context: RunContext) -> Reference:
     """The data the champion was trained on (checked against its recorded sha256), else the configured train file."""
     settings = context.settings
     with context.stage("load_reference", inputs=[]) as stage:
-        registry.configure_tracking(context.home, experiment=f"guardflow-{settings.dataset.id}")
+        registry.track_dataset(context.home, settings.dataset.id)
         champion = registry.champion_data(settings.registry.model_name)
         if champion is None:
             table = read_split(settings.dataset, "train")
@@ -51,7 +51,7 @@ class ChampionScores:
 def score_with_champion(context: RunContext, *frames: pd.DataFrame) -> tuple[str, list[np.ndarray]] | None:
     """The champion's version and its positive-class probabilities on each typed frame; None without one."""
     settings = context.settings
-    registry.configure_tracking(context.home, experiment=f"guardflow-{settings.dataset.id}")
+    registry.track_dataset(context.home, settings.dataset.id)
     champion = registry.champion_version(settings.registry.model_name)
     if champion is None:
         return None

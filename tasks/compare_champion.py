@@ -20,7 +20,7 @@ def compare_champion(context: RunContext, test: Table, evaluation: Evaluation) -
     settings = context.settings
     dataset = settings.dataset
     with context.stage("compare_champion", inputs=[file_dataset(test.path, sha256=test.sha256)]):
-        registry.configure_tracking(context.home, experiment=f"guardflow-{dataset.id}")
+        registry.track_dataset(context.home, dataset.id)
         champion = registry.champion_version(settings.registry.model_name)
         if champion is None:
             stage_log.info("champion  none yet: the gate judges on absolute lines only")

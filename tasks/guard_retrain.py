@@ -64,11 +64,6 @@ def record_trigger(
     }
     Path(drift_run_dir).mkdir(parents=True, exist_ok=True)
     (Path(drift_run_dir) / TRIGGER_FILE).write_text(json.dumps(fields, indent=2) + "\n", encoding="utf-8")
-    registry.configure_tracking(guardflow_home(), experiment=f"guardflow-{settings.dataset.id}")
+    registry.track_dataset(guardflow_home(), settings.dataset.id)
     records.append_record(TRIGGER_EXPERIMENT, _PREFIX, f"{ticket.dataset}-{ticket.decision.action}", fields)
     return fields
-
-
-def read_triggers(dataset_id: str) -> list[dict[str, str]]:
-    """Every drift trigger recorded for a dataset in the tracking store, oldest first."""
-    return records.read_records(TRIGGER_EXPERIMENT, _PREFIX, {"dataset": dataset_id})

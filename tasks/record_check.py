@@ -27,7 +27,7 @@ def record_contract(
     """
     path, sha256, _ = source
     settings = context.settings
-    registry.configure_tracking(context.home, experiment=f"guardflow-{settings.dataset.id}-contract")
+    registry.track_dataset(context.home, settings.dataset.id, "contract")
     metrics = {
         "rows_in": float(contract.rows_in),
         "rows_accepted": float(contract.rows_accepted),

@@ -105,7 +105,7 @@ def register_model(
     }
     example = typed_frame(train.rows.head(5), settings.dataset)[list(settings.dataset.features)]
     with context.stage("register_model", inputs=[file_dataset(saved.weights_path)]) as stage:
-        registry.configure_tracking(context.home, experiment=f"guardflow-{settings.dataset.id}")
+        registry.track_dataset(context.home, settings.dataset.id)
         version = registry.log_candidate(
             run_name=context.run_dir.name,
             params=params,

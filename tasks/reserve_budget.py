@@ -20,7 +20,7 @@ def reserve_budget(context: RunContext, train: Table, sources: list[str] | None)
     charged = sources or [train.sha256]
     epsilon = settings.privacy.target_epsilon
     with context.stage("reserve_budget", inputs=[]):
-        registry.configure_tracking(context.home, experiment=f"guardflow-{dataset_id}")
+        registry.track_dataset(context.home, dataset_id)
         after = open_ledger(context.home).reserve(
             dataset_id,
             charged,

@@ -108,7 +108,7 @@ def publish_drift(settings: Settings, summary: RunSummary, claim: BatchClaim) ->
     if drift is None:
         return
     dataset_id = settings.dataset.id
-    experiment_id = registry.configure_tracking(guardflow_home(), experiment=f"guardflow-{dataset_id}-drift")
+    experiment_id = registry.track_dataset(guardflow_home(), dataset_id, "drift")
     client = MlflowClient()
     run_id = _monitor_run_id(client, experiment_id, dataset_id)
     step = len(server_state.batch_records(server_state.state_path(guardflow_home()), dataset_id))

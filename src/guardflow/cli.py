@@ -148,7 +148,7 @@ def _budget(args: argparse.Namespace) -> int:
     from guardflow.io.ledger import open_ledger
     from guardflow.privacy.privacy_budget import summarize_budget
 
-    registry.configure_tracking(guardflow_home(), experiment=f"guardflow-{settings.dataset.id}")
+    registry.track_dataset(guardflow_home(), settings.dataset.id)
     spends = open_ledger(guardflow_home()).spends(settings.dataset.id)
     lifetime = settings.privacy.lifetime_epsilon
     sources = list(dict.fromkeys([settings.dataset.train.sha256, *(spend.source_sha256 for spend in spends)]))
@@ -204,7 +204,7 @@ def _open_registry(args: argparse.Namespace) -> str:
     _prepare()
     from guardflow.io import registry
 
-    registry.configure_tracking(guardflow_home(), experiment=f"guardflow-{settings.dataset.id}")
+    registry.track_dataset(guardflow_home(), settings.dataset.id)
     return settings.registry.model_name
 
 

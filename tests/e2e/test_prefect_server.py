@@ -28,6 +28,7 @@ import requests
 from guardflow.data.table import typed_frame
 from guardflow.io import server_state
 from guardflow.io.datasets import read_split, write_table
+from guardflow.io.registry import experiment_name
 from tests.conftest import ROOT, write_adult_config
 from tests.flows.conftest import LENIENT_GATE
 from tests.net import free_port
@@ -331,7 +332,7 @@ def test_drift_figures_are_published_to_mlflow_and_prefect(server: Server) -> No
 
     uri = f"sqlite:///{server.home / 'mlflow' / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.get_experiment_by_name(f"guardflow-{DATASET}-drift")
+    experiment = client.get_experiment_by_name(experiment_name(DATASET, "drift"))
     assert experiment is not None, "drift figures need their experiment"
     # when the dataset's drift monitor run, the trigger records and the Prefect artifacts are read
     monitors = client.search_runs(

@@ -136,7 +136,9 @@ def test_planted_pii_appears_in_no_file_the_run_writes(
     config = _config(data, tmp_path / "config", "adult-pii", POLICIES)
     run_dir = tmp_path / "run"
     summary = safety_train(str(config), str(run_dir))
-    assert summary.status in ("promoted", "rejected"), f"the run must complete, got {summary.status}"
+    assert summary.status == "promoted", (
+        f"the guarded run reaches the registry, got {summary.status}: {summary.error}"
+    )
     # then no planted value is in any file under the run folder, $GUARDFLOW_HOME (MLflow store and artifacts,
     # lineage, Prefect home) or the Prefect test database
     files = _written_files(run_dir, guardflow_home())

@@ -12,9 +12,9 @@ import pytest
 from flows.safety_train import safety_train
 from guardflow.settings import guardflow_home
 from tests.conftest import write_adult_config
+from tests.flows.conftest import LENIENT_GATE
 from tests.lineage_validation import event_problems
-from tests.net import free_port
-from tests.unit.test_lineage_delivery import LineageReceiver
+from tests.net import LineageReceiver, free_port
 
 EVENTS_BEFORE_OUTAGE = 4
 OUTAGE_SECONDS = 3.0
@@ -57,14 +57,17 @@ def test_every_event_arrives_once_and_in_order_across_an_outage(
     # given lineage sent over HTTP to a receiver that goes down after 4 events
     monkeypatch.delenv("OPENLINEAGE_URL", raising=False)
     config = write_adult_config(
-        tmp_path, registry={"model_name": "adult-outage"}, lineage={"url": flaky_receiver.url}
+        tmp_path,
+        registry={"model_name": "adult-outage"},
+        lineage={"url": flaky_receiver.url},
+        gate=LENIENT_GATE,
     )
     # when a whole safety-train run happens
     summary = safety_train(str(config), str(tmp_path / "run"), str(adult_slice))
     # then the endpoint really was down mid-run (it went down after 4 events and the run sent more)
     assert flaky_receiver.outages == [EVENTS_BEFORE_OUTAGE], "the receiver must have stopped once, mid-run"  # type: ignore[attr-defined]
     # and the run finished, and every event it emitted arrived exactly once, in emission order
-    assert summary.status in ("promoted", "rejected"), f"the outage must not fail the run: {summary.error}"
+    assert summary.status == "promoted", f"the outage must not change the run's outcome: {summary.error}"
     assert summary.lineage is not None
     own = [
         body for body in flaky_receiver.accepted

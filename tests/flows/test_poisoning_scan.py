@@ -94,7 +94,9 @@ def test_scan_emits_valid_lineage_with_per_detector_counts(scanned_run) -> None:
     assert facet["perDetector"] == summary["poisoning"]["per_detector"], (
         "the facet holds the per-detector counts"
     )
-    assert facet["seconds"] >= 0, "and the scan's seconds"
+    assert facet["seconds"] == pytest.approx(summary["poisoning"]["seconds"], abs=0.006), (
+        "and the scan's seconds, as the summary has them (to 3 decimals there, 2 here)"
+    )
 
 
 def test_scan_cli_policy_failure_is_one_line_and_exit_2(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from guardflow.cli import main
 from tests.conftest import ROOT, run_guardflow, write_adult_config
+from tests.malformed_corpus import KINDS, write_kind
 
 INVALID = ROOT / "tests" / "configs" / "invalid"
 
@@ -130,3 +132,24 @@ def test_scan_with_a_bad_config_is_one_line_and_exit_2(capsys: pytest.CaptureFix
     errors = capsys.readouterr().err.strip().splitlines()
     assert code == 2, f"exit code must be 2, got {code}"
     assert len(errors) == 1 and errors[0].startswith("guardflow: config"), f"one line on stderr, got {errors}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["wrong_delimiter", "unseen_label"])
+def test_train_on_a_bad_file_is_one_line_and_exit_2(
+    name: str, base_lines: list[bytes], tmp_path: Path
+) -> None:
+    # given a file that fails in load (wrong delimiter) or in the contract (unseen label)
+    kind = next(kind for kind in KINDS if kind.name == name)
+    path = write_kind(kind, base_lines, tmp_path)
+    config = write_adult_config(tmp_path)
+    # when guardflow train runs on it
+    result = run_guardflow(
+        "train", "--config", str(config), "--data", str(path), home=tmp_path / "home", timeout=600
+    )
+    # then one line on stderr names the file, the line and the problem; exit 2; no traceback
+    assert result.returncode == 2, f"exit code must be 2, got {result.returncode}: {result.stderr[-2000:]}"
+    lines = [line for line in result.stderr.splitlines() if line.startswith("guardflow: ")]
+    assert len(lines) == 1 and str(path) in lines[0], f"one line naming the file, got {result.stderr[-2000:]}"
+    assert kind.error is not None and re.search(kind.error[1], lines[0]), f"the problem is named: {lines[0]}"
+    assert "Traceback" not in result.stderr + result.stdout, "no traceback for bad input"

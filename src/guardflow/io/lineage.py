@@ -9,24 +9,19 @@ delivered in emission order by the next event that gets through, by `LineageEmit
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import math
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urljoin
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import attr
-import requests
 from openlineage.client import OpenLineageClient
 from openlineage.client.constants import __version__ as openlineage_client_version
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
@@ -49,15 +44,15 @@ from openlineage.client.facet_v2 import (
 )
 from openlineage.client.naming.dataset import LocalFileSystem
 from openlineage.client.serde import Serde
-from requests.adapters import HTTPAdapter
-from urllib3.util import Retry
 
 from guardflow import __version__ as guardflow_version
+from guardflow.io.lineage_receiver import DEFAULT_ENDPOINT, HttpReceiver, NotDelivered, Outcome, endpoint_url
+from guardflow.io.lineage_spool import Drain, Spool, drain_spool
+from guardflow.io.lineage_spool import flush_spool as flush_spool  # re-exported: `guardflow lineage flush`
 
 log = logging.getLogger(__name__)
 
 PRODUCER = f"https://github.com/guardflow/guardflow/tree/{guardflow_version}"
-DEFAULT_ENDPOINT = "api/v1/lineage"
 # Short timeouts and one retry of a refused or timed-out connection: a dead endpoint costs a run about
 # nothing (refused) or 4 s (black hole) per attempt, and events wait in the spool. A read is never retried:
 # the receiver may already have stored the event, and resending it is how duplicates happen.
@@ -66,12 +61,17 @@ _HTTP_TIMEOUT_SECONDS = 2.0
 _PAUSE_AFTER_FAILURE_SECONDS = 30.0
 # An emit spends at most this long delivering older spooled events; the rest wait for the next emit or flush.
 _DRAIN_BUDGET_SECONDS = 10.0
-# Statuses that say the event itself is wrong: resending it would never succeed and would hold back every
-# event behind it, so it is set aside in `rejected/`. Any other non-2xx (5xx, 429, a 401 while a key is
-# fixed, a 404 while Marquez deploys) is worth another try later.
-_REJECTED_STATUSES = frozenset({400, 413, 415, 422})
 
 _Facet = TypeVar("_Facet", bound=BaseFacet)
+
+
+class EventParts(TypedDict, total=False):
+    """What a run event says besides its job and run id; `parent` is (parent job name, parent run id)."""
+
+    inputs: Iterable[LineageDataset]
+    outputs: Iterable[LineageDataset]
+    parent: tuple[str, str] | None
+    run_facets: Mapping[str, RunFacet] | None
 
 
 @dataclass(frozen=True)
@@ -185,232 +185,6 @@ def _output_dataset(dataset: LineageDataset) -> OutputDataset:
     )
 
 
-def endpoint_url(url: str, endpoint: str = DEFAULT_ENDPOINT) -> str:
-    """The address events are POSTed to, joined the way the openlineage client joins it."""
-    return urljoin(url.strip(), endpoint)
-
-
-class _NotDelivered(Exception):
-    """An event the receiver did not acknowledge, with what it said (or why it could not be reached)."""
-
-
-class _Outcome(Enum):
-    DELIVERED = "delivered"
-    RETRY_LATER = "retry later"
-    REJECTED = "rejected"
-
-
-@dataclass(frozen=True)
-class _Attempt:
-    outcome: _Outcome
-    detail: str = ""
-
-
-class _HttpReceiver:
-    """POSTs serialized events to one endpoint with the headers the openlineage client's HTTP transport sends.
-
-    Our own poster rather than the client's transport because spooled events are already JSON on disk; the
-    body is `Serde.to_json(event)` either way, so the receiver sees the same bytes.
-    """
-
-    def __init__(self, url: str, endpoint: str, timeout: float) -> None:
-        self.target = endpoint_url(url, endpoint)
-        self._timeout = timeout
-        self._session: Any = None
-
-    def post(self, body: bytes) -> _Attempt:
-        headers = {"Content-Type": "application/json"}
-        if api_key := os.environ.get("OPENLINEAGE_API_KEY"):
-            headers["Authorization"] = f"Bearer {api_key}"
-        try:
-            response = self._session_for_first_use().post(
-                self.target, data=body, headers=headers, timeout=(self._timeout, self._timeout)
-            )
-            response.close()
-        except requests.RequestException as error:
-            return _Attempt(_Outcome.RETRY_LATER, f"{type(error).__name__}: {error}")
-        if 200 <= response.status_code < 300:
-            return _Attempt(_Outcome.DELIVERED)
-        detail = f"HTTP {response.status_code} {response.reason}"
-        if response.status_code in _REJECTED_STATUSES:
-            return _Attempt(_Outcome.REJECTED, detail)
-        return _Attempt(_Outcome.RETRY_LATER, detail)
-
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-
-    def _session_for_first_use(self) -> Any:
-        if self._session is None:
-            # One retry, of connecting only: a refused connection never reached the receiver, while a
-            # timed-out read may have been stored, and resending it would make a duplicate.
-            retry = Retry(total=1, connect=1, read=0, status=0, other=0, backoff_factor=0.2)
-            session = requests.Session()
-            session.mount("http://", HTTPAdapter(max_retries=retry))
-            session.mount("https://", HTTPAdapter(max_retries=retry))
-            self._session = session
-        return self._session
-
-
-class _Stamps:
-    """Strictly increasing nanosecond stamps, shared by every spool in the process, so names sort in order."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last = 0
-
-    def next(self, floor: int = 0) -> int:
-        with self._lock:
-            self._last = max(time.time_ns(), self._last + 1, floor + 1)
-            return self._last
-
-
-_stamps = _Stamps()
-
-
-class _Spool:
-    """Events waiting for the endpoint: one JSON file each, named `<stamp>-<pid>-<runId>-<eventType>.json`.
-
-    The stamp is wall-clock nanoseconds, forced above every stamp already in the folder and every stamp this
-    process gave out, so name order is emission order, across runs too. A file is written to a hidden temp
-    name and renamed into place: a crash leaves a whole event or none.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-
-    def pending(self) -> list[Path]:
-        """Waiting events, oldest first (temp files and the `rejected/` folder are not events)."""
-        if not self.folder.is_dir():
-            return []
-        return sorted(path for path in self.folder.glob("*.json") if not path.name.startswith("."))
-
-    def append(self, body: bytes, run_id: str, event_type: str) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        newest = self.pending()[-1:]
-        floor = _stamp_of(newest[0]) if newest else 0
-        path = self.folder / f"{_stamps.next(floor):020d}-{os.getpid()}-{run_id}-{event_type}.json"
-        temporary = self.folder / f".{path.name}.tmp"
-        with temporary.open("wb") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        return path
-
-    def set_aside(self, path: Path) -> Path:
-        """Move an event the receiver refused out of the queue, kept for a human to look at."""
-        target = self.folder / "rejected" / path.name
-        target.parent.mkdir(exist_ok=True)
-        os.replace(path, target)
-        return target
-
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[bool]:
-        """Whether this process may deliver now: one deliverer at a time, or events would go out twice.
-
-        Never waits: a run that finds another process delivering leaves its event in the spool, where that
-        process (which lists the folder until it is empty) or the next emit picks it up.
-        """
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with (self.folder / ".lock").open("a") as handle:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _stamp_of(path: Path) -> int:
-    head = path.name.split("-", 1)[0]
-    return int(head) if head.isdigit() else 0
-
-
-@dataclass
-class _Drain:
-    """What one pass over the spool did; `failure` says why it stopped with events still waiting."""
-
-    delivered: list[Path] = field(default_factory=list)
-    rejected: int = 0
-    remaining: int = 0
-    failure: str | None = None
-    busy: bool = False
-
-
-def _drain(
-    spool: _Spool,
-    receiver: _HttpReceiver,
-    deadline: float = math.inf,
-    clock: Callable[[], float] = time.monotonic,
-) -> _Drain:
-    """Send spooled events oldest first, each removed once the receiver acknowledged it.
-
-    Stops at the first failure, so no event overtakes an older one, and once `clock()` passes `deadline`.
-    """
-    result = _Drain()
-    if not spool.pending():
-        return result
-    with spool.exclusive() as owned:
-        if not owned:
-            result.busy = True
-            result.remaining = len(spool.pending())
-            return result
-        # List again after each pass: another emitter may have appended while we were sending.
-        while batch := spool.pending():
-            for path in batch:
-                if clock() >= deadline:
-                    result.remaining = len(spool.pending())
-                    return result
-                try:
-                    body = path.read_bytes()
-                except FileNotFoundError:  # removed by hand while we were sending
-                    continue
-                attempt = receiver.post(body)
-                if attempt.outcome is _Outcome.DELIVERED:
-                    # Removed right after the 2xx, so a down/up endpoint gets each event once. The
-                    # at-least-once edges: a crash between the 2xx and this unlink, or a read timeout after
-                    # the receiver stored the event, sends it again later. Receivers that upsert runs by
-                    # runId (Marquez) absorb that; others can dedupe on (runId, eventType, eventTime).
-                    path.unlink()
-                    result.delivered.append(path)
-                elif attempt.outcome is _Outcome.REJECTED:
-                    kept = spool.set_aside(path)
-                    result.rejected += 1
-                    log.warning(
-                        "OpenLineage receiver refused %s (%s); kept at %s", path.name, attempt.detail, kept
-                    )
-                else:
-                    result.failure = f"{receiver.target}: {attempt.detail}"
-                    result.remaining = len(spool.pending())
-                    return result
-    return result
-
-
-def flush_spool(
-    spool_dir: Path, url: str, endpoint: str = DEFAULT_ENDPOINT, timeout: float = 5.0
-) -> tuple[int, int]:
-    """Deliver the events waiting in `spool_dir`, oldest first, and return (delivered, still waiting).
-
-    Stops at the first failure, keeping that event and every later one for next time. Needs no emitter:
-    this is what `guardflow lineage flush` runs. A missing folder is an empty spool.
-    """
-    receiver = _HttpReceiver(url, endpoint, timeout)
-    try:
-        result = _drain(_Spool(Path(spool_dir)), receiver)
-    finally:
-        receiver.close()
-    if result.failure:
-        log.warning("OpenLineage spool flush stopped (%s); %d events wait", result.failure, result.remaining)
-    elif result.busy:
-        log.warning("OpenLineage spool %s is being delivered by another process", spool_dir)
-    return len(result.delivered), result.remaining
-
-
 class LineageEmitter:
     """Emits START, COMPLETE and FAIL run events for jobs in one namespace.
 
@@ -440,13 +214,13 @@ class LineageEmitter:
         self._url = url or os.environ.get("OPENLINEAGE_URL") or None
         self._endpoint = os.environ.get("OPENLINEAGE_ENDPOINT", DEFAULT_ENDPOINT)
         self._disabled = _lineage_disabled()
-        self._spool = _Spool(Path(spool_dir)) if spool_dir is not None and self._url else None
+        self._spool = Spool(Path(spool_dir)) if spool_dir is not None and self._url else None
         self._timeout = timeout
         self._pause_after_failure = pause_after_failure
         self._clock = clock
         self._paused_until = -math.inf
         self._client: OpenLineageClient | None = None
-        self._receiver: _HttpReceiver | None = None
+        self._receiver: HttpReceiver | None = None
         self._lock = threading.Lock()
         self._emitted = 0
         self._failed = 0
@@ -500,54 +274,31 @@ class LineageEmitter:
                 log.warning("OpenLineage spool %s could not be delivered: %s", self._spool.folder, error)
                 return 0
 
-    def start(
-        self,
-        job: str,
-        run_id: str,
-        inputs: Iterable[LineageDataset] = (),
-        outputs: Iterable[LineageDataset] = (),
-        parent: tuple[str, str] | None = None,
-        run_facets: Mapping[str, RunFacet] | None = None,
-    ) -> None:
+    def start(self, job: str, run_id: str, **event: Unpack[EventParts]) -> None:
         """Record that a run of `job` started; `parent` is (parent job name, parent run id)."""
-        self._emit(RunState.START, job, run_id, inputs, outputs, parent, run_facets)
+        self._emit(RunState.START, job, run_id, **event)
 
-    def complete(
-        self,
-        job: str,
-        run_id: str,
-        inputs: Iterable[LineageDataset] = (),
-        outputs: Iterable[LineageDataset] = (),
-        parent: tuple[str, str] | None = None,
-        run_facets: Mapping[str, RunFacet] | None = None,
-    ) -> None:
+    def complete(self, job: str, run_id: str, **event: Unpack[EventParts]) -> None:
         """Record that a run of `job` finished well, with what it read and wrote."""
-        self._emit(RunState.COMPLETE, job, run_id, inputs, outputs, parent, run_facets)
+        self._emit(RunState.COMPLETE, job, run_id, **event)
 
-    def fail(
-        self,
-        job: str,
-        run_id: str,
-        message: str,
-        inputs: Iterable[LineageDataset] = (),
-        outputs: Iterable[LineageDataset] = (),
-        parent: tuple[str, str] | None = None,
-    ) -> None:
+    def fail(self, job: str, run_id: str, message: str, **event: Unpack[EventParts]) -> None:
         """Record that a run of `job` failed, with the error message users saw."""
         error = error_message_run.ErrorMessageRunFacet(
             message=message, programmingLanguage="python", producer=PRODUCER
         )
-        self._emit(RunState.FAIL, job, run_id, inputs, outputs, parent, {"errorMessage": error})
+        event["run_facets"] = {**(event.get("run_facets") or {}), "errorMessage": error}
+        self._emit(RunState.FAIL, job, run_id, **event)
 
     def _emit(
         self,
         state: RunState,
         job: str,
         run_id: str,
-        inputs: Iterable[LineageDataset],
-        outputs: Iterable[LineageDataset],
-        parent: tuple[str, str] | None,
-        run_facets: Mapping[str, RunFacet] | None,
+        inputs: Iterable[LineageDataset] = (),
+        outputs: Iterable[LineageDataset] = (),
+        parent: tuple[str, str] | None = None,
+        run_facets: Mapping[str, RunFacet] | None = None,
     ) -> None:
         if self._disabled:
             return
@@ -574,8 +325,8 @@ class LineageEmitter:
 
     def _send_without_spool(self, body: bytes) -> None:
         attempt = self._receiver_for_first_use().post(body)
-        if attempt.outcome is not _Outcome.DELIVERED:
-            raise _NotDelivered(attempt.detail)
+        if attempt.outcome is not Outcome.DELIVERED:
+            raise NotDelivered(attempt.detail)
         self._emitted += 1
 
     def _send_through_spool(self, body: bytes, run_id: str, state: RunState) -> None:
@@ -597,9 +348,9 @@ class LineageEmitter:
         if path.exists():  # neither delivered nor set aside as rejected
             self._spooled += 1
 
-    def _deliver_spool(self, deadline: float = math.inf) -> _Drain:
+    def _deliver_spool(self, deadline: float = math.inf) -> Drain:
         assert self._spool is not None
-        result = _drain(self._spool, self._receiver_for_first_use(), deadline, self._clock)
+        result = drain_spool(self._spool, self._receiver_for_first_use(), deadline, self._clock)
         self._emitted += len(result.delivered)
         self._failed += result.rejected
         if result.failure:
@@ -615,10 +366,10 @@ class LineageEmitter:
             self._paused_until = -math.inf
         return result
 
-    def _receiver_for_first_use(self) -> _HttpReceiver:
+    def _receiver_for_first_use(self) -> HttpReceiver:
         assert self._url is not None
         if self._receiver is None:
-            self._receiver = _HttpReceiver(self._url, self._endpoint, self._timeout)
+            self._receiver = HttpReceiver(self._url, self._endpoint, self._timeout)
         return self._receiver
 
     def _run_event(
@@ -671,7 +422,7 @@ class LineageEmitter:
         return self._client
 
     def _transport_config(self) -> dict[str, Any]:
-        # Only the file transport goes through the client; HTTP goes through `_HttpReceiver` and the spool.
+        # Only the file transport goes through the client; HTTP goes through `HttpReceiver` and the spool.
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         # append=True: one file, one event per line (without it the client writes a file per event).
         return {"type": "file", "log_file_path": str(self._log_path), "append": True}

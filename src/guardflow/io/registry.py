@@ -82,6 +82,17 @@ def _quiet_mlflow() -> None:
         logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
+def experiment_name(dataset_id: str, kind: str = "") -> str:
+    """The MLflow experiment of one dataset's runs, `guardflow-<dataset>`; a `kind` (`contract`, `drift`) keeps
+    those runs in an experiment of their own, `guardflow-<dataset>-<kind>`."""
+    return f"guardflow-{dataset_id}-{kind}" if kind else f"guardflow-{dataset_id}"
+
+
+def track_dataset(home: Path, dataset_id: str, kind: str = "") -> str:
+    """`configure_tracking` for one dataset's experiment (see `experiment_name`); returns the experiment id."""
+    return configure_tracking(home, experiment_name(dataset_id, kind))
+
+
 def configure_tracking(home: Path, experiment: str) -> str:
     """Point MLflow at the store under `home`, make `experiment` active (creating it once), return its id.
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from guardflow.errors import BudgetError
-from guardflow.io.ledger import Ledger
+from guardflow.io import registry
+from guardflow.io.ledger import Ledger, ledger_url, open_ledger
 from guardflow.privacy.privacy_budget import summarize_budget
 from tests.postgres import postgres_bin, running_postgres
 
@@ -21,7 +22,8 @@ SOURCE_A, SOURCE_B = "a" * 64, "b" * 64
 _RESERVE = """
 import sys, time
 from guardflow.errors import BudgetError
-from guardflow.io.ledger import Ledger
+from guardflow.io import registry
+from guardflow.io.ledger import Ledger, ledger_url, open_ledger
 url, start, run_dir = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 ledger = Ledger(url)
 while time.time() < start:
@@ -144,3 +146,18 @@ def test_the_legacy_mlflow_ledger_is_imported_once(tmp_path: Path) -> None:
     assert (first, second) == (1, 0), f"imported once: {first}, {second}"
     spends = ledger.spends("adult")
     assert [(spend.state, spend.epsilon) for spend in spends] == [("spent", 1.0)], f"as spent: {spends}"
+
+
+def test_ledger_persists_in_the_tracking_store(tmp_path: Path) -> None:
+    # given a fresh store / when two runs are charged, one of them to two sources
+    registry.configure_tracking(tmp_path, experiment="ledger-test")
+    ledger = open_ledger(tmp_path)
+    ledger.charge("adult", [SOURCE_A], 1.0, 1e-5, "train", "/runs/1")
+    ledger.charge("adult", [SOURCE_A, SOURCE_B], 0.5, 1e-5, "retrain", "/runs/2")
+    ledger.charge("other", [SOURCE_A], 9.0, 1e-5, "train", "/runs/3")
+    # then reading it back, from the MLflow store's own database, gives every charge of the dataset and only those
+    spends = open_ledger(tmp_path).spends("adult")
+    assert len(spends) == 3, f"three charges for adult, got {spends}"
+    assert summarize_budget("adult", SOURCE_A, spends, 10).spent == 1.5, "charges add up per source"
+    assert summarize_budget("adult", SOURCE_B, spends, 10).spent == 0.5, "a retrain charges every source"
+    assert ledger_url(tmp_path) == registry.tracking_uri(tmp_path), "the ledger shares the tracking store"

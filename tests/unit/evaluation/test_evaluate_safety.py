@@ -1,5 +1,5 @@
-"""Safety figures and the gate: calibration error, group fairness, the membership-inference audit (with a power
-check on a model that really leaks) and the gate's verdict."""
+"""Safety figures: calibration error, group fairness, the membership-inference audit (with a power check on a
+model that really leaks), bootstrap intervals, robustness, counterfactual flips, metrics and plots."""
 
 from collections.abc import Iterator
 
@@ -11,11 +11,7 @@ from torch import nn
 
 from guardflow.data.encode_features import encode_features
 from guardflow.data.table import label_vector, typed_frame
-from guardflow.evaluation.decide_gate import ChampionComparison, GateDecision, decide_gate
 from guardflow.evaluation.evaluate_safety import (
-    Evaluation,
-    GroupFairness,
-    check_behaviour,
     counterfactual_flip_rate,
     evaluate_safety,
     expected_calibration_error,
@@ -23,11 +19,11 @@ from guardflow.evaluation.evaluate_safety import (
     robustness,
     save_plots,
 )
-from guardflow.evaluation.model_card import render_model_card, render_model_card_html
 from guardflow.io.datasets import read_split
 from guardflow.privacy.audit_membership import MembershipAudit, audit_membership
 from guardflow.privacy.network import build_mlp, predict_proba
-from guardflow.privacy.train_private import PrivacyReport, split_for_audit
+from guardflow.privacy.train_private import split_for_audit
+from tests.unit.evaluation.cases import NO_LEAK, by_relationship, full_evaluation
 
 
 def _calibrated_sample(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -195,129 +191,6 @@ def test_audit_detects_an_overfit_non_private_model_on_adult(adult_settings, one
     assert audit.auc > 0.55, f"the loss attack should detect an overfit model, got AUC {audit.auc:.3f}"
 
 
-# --- the gate ---
-
-
-def test_gate_rejects_a_model_whose_audit_proves_more_than_its_claim(adult_settings) -> None:
-    # given an audit that proves epsilon 1.5 for a model that claims 1.0
-    evaluation = _evaluation()
-    proven = MembershipAudit(
-        auc=0.55, tpr_at_1pct_fpr=0.05, tpr_at_01pct_fpr=0.01, epsilon_lower_bound=1.5, rows_per_side=500
-    )
-    evaluation = Evaluation(**{**evaluation.__dict__, "membership": proven})
-    # when judged / then the privacy claim's line fails
-    decision = decide_gate(evaluation, adult_settings.gate, 1.0)
-    assert not decision.passed, "a falsified privacy claim must be rejected"
-    assert any("mia_epsilon_lower_bound" in reason for reason in decision.reasons), decision.reasons
-
-
-def _evaluation(
-    accuracy: float = 0.86,
-    roc_auc: float = 0.91,
-    ece: float = 0.03,
-    mia_auc: float = 0.52,
-    dp_difference: float = 0.10,
-) -> Evaluation:
-    fairness = GroupFairness(
-        attribute="sex",
-        accuracy={"Female": 0.9, "Male": 0.84},
-        positive_rate={"Female": 0.10, "Male": 0.10 + dp_difference},
-        rows={"Female": 300, "Male": 700},
-    )
-    return Evaluation(
-        rows=1000,
-        accuracy=accuracy,
-        roc_auc=roc_auc,
-        ece=ece,
-        fairness=(fairness,),
-        membership=MembershipAudit(
-            auc=mia_auc,
-            tpr_at_1pct_fpr=0.01,
-            tpr_at_01pct_fpr=0.001,
-            epsilon_lower_bound=0.0,
-            rows_per_side=500,
-        ),
-    )
-
-
-def test_gate_fails_a_candidate_below_min_accuracy(adult_settings) -> None:
-    # given a candidate that meets every threshold but accuracy
-    gate = adult_settings.gate
-    decision = decide_gate(_evaluation(accuracy=gate.min_accuracy - 0.04), gate, 1.0)
-    # then it fails, and the only reason given is the accuracy line
-    assert not decision.passed, "a candidate below min_accuracy must not pass"
-    assert len(decision.reasons) == 1, f"only the failed line is listed, got {decision.reasons}"
-    assert decision.reasons[0].startswith("FAIL accuracy"), (
-        f"the reason names accuracy: {decision.reasons[0]}"
-    )
-    assert f">= {gate.min_accuracy:g}" in decision.reasons[0], "the reason states the threshold"
-
-
-def test_gate_passes_a_candidate_meeting_every_threshold(adult_settings) -> None:
-    # given a candidate inside every threshold
-    decision = decide_gate(_evaluation(), adult_settings.gate, 1.0)
-    # then it passes and the record lists every line as passed
-    assert decision.passed, f"a candidate meeting every threshold must pass: {decision.reasons}"
-    names = [line.name for line in decision.lines]
-    assert names == [
-        "accuracy",
-        "roc_auc",
-        "ece",
-        "mia_auc",
-        "mia_epsilon_lower_bound",
-        "dp_difference[sex]",
-        "epsilon",
-        "no_regression[accuracy]",
-        "no_regression[roc_auc]",
-    ], "one line per policy figure"
-    assert len(decision.reasons) == len(names), "a passed decision records every line"
-    assert all(reason.startswith(("PASS", "WAIVED")) for reason in decision.reasons), "every line passes"
-    assert decision.reasons[-1] == "WAIVED no_regression[roc_auc] (no champion to compare to)", (
-        "with no champion, the no-regression lines are waived and say why"
-    )
-
-
-def test_gate_lists_exactly_the_failed_lines(adult_settings) -> None:
-    # given a candidate that is over-confident, leaky and unfair, but accurate
-    gate = adult_settings.gate
-    evaluation = _evaluation(
-        ece=gate.max_ece + 0.02,
-        mia_auc=gate.max_mia_auc + 0.05,
-        dp_difference=gate.max_demographic_parity_difference + 0.05,
-    )
-    decision = decide_gate(evaluation, gate, 1.0)
-    # then it fails with one reason per failed line, and no passed line among them
-    assert not decision.passed, "any failed line fails the gate"
-    failed = [reason.split()[1] for reason in decision.reasons]
-    assert failed == ["ece", "mia_auc", "dp_difference[sex]"], f"the failed lines, in policy order: {failed}"
-    assert all(reason.startswith("FAIL") for reason in decision.reasons), (
-        "passed lines are not reasons to fail"
-    )
-
-
-def test_gate_accepts_figures_exactly_at_their_thresholds(adult_settings) -> None:
-    # given a candidate sitting exactly on every threshold
-    gate = adult_settings.gate
-    evaluation = _evaluation(
-        accuracy=gate.min_accuracy,
-        roc_auc=gate.min_roc_auc,
-        ece=gate.max_ece,
-        mia_auc=gate.max_mia_auc,
-        dp_difference=0.0,
-    )
-    # then the thresholds are inclusive
-    decision = decide_gate(evaluation, gate, 1.0)
-    assert decision.passed, f"thresholds are inclusive bounds: {decision.reasons}"
-
-
-def test_gate_fails_a_figure_that_is_not_a_number(adult_settings) -> None:
-    # given a candidate whose calibration error could not be computed
-    decision = decide_gate(_evaluation(ece=float("nan")), adult_settings.gate, 1.0)
-    # then the gate fails closed on that line
-    assert not decision.passed, "a NaN figure must never pass the gate"
-    assert decision.reasons[0].startswith("FAIL ece"), f"the NaN line is named: {decision.reasons}"
-
-
 # --- bootstrap intervals ---
 
 
@@ -328,18 +201,13 @@ def _informative_sample(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, p
     return probabilities**2, labels, groups
 
 
-_NO_LEAK = MembershipAudit(
-    auc=0.5, tpr_at_1pct_fpr=0.01, tpr_at_01pct_fpr=0.001, epsilon_lower_bound=0.0, rows_per_side=1
-)
-
-
 def test_intervals_contain_the_point_estimates_and_shrink_with_more_rows() -> None:
     # given the same miscalibrated model scored on 1,000 and on 16,000 rows
     small = evaluate_safety(
-        *_informative_sample(1_000, seed=7)[:2], pd.DataFrame(index=range(1_000)), _NO_LEAK
+        *_informative_sample(1_000, seed=7)[:2], pd.DataFrame(index=range(1_000)), NO_LEAK
     )
     large_sample = _informative_sample(16_000, seed=8)
-    large = evaluate_safety(large_sample[0], large_sample[1], large_sample[2], _NO_LEAK)
+    large = evaluate_safety(large_sample[0], large_sample[1], large_sample[2], NO_LEAK)
     # then every interval holds its point estimate
     for evaluation in (small, large):
         for name in ("accuracy", "roc_auc", "ece"):
@@ -402,17 +270,6 @@ def test_a_group_without_positives_is_left_out_of_the_tpr_gap() -> None:
 # --- robustness and counterfactuals ---
 
 
-@pytest.fixture(scope="module")
-def adult_held_out(adult_settings) -> tuple[pd.DataFrame, np.ndarray]:
-    dataset = adult_settings.dataset
-    frame = typed_frame(read_split(dataset, "test").rows.head(3000), dataset)
-    return frame, label_vector(frame, dataset).to_numpy()
-
-
-def _by_relationship(frame: pd.DataFrame) -> np.ndarray:
-    return np.where(frame["relationship"].isin(["Husband", "Wife"]), 0.8, 0.2)
-
-
 def _by_capital_gain(frame: pd.DataFrame) -> np.ndarray:
     return np.where(frame["capital-gain"].to_numpy() > 5000, 0.9, 0.1)
 
@@ -420,7 +277,7 @@ def _by_capital_gain(frame: pd.DataFrame) -> np.ndarray:
 def test_robustness_is_unchanged_for_features_the_model_ignores(adult_settings, adult_held_out) -> None:
     # given a model reading only a categorical column and one reading only a numeric column
     frame, labels = adult_held_out
-    categorical = robustness(_by_relationship, frame, labels, adult_settings.dataset, seed=0)
+    categorical = robustness(by_relationship, frame, labels, adult_settings.dataset, seed=0)
     numeric = robustness(_by_capital_gain, frame, labels, adult_settings.dataset, seed=0)
     # then numeric noise leaves the first untouched and category swaps the second
     for perturbation in categorical.perturbations:
@@ -441,7 +298,7 @@ def test_robustness_is_unchanged_for_features_the_model_ignores(adult_settings, 
 def test_robustness_drops_for_features_the_model_depends_on(adult_settings, adult_held_out) -> None:
     # given the same two models
     frame, labels = adult_held_out
-    categorical = robustness(_by_relationship, frame, labels, adult_settings.dataset, seed=0)
+    categorical = robustness(by_relationship, frame, labels, adult_settings.dataset, seed=0)
     numeric = robustness(_by_capital_gain, frame, labels, adult_settings.dataset, seed=0)
     # then perturbing what each reads costs accuracy, more at the larger strength
     swaps = {p.strength: p.accuracy for p in categorical.perturbations if p.kind == "category_swap"}
@@ -461,25 +318,18 @@ def test_counterfactual_flip_rate_is_zero_without_and_one_with_only_the_attribut
         return np.where(rows["sex"] == "Male", 0.9, 0.1)
 
     # then changing sex flips none of the first model's predictions and every one of the second's
-    assert counterfactual_flip_rate(_by_relationship, frame, dataset, "sex") == 0.0, "sex is not read"
+    assert counterfactual_flip_rate(by_relationship, frame, dataset, "sex") == 0.0, "sex is not read"
     assert counterfactual_flip_rate(by_sex, frame, dataset, "sex") == 1.0, "only sex is read"
     with pytest.raises(ValueError, match="categorical"):
         counterfactual_flip_rate(by_sex, frame, dataset, "age")
 
 
-# --- plots, metrics and the card ---
-
-
-def _full_evaluation(adult_settings, adult_held_out) -> Evaluation:
-    frame, labels = adult_held_out
-    dataset = adult_settings.dataset
-    evaluation = evaluate_safety(_by_relationship(frame), labels, frame[dataset.sensitive], _NO_LEAK)
-    return check_behaviour(evaluation, _by_relationship, frame, labels, dataset, seed=0)
+# --- plots and metrics ---
 
 
 def test_metrics_carry_the_new_figures(adult_settings, adult_held_out) -> None:
     # given a full evaluation / when flattened
-    metrics = _full_evaluation(adult_settings, adult_held_out).metrics()
+    metrics = full_evaluation(adult_settings, adult_held_out).metrics()
     # then intervals, equalized odds, robustness and flip rates are there under short names
     expected = {
         "accuracy_ci_low",
@@ -501,77 +351,9 @@ def test_metrics_carry_the_new_figures(adult_settings, adult_held_out) -> None:
 
 def test_plots_are_written_as_non_empty_pngs(adult_settings, adult_held_out, tmp_path) -> None:
     # given a full evaluation / when plotted
-    paths = save_plots(_full_evaluation(adult_settings, adult_held_out), tmp_path / "plots")
+    paths = save_plots(full_evaluation(adult_settings, adult_held_out), tmp_path / "plots")
     # then the three PNGs exist and are real images
     assert [path.name for path in paths] == ["calibration.png", "groups.png", "robustness.png"], paths
     for path in paths:
         content = path.read_bytes()
         assert content.startswith(b"\x89PNG") and len(content) > 5_000, f"{path.name} is not a drawn PNG"
-
-
-def test_html_card_holds_the_tables_and_plot_links(adult_settings, adult_held_out) -> None:
-    # given a card for a full evaluation
-    evaluation = _full_evaluation(adult_settings, adult_held_out)
-    privacy = PrivacyReport(
-        epsilon=1.0,
-        delta=1e-5,
-        accountant="prv",
-        epsilon_rdp=1.2,
-        noise_multiplier=1.0,
-        max_grad_norm=1.0,
-        sample_rate=0.01,
-        steps=100,
-        epochs=5,
-        empty_batches=0,
-        training_rows=900,
-        calibration_rows=100,
-        calibration_epsilon=0.9,
-    )
-    rows = {
-        "rows_in": 1000,
-        "rows_accepted": 990,
-        "rows_quarantined": 10,
-        "quarantined_by_contract": 6,
-        "quarantined_by_scan": 4,
-    }
-    decision = decide_gate(evaluation, adult_settings.gate, 1.0)
-    card = render_model_card(adult_settings, "0" * 64, rows, {"outliers": 4}, privacy, evaluation, decision)
-    # when rendered as HTML
-    page = render_model_card_html(card)
-    # then every markdown table became an HTML table and the plots are linked relatively
-    assert "| accuracy |" in card and "equalized-odds difference" in card, "the markdown carries the figures"
-    separators = [line for line in card.splitlines() if line.startswith("|---")]
-    assert page.count("<table>") == len(separators) == 4, "metrics, groups, differences, robustness"
-    assert "<th>TPR</th>" in page and "<th>equalized-odds difference</th>" in page, "fairness columns"
-    for name in ("calibration", "groups", "robustness"):
-        assert f'<img src="plots/{name}.png"' in page, f"{name} plot is linked relatively"
-    assert "<h1>Model card: guardflow-adult</h1>" in page and "<li>" in page, "headings and lists"
-    assert "&gt;= 0.84" in page, "text is escaped"
-
-
-def test_no_regression_lines_judge_the_candidate_interval_against_the_champion(adult_settings) -> None:
-    # given a champion at accuracy 0.86, and candidates whose 95% intervals reach or miss 0.86 - 0.01
-    gate = adult_settings.gate
-    champion = {"accuracy": 0.86, "roc_auc": 0.91, "ece": 0.05}
-
-    def judged(accuracy_interval: tuple[float, float]) -> GateDecision:
-        comparison = ChampionComparison(
-            "7", champion, {"accuracy": accuracy_interval, "roc_auc": (0.90, 0.92)}
-        )
-        return decide_gate(_evaluation(), gate, 1.0, comparison)
-
-    # then a candidate whose interval still reaches the margin passes, one clearly worse fails
-    assert judged((0.845, 0.852)).passed, "an interval reaching 0.85 is not a proven regression"
-    worse = judged((0.830, 0.845))
-    assert not worse.passed and worse.compared_to == "7", "a candidate worse even at its best fails"
-    assert any("FAIL no_regression[accuracy]" in reason for reason in worse.reasons), worse.reasons
-
-
-def test_a_waiver_names_the_line_and_the_reason(adult_settings) -> None:
-    # given a policy that waives the accuracy line
-    gate = adult_settings.gate.model_copy(update={"waivers": {"accuracy": "known label shift, ticket 42"}})
-    # when a candidate below the accuracy threshold is judged
-    decision = decide_gate(_evaluation(accuracy=0.5), gate, 1.0)
-    # then that line is waived with its reason and does not fail the candidate
-    assert decision.passed, f"a waived line does not count: {decision.reasons}"
-    assert "WAIVED accuracy (known label shift, ticket 42)" in [line.describe() for line in decision.lines]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +13,6 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from guardflow.errors import BudgetError
-from guardflow.io import registry
-from guardflow.io.ledger import ledger_url, open_ledger
 from guardflow.privacy.network import build_mlp
 from guardflow.privacy.privacy_budget import Spend, check_budget, summarize_budget
 
@@ -48,21 +45,6 @@ def test_every_source_of_a_retrain_must_have_room() -> None:
     budgets = [summarize_budget("adult", source, spends, 3.0) for source in (SOURCE_A, SOURCE_B)]
     with pytest.raises(BudgetError, match="bbbbbbbbbbbb"):
         check_budget(budgets, epsilon=1.0)
-
-
-def test_ledger_persists_in_the_tracking_store(tmp_path: Path) -> None:
-    # given a fresh store / when two runs are charged, one of them to two sources
-    registry.configure_tracking(tmp_path, experiment="ledger-test")
-    ledger = open_ledger(tmp_path)
-    ledger.charge("adult", [SOURCE_A], 1.0, 1e-5, "train", "/runs/1")
-    ledger.charge("adult", [SOURCE_A, SOURCE_B], 0.5, 1e-5, "retrain", "/runs/2")
-    ledger.charge("other", [SOURCE_A], 9.0, 1e-5, "train", "/runs/3")
-    # then reading it back, from the MLflow store's own database, gives every charge of the dataset and only those
-    spends = open_ledger(tmp_path).spends("adult")
-    assert len(spends) == 3, f"three charges for adult, got {spends}"
-    assert summarize_budget("adult", SOURCE_A, spends, 10).spent == 1.5, "charges add up per source"
-    assert summarize_budget("adult", SOURCE_B, spends, 10).spent == 0.5, "a retrain charges every source"
-    assert ledger_url(tmp_path) == registry.tracking_uri(tmp_path), "the ledger shares the tracking store"
 
 
 def test_rdp_accountant_matches_the_published_epsilon() -> None:

@@ -17,7 +17,7 @@ from guardflow.errors import ConfigError
 from guardflow.io.datasets import read_split
 from guardflow.settings import ContractSettings, DatasetSettings, load_settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ROWS = 30
 
 

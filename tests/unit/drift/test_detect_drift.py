@@ -25,7 +25,7 @@ from guardflow.errors import DataError
 from guardflow.io.datasets import read_split
 from guardflow.settings import DatasetSettings, DriftSettings, Settings, load_settings
 
-ADULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "adult.yaml"
+ADULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "adult.yaml"
 
 
 @pytest.fixture(autouse=True)

@@ -29,7 +29,7 @@ from guardflow.settings import Settings, load_settings
 # MLflow 3.17's SQL store configures its mappers with a loader strategy SQLAlchemy 2.1 deprecates; not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
 
-ADULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "adult.yaml"
+ADULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "adult.yaml"
 MODEL_NAME = "guardflow-test"
 TAGS = {"dataset": "adult", "stage": "candidate"}
 PICKLE_SUFFIXES = (".pkl", ".pickle")
@@ -268,3 +268,25 @@ def test_champion_version__model_without_alias__none(candidate: LoggedCandidate)
     # then there is none, and no exception
     assert without_alias is None, f"champion of a model without alias: {without_alias}"
     assert never_registered is None, f"champion of an unregistered model: {never_registered}"
+
+
+def test_a_dataset_runs_go_to_one_experiment_named_after_it(tmp_path: Path, monkeypatch) -> None:
+    # given a fresh store and no tracking URI from the environment
+    for name in MLFLOW_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    # when adult's training runs and its drift checks are tracked
+    try:
+        training = registry.track_dataset(tmp_path, "adult")
+        drift = registry.track_dataset(tmp_path, "adult", "drift")
+        again = registry.track_dataset(tmp_path, "adult")
+        client = MlflowClient(tracking_uri=registry.tracking_uri(tmp_path))
+        names = {
+            experiment_id: client.get_experiment(experiment_id).name for experiment_id in (training, drift)
+        }
+    finally:
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+        mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+    # then each kind has its own experiment, named as the UI shows it, and the same one is found again
+    assert names == {training: "guardflow-adult", drift: "guardflow-adult-drift"}, names
+    assert again == training, "tracking the same dataset again reuses its experiment"
+    assert registry.experiment_name("fair", "contract") == "guardflow-fair-contract", "kind goes last"

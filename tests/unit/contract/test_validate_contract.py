@@ -17,7 +17,7 @@ from guardflow.errors import ConfigError, ContractError
 from guardflow.io.datasets import read_split
 from guardflow.settings import ContractSettings, Settings, load_settings
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "adult.yaml"
+CONFIG = Path(__file__).resolve().parents[3] / "configs" / "adult.yaml"
 SLICE = 500
 
 
