@@ -59,6 +59,7 @@ bench: setup ## benchmarks: JSON figures (and a plot) under bench/results/
 	$(PYTHON) bench/planted_candidates.py
 	$(PYTHON) bench/guard_pii.py
 	$(PYTHON) bench/drift.py
+	$(PYTHON) bench/drift_poisoning.py
 	$(PYTHON) bench/poisoning.py
 
 ui: setup ## MLflow UI on the embedded store, at http://127.0.0.1:5000
