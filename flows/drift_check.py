@@ -48,11 +48,12 @@ def drift_check(
         save_quarantine(
             context, {"contract": contract.quarantined, "batch_screen": suspect_rows(screen, guarded.rows)}
         )
-        # Raw rows of both files go to the retrain: its own PII guard applies the policy, like to any input.
+        # The retrain's files hold the guarded rows (undeclared and dropped columns emptied, identifiers hashed): no
+        # personal data is copied into the run folder; the retrain's own guard then sees nothing left to act on.
         # Both paths hold out the same seeded window and judge the retrain by the same rule (drift/judge_retrain).
         if screen is not None:
             figures = with_screen(figures, screen)
-            files = split_for_retrain(context, reference, batch, screen.suspects[screen.suspects].index)
+            files = split_for_retrain(context, trusted, guarded, screen.suspects[screen.suspects].index)
             approval = list(screen.hold_reasons)
         if screen is not None and retrain == "event":
             request_retrain(context, batch, files, sources, drift.drifted_share, approval)

@@ -138,7 +138,8 @@ def split_for_retrain(
 
     Both retrain paths (in-process and on a server) write their files here: the same batch and seed give the
     same window, so both judge the candidate on the same rows. `suspects` (source rows the batch screen
-    quarantined) are in neither: never trained on, never judged on."""
+    quarantined) are in neither: never trained on, never judged on. `reference` and `batch` are the guarded
+    tables (after the PII guard): nothing the guard removed is written."""
     settings = context.settings
     data_path = context.run_dir / "retrain_data.csv.gz"
     window_path = context.run_dir / "retrain_window.csv.gz"
@@ -146,10 +147,14 @@ def split_for_retrain(
         "write_retrain_window", inputs=[file_dataset(reference.table.path), file_dataset(batch.path)]
     ) as stage:
         # The parsed rows only: `row_count` also counts malformed lines, which the batch's contract quarantined.
+        # Every configured column in its place (a file must keep the dataset's shape); columns the guard removed
+        # (undeclared, or dropped by the PII policy) are written empty.
+        columns = settings.dataset.expected_columns
         kept_rows = batch.rows if suspects is None else batch.rows.drop(index=suspects)
+        kept_rows = kept_rows.reindex(columns=columns)
         split = split_window(kept_rows, settings.drift.window_fraction, settings.model.seed)
         window = split.window
-        combined = pd.concat([reference.table.rows, split.kept], ignore_index=True)
+        combined = pd.concat([reference.table.rows.reindex(columns=columns), split.kept], ignore_index=True)
         write_table(combined, data_path, settings.dataset)
         write_table(window, window_path, settings.dataset)
         stage.datasets += [
