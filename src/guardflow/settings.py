@@ -273,6 +273,9 @@ class PiiSettings(StrictModel):
     min_text_share: Annotated[float, Field(gt=0, le=1)] = 0.05
     # Stray values (an email, phone or national id) in columns with no policy are replaced by a marker.
     redact_stray_values: bool = True
+    # A malformed line (one that cannot be parsed into the columns) may hold anything, undeclared columns included:
+    # by default the quarantine keeps its line number, length and keyed hash (the PII key), never its text.
+    keep_malformed_text: bool = False
 
 
 class Settings(StrictModel):

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from guardflow.data.table import LINE
 from guardflow.errors import ConfigError, PiiError
+from guardflow.pii.person_names import is_name_like
 from guardflow.settings import DatasetSettings, PiiSettings, Settings
 
 PERSON_NAME = "person_name"
@@ -30,6 +32,9 @@ BIRTH_DATE = "birth_date"
 KINDS = (PERSON_NAME, EMAIL, PHONE, NATIONAL_ID, STREET_ADDRESS, BIRTH_DATE)
 
 REDACTED = "<redacted>"
+# A malformed line in the quarantine, unless `pii.keep_malformed_text`: its length and keyed hash, not its text.
+LINE_LENGTH = "line_length"
+LINE_HMAC = "line_hmac"
 
 # Column names are compared as lower-case words joined by "_": "firstName", "First Name" and "first-name" all
 # read "first_name". Each rule matches whole words only, so "username" is a name but "filename" is not.
@@ -39,8 +44,12 @@ _NAME_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         PERSON_NAME,
         re.compile(
-            rf"^name$|{_W}(?:first|last|full|given|family|middle|maiden|sur|fore|customer|patient|person|client|"
-            rf"employee|user|contact|owner|holder|applicant|member|account_holder)_?name{_E}"
+            rf"^names?$|{_W}(?:first|last|full|given|family|middle|maiden|sur|fore|customer|patient|person|"
+            rf"client|employee|user|contact|owner|holder|applicant|member|account_holder|f|l|m|nick)_?names?{_E}"
+            # a bare part of a name ("first", "last", "given", "surname") and names in other languages
+            rf"|^(?:first|last|given|family|middle|forename|surname)s?$"
+            rf"|{_W}name_(?:first|last|given|family|full|middle){_E}"
+            rf"|{_W}(?:vorname|nachname|prenom|nom_de_famille|nombre|apellidos?|cognome|voornaam|achternaam){_E}"
         ),
     ),
     (EMAIL, re.compile(rf"{_W}(?:e_?mail|mail)(?:_?address)?{_E}")),
@@ -246,21 +255,49 @@ def guard_pii(rows: pd.DataFrame, pii: PiiSettings, key: Callable[[], bytes] | N
     return GuardResult(rows=guarded, findings=findings, dropped=dropped, hashed=hashed, redacted=redacted)
 
 
-def contract_dataset(settings: Settings) -> DatasetSettings:
-    """The dataset as the contract sees it after the guard: dropped columns gone, hashed columns kept.
+def declared_columns(settings: Settings) -> list[str]:
+    """The allow-list: features (sensitive attributes among them), the label, and columns the PII policy hashes.
 
-    A headerless file's `columns` name every column of the file (dropped ones too, to read it); the contract
-    checks the columns that are left. Hashed columns stay in the data, for joins, and are never features.
+    Nothing else is ever persisted: every other column of the file is dropped right after the guard.
     """
     dataset = settings.dataset
-    policies = settings.pii.columns
-    if not policies:
+    hashed = [name for name, policy in settings.pii.columns.items() if policy == "hash"]
+    return [*dataset.features, dataset.label.column, *hashed]
+
+
+def keep_declared(rows: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The rows with only the declared columns, in file order, and the names of the undeclared ones dropped."""
+    allowed = set(declared_columns(settings))
+    undeclared = tuple(str(column) for column in rows.columns if column not in allowed)
+    return (rows.drop(columns=list(undeclared)) if undeclared else rows), undeclared
+
+
+def mask_malformed(malformed: pd.DataFrame, key: bytes) -> pd.DataFrame:
+    """Malformed lines without their text: its length in characters and its keyed HMAC-SHA256 instead.
+
+    A line that cannot be parsed may hold any column, undeclared ones too; its number (the index), length and
+    hash let a person find and compare it in the source file without the run ever writing what it said.
+    """
+    masked = malformed.drop(columns=[LINE])
+    texts = malformed[LINE].astype("object")
+    masked.insert(0, LINE_HMAC, hash_values(texts, key).astype("str"))
+    masked.insert(0, LINE_LENGTH, texts.map(lambda text: len(str(text))).astype("int64"))
+    return masked
+
+
+def contract_dataset(settings: Settings) -> DatasetSettings:
+    """The dataset as the contract sees it after the guard: only the declared columns (`declared_columns`).
+
+    A file's `columns` name every column of the file (undeclared and dropped ones too, to read it, and the file
+    must carry exactly those); the contract checks the declared columns that are left, in the file's order.
+    Hashed columns stay in the data, for joins, and are never features.
+    """
+    dataset = settings.dataset
+    declared = declared_columns(settings)
+    layout = dataset.columns if dataset.columns is not None else declared
+    columns = [name for name in layout if name in declared]
+    if columns == dataset.expected_columns:
         return dataset
-    if dataset.columns is not None:
-        columns = [name for name in dataset.columns if policies.get(name) != "drop"]
-    else:
-        hashed = [name for name, policy in policies.items() if policy == "hash"]
-        columns = [*dataset.features, dataset.label.column, *hashed]
     return dataset.model_copy(update={"columns": columns})
 
 
@@ -302,7 +339,8 @@ def _whole_value_kind(value: str) -> str | None:
             if kind == PHONE and not _is_phone_length(value):
                 continue
             return kind
-    return None
+    # Names in any case and shape ("anna", "SMITH, JOHN"), looked up in the public Census name lists.
+    return PERSON_NAME if is_name_like(value) else None
 
 
 def _whole_value_shares(sample: list[str], min_share: float) -> dict[str, float]:
