@@ -20,7 +20,7 @@ import pandas as pd
 
 from guardflow.data.table import LINE
 from guardflow.errors import ConfigError, PiiError
-from guardflow.pii.person_names import is_name_like
+from guardflow.pii.person_names import is_name_like, names_a_place
 from guardflow.settings import DatasetSettings, PiiSettings, Settings
 
 PERSON_NAME = "person_name"
@@ -338,6 +338,8 @@ def _whole_value_kind(value: str) -> str | None:
         if pattern.fullmatch(value):
             if kind == PHONE and not _is_phone_length(value):
                 continue
+            if kind == PERSON_NAME and names_a_place(value):
+                continue  # "Lake Jennifer", "Johnson Ports": capitalised words, but a place
             return kind
     # Names in any case and shape ("anna", "SMITH, JOHN"), looked up in the public Census name lists.
     return PERSON_NAME if is_name_like(value) else None
