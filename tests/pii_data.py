@@ -175,3 +175,37 @@ def _readable_text(path: Path) -> str:
     if path.suffix == ".gz":
         parts.append(gzip.decompress(raw).decode("latin-1"))
     return "\n".join(parts)
+
+
+def people_dataset(rows: int, seed: int) -> pd.DataFrame:
+    """A new user's file about people: an id, a full name, lower-case first and last names, a date of birth, a
+    case number and an email before the features (age, hours, sector, region, group) and the label `outcome`."""
+    from faker import Faker
+
+    rng = np.random.default_rng(seed)
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    first = [fake.first_name() for _ in range(rows)]
+    last = rng.choice(SURNAMES, rows)
+    age = rng.integers(18, 80, rows)
+    hours = rng.integers(5, 70, rows)
+    sector = rng.choice(["retail", "health", "public", "industry", "services"], rows)
+    pairs = list(enumerate(zip(first, last, strict=True)))
+    score = 0.09 * (age - 45) + 0.08 * (hours - 38) + (sector == "health") * 1.0 + rng.normal(0, 0.7, rows)
+    return pd.DataFrame(
+        {
+            "id": np.arange(rows) + 100_000 * (seed + 1),
+            "name": [f"{f} {s}" for f, s in zip(first, last, strict=True)],
+            "first": [f.lower() for f in first],
+            "last": [s.lower() for s in last],
+            "dob": [_birth_date(rng, n) for n in range(rows)],
+            "case_number": [f"{CASE_PREFIX}{n:07d}" for n in rng.integers(0, 10**7, rows)],
+            "email": [f"{name.lower()}.{surname.lower()}{n}@{EMAIL_DOMAIN}" for n, (name, surname) in pairs],
+            "age": age.astype(str),
+            "hours": hours.astype(str),
+            "sector": sector,
+            "region": rng.choice(["north", "south", "east", "west"], rows),
+            "group": rng.choice(["a", "b"], rows),
+            "outcome": np.where(score > 0.8, "yes", "no"),
+        }
+    )

@@ -207,12 +207,16 @@ def hash_values(values: pd.Series, key: bytes) -> pd.Series:
     return values.map(digest)
 
 
-def guard_pii(rows: pd.DataFrame, pii: PiiSettings, key: Callable[[], bytes] | None = None) -> GuardResult:
+def guard_pii(
+    rows: pd.DataFrame, pii: PiiSettings, key: Callable[[], bytes] | None = None, stop: bool = True
+) -> GuardResult:
     """Apply the PII policy to text rows as read: check, detect, then drop, hash and redact.
 
     Raises `ConfigError` when the policy names a column the data does not have, and `PiiError` (one line naming
     the columns and what was found in them, never a value) when a blocked column is present or a column looks
-    like personal data and has no policy. `key` is called only when a column is to be hashed.
+    like personal data and has no policy. `key` is called only when a column is to be hashed. `stop=False`
+    (drafting a contract for review): no `PiiError`; blocked columns are dropped, and the caller warns about
+    the findings with no policy.
     """
     present = [str(column) for column in rows.columns]
     missing = [name for name in pii.columns if name not in present]
@@ -231,10 +235,12 @@ def guard_pii(rows: pd.DataFrame, pii: PiiSettings, key: Callable[[], bytes] | N
             + "; ".join(finding.describe() for finding in uncovered)
             + " (set pii.columns.<column> to drop, hash or block)"
         )
-    if problems:
+    if problems and stop:
         raise PiiError("PII guard stopped the run: " + "; ".join(problems))
 
-    dropped = tuple(name for name, policy in pii.columns.items() if policy == "drop")
+    dropped = tuple(
+        name for name, policy in pii.columns.items() if policy == "drop" or (not stop and name in blocked)
+    )
     hashed = tuple(name for name, policy in pii.columns.items() if policy == "hash")
     guarded = rows.drop(columns=list(dropped))
     if hashed:
@@ -283,6 +289,11 @@ def mask_malformed(malformed: pd.DataFrame, key: bytes) -> pd.DataFrame:
     masked.insert(0, LINE_HMAC, hash_values(texts, key).astype("str"))
     masked.insert(0, LINE_LENGTH, texts.map(lambda text: len(str(text))).astype("int64"))
     return masked
+
+
+def uncovered_findings(findings: tuple[ColumnFinding, ...], pii: PiiSettings) -> tuple[ColumnFinding, ...]:
+    """The findings in columns the policy says nothing about: each needs a reviewer's decision."""
+    return tuple(finding for finding in findings if finding.column not in pii.columns)
 
 
 def contract_dataset(settings: Settings) -> DatasetSettings:

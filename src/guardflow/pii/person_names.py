@@ -2,7 +2,7 @@
 
 A value is name-like when it is one to four words of letters (initials, hyphens and apostrophes allowed, commas
 between words as in "Smith, Anna") and its words are known first names or surnames: a single word must be known,
-longer values need at least half of their words known ("anna quillfeather", "SMITH, JOHN A."). Accents are
+longer values need at least half of their words known ("anna zyrtowicz", "SMITH, JOHN A."). Accents are
 folded before the look-up ("Müller" is looked up as MULLER). Many surnames are ordinary words (White, Young,
 Sales), so a single value proves nothing: the guard judges a column by the share of its sampled values that are
 name-like and by how many of them differ (see `guard_pii`). The lists and their licence: names/SOURCE.md.
