@@ -1,8 +1,9 @@
 """Find personal data before anything is trained, logged or reported, and apply the configured policy to it.
 
 Each column is judged by its name (`email`, `first_name`, `ssn`, `dob`, ...) and by an evenly spaced sample of
-its values (emails, phone numbers, national ids, street addresses, dates spread like birth dates, capitalised
-person-name pairs, and free text that contains emails, phones, ids or addresses). Findings carry the kinds found
+its values (emails, phone numbers, national ids, payment cards and IBANs with valid check digits, street addresses,
+dates spread like birth dates, person names in any case (public Census name lists), and free text that contains
+emails, phones, ids, cards, IBANs or addresses). Findings carry the kinds found
 and the share of sampled values matching each, never a value. Columns with a policy are dropped or replaced by a
 keyed hash; a column found with no policy, or one the policy blocks, stops the run (`PiiError`).
 """
@@ -20,6 +21,7 @@ import pandas as pd
 
 from guardflow.data.table import LINE
 from guardflow.errors import ConfigError, PiiError
+from guardflow.pii.checksums import IBAN_PATTERN, PAYMENT_CARD_PATTERN, is_iban, is_payment_card
 from guardflow.pii.person_names import is_name_like, names_a_place
 from guardflow.settings import DatasetSettings, PiiSettings, Settings
 
@@ -29,7 +31,9 @@ PHONE = "phone"
 NATIONAL_ID = "national_id"
 STREET_ADDRESS = "street_address"
 BIRTH_DATE = "birth_date"
-KINDS = (PERSON_NAME, EMAIL, PHONE, NATIONAL_ID, STREET_ADDRESS, BIRTH_DATE)
+PAYMENT_CARD = "payment_card"
+IBAN = "iban"
+KINDS = (PERSON_NAME, EMAIL, PHONE, NATIONAL_ID, STREET_ADDRESS, BIRTH_DATE, PAYMENT_CARD, IBAN)
 
 REDACTED = "<redacted>"
 # A malformed line in the quarantine, unless `pii.keep_malformed_text`: its length and keyed hash, not its text.
@@ -72,6 +76,11 @@ _NAME_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
     (BIRTH_DATE, re.compile(rf"{_W}(?:dob|born|birth|birthday|birthdate|birth_?date|date_of_birth){_E}")),
+    (
+        PAYMENT_CARD,
+        re.compile(rf"{_W}(?:credit_?card|debit_?card|card_?(?:number|no|num)|cc_?(?:number|no|num)){_E}"),
+    ),
+    (IBAN, re.compile(rf"{_W}(?:iban|bank_?account(?:_?(?:number|no))?){_E}")),
 )
 
 # Whole values. Order matters: a value counts as the first kind it matches (an SSN is also digits and dashes).
@@ -99,6 +108,8 @@ _DATE_FORMS = (
 _WHOLE_VALUE: tuple[tuple[str, re.Pattern[str]], ...] = (
     (EMAIL, re.compile(_EMAIL)),
     (NATIONAL_ID, re.compile(_NATIONAL_ID)),
+    (PAYMENT_CARD, re.compile(PAYMENT_CARD_PATTERN)),
+    (IBAN, re.compile(IBAN_PATTERN)),
     (STREET_ADDRESS, re.compile(_ADDRESS, re.IGNORECASE)),
     (PHONE, re.compile(_PHONE)),
     (PERSON_NAME, re.compile(_PERSON)),
@@ -106,6 +117,8 @@ _WHOLE_VALUE: tuple[tuple[str, re.Pattern[str]], ...] = (
 # Inside free text: the same identifiers, bounded so that they are not part of a longer token.
 _IN_TEXT: tuple[tuple[str, re.Pattern[str]], ...] = (
     (EMAIL, re.compile(_EMAIL)),
+    (PAYMENT_CARD, re.compile(rf"(?<![\w-]){PAYMENT_CARD_PATTERN}(?![\w-])")),
+    (IBAN, re.compile(rf"(?<![\w-]){IBAN_PATTERN}(?![\w-])")),
     (NATIONAL_ID, re.compile(rf"(?<![\w-]){_NATIONAL_ID}(?![\w-])")),
     (
         STREET_ADDRESS,
@@ -347,7 +360,7 @@ def _whole_value_kind(value: str) -> str | None:
         return None  # dates are judged as a column (see _whole_value_shares); they are not phone numbers
     for kind, pattern in _WHOLE_VALUE:
         if pattern.fullmatch(value):
-            if kind == PHONE and not _is_phone_length(value):
+            if (kind == PHONE and not _is_phone_length(value)) or not _passes_check(kind, value):
                 continue
             if kind == PERSON_NAME and names_a_place(value):
                 continue  # "Lake Jennifer", "Johnson Ports": capitalised words, but a place
@@ -399,8 +412,19 @@ def _search_outside_dates(pattern: re.Pattern[str], value: str, kind: str) -> bo
         text = match.group(0)
         if kind == PHONE and (_date_year(text) is not None or not _is_phone_length(text)):
             continue
+        if not _passes_check(kind, text):
+            continue
         return True
     return False
+
+
+def _passes_check(kind: str, text: str) -> bool:
+    """Card numbers and IBANs count only with valid check digits; other kinds have none."""
+    if kind == PAYMENT_CARD:
+        return is_payment_card(text)
+    if kind == IBAN:
+        return is_iban(text)
+    return True
 
 
 def _is_phone_length(text: str) -> bool:
