@@ -8,9 +8,11 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 from faker import Faker
 
+from guardflow.cli import main
 from guardflow.io.datasets import content_sha256
 from guardflow.onboarding import draft_suite
 from guardflow.settings import load_settings
@@ -86,3 +88,17 @@ def test_a_file_without_the_dropped_columns_can_be_drafted(tmp_path: Path) -> No
     outcome = draft_suite(load_settings(config), None, "shop")
     columns = json.loads(outcome.drafted.to_json())["expectations"][0]["kwargs"]["column_list"]
     assert columns == ["age", "owner", "bought"], f"declared columns: {columns}"
+
+
+def test_init_with_a_label_that_is_not_binary_is_exit_2_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a file whose chosen label has more than two values
+    data = tmp_path / "data.csv"
+    _rows().to_csv(data, index=False)
+    out = tmp_path / "configs" / "shop.yaml"
+    # when init runs / then exit 2, one line naming the problem, and no config written
+    code = main(["init", "--data", str(data), "--label", "age", "--out", str(out)])
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(errors) == 1 and "exactly two" in errors[0], f"exit {code}: {errors}"
+    assert not out.exists(), "nothing is written for a config that cannot be drafted"
