@@ -12,7 +12,7 @@ from guardflow.drift.detect_drift import Reference
 from guardflow.io.lineage import file_dataset
 from guardflow.io.pii_key import read_pii_key
 from guardflow.lineage.facets import pii_facet
-from guardflow.pii.guard_pii import guard_pii
+from guardflow.pii.guard_pii import guard_pii, keep_declared, mask_malformed
 from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
 
@@ -29,15 +29,29 @@ def guard_data(context: RunContext, table: Table, split: str = "train") -> Table
         stage.run_facets.update(
             pii_facet(len(table.rows.columns), findings, result.dropped, result.hashed, result.redacted)
         )
+        # Data minimisation: only declared columns go on; a malformed line's text only when the config opts in.
+        rows, undeclared = keep_declared(result.rows, context.settings)
+        malformed = table.malformed
+        if len(malformed) and not context.settings.pii.keep_malformed_text:
+            malformed = mask_malformed(malformed, read_pii_key(context.home))
+        context.record_minimisation(
+            kept=[str(name) for name in rows.columns],
+            undeclared=undeclared,
+            dropped=result.dropped,
+            hashed=result.hashed,
+            masked_lines=0 if context.settings.pii.keep_malformed_text else len(malformed),
+        )
     stage_log.info(
-        "pii       %d columns checked, %d look personal; dropped %s, hashed %s; %d stray values redacted",
+        "pii       %d columns checked, %d look personal; dropped %s, hashed %s; %d stray values redacted; "
+        "%d undeclared columns dropped",
         len(table.rows.columns),
         len(result.findings),
         list(result.dropped) or "none",
         list(result.hashed) or "none",
         sum(result.redacted.values()),
+        len(undeclared),
     )
-    return replace(table, rows=result.rows)
+    return replace(table, rows=rows, malformed=malformed)
 
 
 @task(name="guard-pii-reference", cache_policy=NO_CACHE, persist_result=False)

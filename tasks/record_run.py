@@ -111,6 +111,7 @@ def _write_summary(context: RunContext, summary: RunSummary) -> RunSummary:
                 path=str(lineage.log_path),
                 run_id=context.run_id,
             ),
+            "columns": context.columns,
         }
     )
     run_folder.write_summary(context.run_dir, recorded.model_dump(mode="json"))

@@ -15,12 +15,14 @@ from guardflow.poisoning.scan_poisoning import ScanResult
 from guardflow.privacy.network import save_weights
 from guardflow.privacy.train_private import SavedModel, split_for_audit, train_private
 from guardflow.run.run_context import RunContext
+from guardflow.settings import require_reviewed
 from tasks.stage_log import stage_log
 
 
 @task(name="train-private", cache_policy=NO_CACHE)
 def train_model(context: RunContext, train: Table, contract: ContractResult, scan: ScanResult) -> SavedModel:
     settings = context.settings
+    require_reviewed(settings, context.config_path)  # also when a deployment starts the flow, not the CLI
     rows = contract.accepted[~scan.flagged]
     training_rows = context.rows_dataset("training-rows", len(rows))
     ledger = open_ledger(context.home)

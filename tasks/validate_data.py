@@ -12,6 +12,7 @@ from guardflow.data.table import Table
 from guardflow.errors import ConfigError, PiiError
 from guardflow.io.datasets import FileReader
 from guardflow.io.lineage import LineageDataset, file_dataset
+from guardflow.io.pii_key import read_pii_key
 from guardflow.io.run_folder import QUARANTINE_FILE
 from guardflow.io.validate_file import FileContractResult, validate_file
 from guardflow.lineage.facets import assertions_facet, contract_facet, quality_metrics_facet
@@ -89,6 +90,7 @@ def validate_in_chunks(context: RunContext, path: Path) -> FileContractResult:
             context.run_dir / QUARANTINE_FILE,
             skip_rows=skip_rows,
             workers=2,
+            line_key=None if settings.pii.keep_malformed_text else read_pii_key(context.home),
         )
         checked = file_dataset(path, row_count=result.rows_in, sha256=result.sha256)
         _describe_verdict(stage, checked, result, {})
@@ -98,6 +100,13 @@ def validate_in_chunks(context: RunContext, path: Path) -> FileContractResult:
 
 
 def _refuse_pii_in_chunked_mode(path: Path, settings: Settings) -> None:
+    layout = settings.dataset.expected_columns
+    undeclared = [name for name in layout if name not in contract_dataset(settings).expected_columns]
+    if undeclared:
+        raise ConfigError(
+            f"chunked validation reads only declared columns, and dataset.columns also names {undeclared}: "
+            "validate without --chunked"
+        )
     if settings.pii.columns:
         raise ConfigError(
             f"chunked validation applies no PII policy, and pii.columns sets {sorted(settings.pii.columns)}: "

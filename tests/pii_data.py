@@ -37,6 +37,11 @@ _SHAPES = re.compile(
     r"|\d{4}-\d{2}-\d{2}|\d{2}/\d{2}/\d{4}|\d{1,2} [A-Z][a-z]{2} \d{4}"  # dates of birth
 )
 PII_COLUMNS = ("full_name", "email", "phone", "ssn", "address", "date_of_birth", "contact", "notes")
+# Personal data the guard cannot recognise (invented nicknames, case numbers): the config does not declare these
+# columns, so data minimisation must drop them although no policy names them.
+UNDECLARED_COLUMNS = ("alias", "case_ref")
+NICKNAMES = ("Wobblequist", "Snorvendale", "Plimbertoft", "Gravelnook", "Dappleworth", "Fizzlemarsh")
+CASE_PREFIX = "CSRF7Q"
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,8 @@ class PlantedValues:
     def leaks_in(self, path: Path) -> list[Leak]:
         """Planted values found in the file (parquet and gzip are read decompressed)."""
         text = _readable_text(path)
-        leaks = [Leak(path, marker) for marker in (EMAIL_DOMAIN, *SURNAMES, *STREETS) if marker in text]
+        markers = (EMAIL_DOMAIN, *SURNAMES, *STREETS, *NICKNAMES, CASE_PREFIX)
+        leaks = [Leak(path, marker) for marker in markers if marker in text]
         shaped = self.shaped
         leaks += [Leak(path, value) for value in set(_SHAPES.findall(text)) if value in shaped]
         return leaks
@@ -117,6 +123,26 @@ def planted_pii(rows: int, seed: int) -> pd.DataFrame:
     )
 
 
+def planted_undeclared(rows: int, seed: int) -> pd.DataFrame:
+    """Columns the config will not declare: an alias and a case number per row, nothing a detector knows."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "alias": rng.choice(NICKNAMES, rows),
+            "case_ref": [f"{CASE_PREFIX}{number:07d}" for number in rng.integers(0, 10**7, rows)],
+        }
+    )
+
+
+def malformed_lines(frame: pd.DataFrame, count: int) -> list[str]:
+    """Lines that cannot be parsed (one field too many) and quote planted values of every kind."""
+    lines = []
+    for n in range(count):
+        row = frame.iloc[n % len(frame)].astype(str).tolist()
+        lines.append(", ".join([*row, f"{NICKNAMES[n % len(NICKNAMES)]} {CASE_PREFIX}{n:07d}"]))
+    return lines
+
+
 def _phone(rng: np.random.Generator, n: int) -> str:
     area, middle, last = rng.integers(200, 999), rng.integers(200, 999), rng.integers(1000, 9999)
     forms = (
@@ -130,8 +156,9 @@ def _phone(rng: np.random.Generator, n: int) -> str:
 
 
 def _birth_date(rng: np.random.Generator, n: int) -> str:
-    # Never the 1st: "1970-01-01" (the Unix epoch) is written by other software, not leaked by us.
-    year, month, day = rng.integers(1940, 2001), rng.integers(1, 13), rng.integers(2, 29)
+    # Never the 1st: "1970-01-01" (the Unix epoch) is written by other software, not leaked by us; never in 2000:
+    # Plotly, inside every Evidently report, carries calendar constants "2000-01-02" to "2000-01-05".
+    year, month, day = rng.integers(1940, 2000), rng.integers(1, 13), rng.integers(2, 29)
     forms = (
         f"{year}-{month:02d}-{day:02d}",
         f"{month:02d}/{day:02d}/{year}",
@@ -148,3 +175,37 @@ def _readable_text(path: Path) -> str:
     if path.suffix == ".gz":
         parts.append(gzip.decompress(raw).decode("latin-1"))
     return "\n".join(parts)
+
+
+def people_dataset(rows: int, seed: int) -> pd.DataFrame:
+    """A new user's file about people: an id, a full name, lower-case first and last names, a date of birth, a
+    case number and an email before the features (age, hours, sector, region, group) and the label `outcome`."""
+    from faker import Faker
+
+    rng = np.random.default_rng(seed)
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    first = [fake.first_name() for _ in range(rows)]
+    last = rng.choice(SURNAMES, rows)
+    age = rng.integers(18, 80, rows)
+    hours = rng.integers(5, 70, rows)
+    sector = rng.choice(["retail", "health", "public", "industry", "services"], rows)
+    pairs = list(enumerate(zip(first, last, strict=True)))
+    score = 0.09 * (age - 45) + 0.08 * (hours - 38) + (sector == "health") * 1.0 + rng.normal(0, 0.7, rows)
+    return pd.DataFrame(
+        {
+            "id": np.arange(rows) + 100_000 * (seed + 1),
+            "name": [f"{f} {s}" for f, s in zip(first, last, strict=True)],
+            "first": [f.lower() for f in first],
+            "last": [s.lower() for s in last],
+            "dob": [_birth_date(rng, n) for n in range(rows)],
+            "case_number": [f"{CASE_PREFIX}{n:07d}" for n in rng.integers(0, 10**7, rows)],
+            "email": [f"{name.lower()}.{surname.lower()}{n}@{EMAIL_DOMAIN}" for n, (name, surname) in pairs],
+            "age": age.astype(str),
+            "hours": hours.astype(str),
+            "sector": sector,
+            "region": rng.choice(["north", "south", "east", "west"], rows),
+            "group": rng.choice(["a", "b"], rows),
+            "outcome": np.where(score > 0.8, "yes", "no"),
+        }
+    )

@@ -49,6 +49,9 @@ def _check_files(*paths: Path) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from guardflow.settings import require_reviewed
+
+    require_reviewed(load_settings(args.config), args.config)
     return _run_data_flow(args, "flows.safety_train:safety_train", needs_test_split=True)
 
 
@@ -251,23 +254,37 @@ def _history(args: argparse.Namespace) -> int:
 
 def _contract_draft(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    from guardflow.contract.draft_contract import draft_contract
-    from guardflow.io.datasets import read_split, read_table
+    from guardflow.onboarding import draft_suite, write_new_file
 
     if args.out.exists() and not args.force:
         raise ConfigError(f"{args.out} exists; pass --force to overwrite it (a reviewed suite would be lost)")
-    # The configured file is checked against its sha256; a file named on the command line is read as it is.
-    table = read_table(args.data, settings.dataset) if args.data else read_split(settings.dataset, "train")
-    source = {"file": table.path.name, "sha256": table.sha256, "rows": table.row_count}
-    drafted = draft_contract(table.rows, settings.dataset, args.name or args.out.stem, source)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(drafted.to_json(), encoding="utf-8")
+    outcome = draft_suite(settings, args.data, args.name or args.out.stem)
+    drafted = outcome.drafted
+    write_new_file(args.out, drafted.to_json(), force=True)
+    for warning in outcome.warnings:
+        print(f"guardflow: warning: {warning}", file=sys.stderr)
     print(
-        f"drafted {drafted.expectation_count} expectations from {table.row_count} rows of {table.path.name} "
-        f"into {args.out}; review it before use ({len(drafted.notes)} notes for the reviewer)"
+        f"drafted {drafted.expectation_count} expectations from {outcome.source['rows']} rows of "
+        f"{outcome.source['file']} into {args.out}; review it before use ({len(drafted.notes)} notes for the "
+        f"reviewer); undeclared columns left out: {list(outcome.undeclared) or 'none'}"
     )
     for note in drafted.notes:
         print(f"  - {note}")
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    from guardflow.onboarding import init_config
+
+    drafted = init_config(
+        args.data, args.label, args.sensitive, args.out, args.test, args.encoding, force=args.force
+    )
+    print(f"wrote {args.out} for review (dataset.reviewed: false):")
+    for note in drafted.notes:
+        print(f"  - {note}")
+    print(
+        f"next: guardflow contract draft --config {args.out} --out {args.out.with_suffix('.contract.json')}"
+    )
     return EXIT_OK
 
 
@@ -396,6 +413,18 @@ def build_parser() -> argparse.ArgumentParser:
     draft.add_argument("--name", help="the suite's name (default: the file name without .json)")
     draft.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     draft.set_defaults(handler=_contract_draft)
+
+    init = commands.add_parser("init", help="draft a config for a new dataset, to review before training")
+    init.add_argument(
+        "--data", type=Path, required=True, help="the training file: CSV with a header, or Parquet"
+    )
+    init.add_argument("--label", required=True, help="the label column (two classes)")
+    init.add_argument("--sensitive", nargs="*", default=[], help="sensitive attributes (fairness checks)")
+    init.add_argument("--test", type=Path, help="a held-out file to judge models on (default: --data)")
+    init.add_argument("--encoding", default="utf-8", help="the CSV's text encoding (e.g. latin-1, cp1252)")
+    init.add_argument("--out", type=Path, required=True, help="where to write the config (YAML)")
+    init.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    init.set_defaults(handler=_init)
 
     schema = commands.add_parser("config-schema", help="print the JSON schema of the configuration file")
     schema.set_defaults(handler=_config_schema)

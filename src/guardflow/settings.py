@@ -86,7 +86,13 @@ class DatasetSettings(StrictModel):
     """Where the data lives, how to read it, and what each column means."""
 
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
-    format: Literal["csv"] = "csv"
+    # csv, or parquet (every column read as text, like a CSV); a `.parquet` file is read as Parquet either way.
+    format: Literal["csv", "parquet"] = "csv"
+    # The text encoding of a CSV (Python codec name: utf-8, latin-1, cp1252, ...); rows keep their source_row.
+    encoding: Annotated[str, Field(min_length=1)] = "utf-8"
+    # False in a config `guardflow init` drafted: its bounds and categories came from the data, and `train`
+    # refuses it until a person has replaced them with public ones and set this to true.
+    reviewed: bool = True
     header: bool = True
     na_values: list[str] = []
     columns: list[str] | None = None
@@ -95,6 +101,16 @@ class DatasetSettings(StrictModel):
     label: LabelSettings
     sensitive: list[str] = []
     features: dict[str, Feature]
+
+    @model_validator(mode="after")
+    def _encoding_is_known(self) -> DatasetSettings:
+        import codecs
+
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ValueError(f"unknown encoding {self.encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
+        return self
 
     @model_validator(mode="after")
     def _columns_are_consistent(self) -> DatasetSettings:
@@ -160,8 +176,9 @@ class PoisoningSettings(StrictModel):
 class PrivacySettings(StrictModel):
     """DP-SGD settings: the target guarantee, clipping and schedule, and the dataset's lifetime budget."""
 
-    target_epsilon: Annotated[float, Field(gt=0)]
-    delta: Annotated[float, Field(gt=0, lt=1)]
+    target_epsilon: Annotated[float, Field(gt=0)] = 1.0
+    # Keep delta well below 1 / (training rows): the default suits up to about 100,000 rows.
+    delta: Annotated[float, Field(gt=0, lt=1)] = 1.0e-5
     max_grad_norm: Annotated[float, Field(gt=0)] = 1.0
     epochs: Annotated[int, Field(ge=1)] = 5
     batch_size: Annotated[int, Field(ge=1)] = 512
@@ -174,7 +191,7 @@ class PrivacySettings(StrictModel):
     # members, so a shift between populations cannot pass for a leak). 0.1 gives Adult ~3,200 rows a side (AUC
     # standard error ~0.007) for 10% of the rows; nothing is spent on them, so the accounting is unchanged.
     audit_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
-    lifetime_epsilon: Annotated[float, Field(gt=0)]
+    lifetime_epsilon: Annotated[float, Field(gt=0)] = 10.0
 
     @model_validator(mode="after")
     def _target_fits_budget(self) -> PrivacySettings:
@@ -191,13 +208,17 @@ class ModelSettings(StrictModel):
 
 
 class GateSettings(StrictModel):
-    """Absolute thresholds a candidate must meet to be promoted."""
+    """Absolute thresholds a candidate must meet to be promoted.
 
-    min_accuracy: Annotated[float, Field(ge=0, le=1)]
-    min_roc_auc: Annotated[float, Field(ge=0, le=1)]
-    max_ece: Annotated[float, Field(ge=0, le=1)]
-    max_mia_auc: Annotated[float, Field(ge=0, le=1)]
-    max_demographic_parity_difference: Annotated[float, Field(ge=0, le=1)]
+    The defaults are a starting point for a new dataset, not a policy: set accuracy against your majority-class
+    rate (a model that always answers the majority class reaches it).
+    """
+
+    min_accuracy: Annotated[float, Field(ge=0, le=1)] = 0.7
+    min_roc_auc: Annotated[float, Field(ge=0, le=1)] = 0.75
+    max_ece: Annotated[float, Field(ge=0, le=1)] = 0.1
+    max_mia_auc: Annotated[float, Field(ge=0, le=1)] = 0.6
+    max_demographic_parity_difference: Annotated[float, Field(ge=0, le=1)] = 0.25
     # The most privacy a model may spend and still ship (None: no ceiling beyond the training target).
     max_epsilon: Annotated[float, Field(gt=0)] | None = None
     # No-regression margins against the champion, per metric (accuracy, roc_auc: may drop by at most this;
@@ -294,6 +315,9 @@ class PiiSettings(StrictModel):
     min_text_share: Annotated[float, Field(gt=0, le=1)] = 0.05
     # Stray values (an email, phone or national id) in columns with no policy are replaced by a marker.
     redact_stray_values: bool = True
+    # A malformed line (one that cannot be parsed into the columns) may hold anything, undeclared columns included:
+    # by default the quarantine keeps its line number, length and keyed hash (the PII key), never its text.
+    keep_malformed_text: bool = False
 
 
 class Settings(StrictModel):
@@ -302,14 +326,30 @@ class Settings(StrictModel):
     dataset: DatasetSettings
     contract: ContractSettings
     poisoning: PoisoningSettings = PoisoningSettings()
-    privacy: PrivacySettings
+    # Every section but `dataset` and `contract` is optional; `guardflow config-schema` shows each default.
+    privacy: PrivacySettings = PrivacySettings()
     model: ModelSettings = ModelSettings()
-    gate: GateSettings
+    gate: GateSettings = GateSettings()
     drift: DriftSettings = DriftSettings()
-    registry: RegistrySettings
+    # Default: model_name `guardflow-<dataset.id>`, filled in when the section or its model_name is left out.
+    registry: RegistrySettings = Field(
+        default=RegistrySettings(model_name="guardflow"),
+        description="default: {model_name: guardflow-<dataset.id>, approval: none}",
+    )
     lineage: LineageSettings = LineageSettings()
     pii: PiiSettings = PiiSettings()
     deploy: DeploySettings = DeploySettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _registry_defaults_to_dataset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("dataset"), dict):
+            return data
+        registry = data.get("registry", {})
+        dataset_id = data["dataset"].get("id")
+        if isinstance(registry, dict) and "model_name" not in registry and isinstance(dataset_id, str):
+            return {**data, "registry": {**registry, "model_name": f"guardflow-{dataset_id}"}}
+        return data
 
     @model_validator(mode="after")
     def _pii_columns_are_not_trained_on(self) -> Settings:
@@ -369,6 +409,15 @@ def load_settings(path: Path | str) -> Settings:
         return Settings.model_validate_json(json.dumps(raw, default=str))
     except ValidationError as error:
         raise ConfigError(f"config {path}: {_first_error(error)}") from None
+
+
+def require_reviewed(settings: Settings, path: Path | str) -> None:
+    """Refuse to train on a config `guardflow init` drafted and nobody has reviewed (ConfigError, one line)."""
+    if not settings.dataset.reviewed:
+        raise ConfigError(
+            f"config {path} is not reviewed (dataset.reviewed: false): replace its data-derived bounds and "
+            "category lists with public ones, then set dataset.reviewed: true"
+        )
 
 
 def settings_hash(settings: Settings) -> str:

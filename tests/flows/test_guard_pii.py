@@ -1,8 +1,11 @@
-"""The PII guard in safety-train: personal data planted in the training and test files (and in rows the contract
-quarantines) is found in no file the run writes, anywhere; a column found with no policy stops the run (exit 2)."""
+"""The PII guard and data minimisation in every flow: personal data planted in the training and test files (in
+columns with a policy, in undeclared columns the guard cannot recognise, in rows the contract quarantines and in
+malformed lines) is found in no file train, validate, scan or drift write, anywhere; a column found with no policy
+stops the run (exit 2)."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import hmac
 import json
@@ -13,22 +16,36 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from flows.data_contract import data_contract
+from flows.drift_check import drift_check
+from flows.poisoning_scan import poisoning_scan
 from flows.safety_train import safety_train
 from guardflow.cli import main
 from guardflow.io import registry
 from guardflow.io.datasets import read_split, read_table, write_table
 from guardflow.io.pii_key import KEY_FILE, read_pii_key
-from guardflow.pii.guard_pii import REDACTED
+from guardflow.pii.guard_pii import LINE_HMAC, LINE_LENGTH, REDACTED
 from guardflow.settings import guardflow_home
 from tests.conftest import ROOT, write_adult_config
 from tests.flows.conftest import LENIENT_GATE
 from tests.lineage_validation import event_problems, read_events
-from tests.pii_data import EMAIL_DOMAIN, PII_COLUMNS, PlantedValues, planted_pii
+from tests.pii_data import (
+    CASE_PREFIX,
+    EMAIL_DOMAIN,
+    NICKNAMES,
+    PII_COLUMNS,
+    UNDECLARED_COLUMNS,
+    PlantedValues,
+    malformed_lines,
+    planted_pii,
+    planted_undeclared,
+)
 
 POLICIES = {column: "drop" for column in PII_COLUMNS} | {"email": "hash", "ssn": "hash"}
 # Rows (0-based in the training file) the contract quarantines, each carrying planted personal data.
 OUT_OF_RANGE_AGE = [10, 11, 12, 13, 14]
 STRAY_EMAIL = [20, 21, 22]  # an email in the occupation column: redacted, then quarantined
+MALFORMED = 6  # lines with one field too many, appended to the training file, quoting planted values
 
 
 @dataclass(frozen=True)
@@ -40,12 +57,33 @@ class PlantedDataset:
     suite: Path
     planted: PlantedValues
     train_pii: pd.DataFrame
+    malformed_rows: list[int]
 
 
-def _with_pii(rows: pd.DataFrame, pii: pd.DataFrame) -> pd.DataFrame:
-    """A name column before the data's own columns, the rest after: drops must work anywhere."""
+def _with_pii(rows: pd.DataFrame, pii: pd.DataFrame, undeclared: pd.DataFrame) -> pd.DataFrame:
+    """A name column before the data's own columns, the rest after, an undeclared one in the middle: drops must
+    work anywhere."""
     rows = rows.reset_index(drop=True)
-    return pd.concat([pii[["full_name"]], rows, pii.drop(columns="full_name")], axis=1)
+    middle = rows.columns.get_loc("sex")
+    return pd.concat(
+        [
+            pii[["full_name"]],
+            rows.iloc[:, :middle],
+            undeclared[["alias"]],
+            rows.iloc[:, middle:],
+            pii.drop(columns="full_name"),
+            undeclared[["case_ref"]],
+        ],
+        axis=1,
+    )
+
+
+def _append_lines(path: Path, lines: list[str]) -> list[int]:
+    """Append lines to a gzip text file; their 0-based line numbers (`source_row`)."""
+    text = gzip.decompress(path.read_bytes()).decode("utf-8")
+    first = text.count("\n")
+    path.write_bytes(gzip.compress((text + "".join(f"{line}\n" for line in lines)).encode(), mtime=0))
+    return list(range(first, first + len(lines)))
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +97,15 @@ def planted_dataset(
     train_pii, test_pii = planted_pii(len(train_rows), seed=1), planted_pii(len(test_rows), seed=2)
     train_rows.loc[OUT_OF_RANGE_AGE, "age"] = "150"
     train_rows.loc[STRAY_EMAIL, "occupation"] = train_pii.loc[STRAY_EMAIL, "email"].to_numpy()
-    train, test = _with_pii(train_rows, train_pii), _with_pii(test_rows, test_pii)
+    train = _with_pii(train_rows, train_pii, planted_undeclared(len(train_rows), seed=3))
+    test = _with_pii(test_rows, test_pii, planted_undeclared(len(test_rows), seed=4))
     columns = list(train.columns)
     layout = dataset.model_copy(update={"columns": columns})
     inputs = folder / "inputs"
     inputs.mkdir()
     write_table(train, inputs / "train.csv.gz", layout)
     write_table(test, inputs / "test.csv.gz", layout)
+    malformed_rows = _append_lines(inputs / "train.csv.gz", malformed_lines(train, MALFORMED))
     # The contract describes the columns left after the guard: Adult's, then the two hashed ones.
     suite = json.loads((ROOT / "expectations" / "adult.json").read_text())
     (ordered,) = [
@@ -78,7 +118,14 @@ def planted_dataset(
     planted.add(train_pii)
     planted.add(test_pii)
     return PlantedDataset(
-        folder, inputs / "train.csv.gz", inputs / "test.csv.gz", columns, suite_path, planted, train_pii
+        folder,
+        inputs / "train.csv.gz",
+        inputs / "test.csv.gz",
+        columns,
+        suite_path,
+        planted,
+        train_pii,
+        malformed_rows,
     )
 
 
@@ -98,6 +145,12 @@ def _config(data: PlantedDataset, folder: Path, model_name: str, policies: dict[
         gate=LENIENT_GATE,
         pii={"columns": policies},
     )
+
+
+def adult_columns() -> list[str]:
+    from guardflow.settings import load_settings
+
+    return list(load_settings(ROOT / "configs" / "adult.yaml").dataset.columns or [])
 
 
 def _prefect_files() -> list[Path]:
@@ -128,29 +181,51 @@ def test_planted_pii_appears_in_no_file_the_run_writes(
     # given the scanner finds every kind of planted value in the input file itself (so it can fail)
     found_in_input = {leak.what for leak in data.planted.leaks_in(data.train)}
     assert EMAIL_DOMAIN in found_in_input, "the scanner must see planted emails in the input"
+    assert CASE_PREFIX in found_in_input and set(NICKNAMES) & found_in_input, "and undeclared columns' values"
     for column in ("phone", "ssn", "date_of_birth", "contact"):
         assert found_in_input & data.planted.by_column[column], (
             f"the scanner must see planted {column} values"
         )
-    # when safety-train runs with a drop or hash policy for each planted column
+    # when safety-train runs with a drop or hash policy for each planted column and none for the undeclared ones,
+    # then validate, scan and a drift check of the test file run on the same config
     config = _config(data, tmp_path / "config", "adult-pii", POLICIES)
     run_dir = tmp_path / "run"
     summary = safety_train(str(config), str(run_dir))
     assert summary.status == "promoted", (
         f"the guarded run reaches the registry, got {summary.status}: {summary.error}"
     )
-    # then no planted value is in any file under the run folder, $GUARDFLOW_HOME (MLflow store and artifacts,
+    checked = data_contract(str(config), str(tmp_path / "validate"))
+    scanned = poisoning_scan(str(config), str(tmp_path / "scan"))
+    drifted = drift_check(str(config), str(data.test), str(tmp_path / "drift"))
+    statuses = (checked.status, scanned.status, drifted.status)
+    assert statuses[:2] == ("validated", "scanned") and drifted.status != "failed", f"flows ran: {statuses}"
+    # then no planted value is in any file under the run folders, $GUARDFLOW_HOME (MLflow store and artifacts,
     # lineage, Prefect home) or the Prefect test database
-    files = _written_files(run_dir, guardflow_home())
-    assert len(files) > 20 and any(path.suffix == ".parquet" for path in files), f"scanned {len(files)} files"
+    files = _written_files(tmp_path, guardflow_home())
+    assert len(files) > 40 and any(path.suffix == ".parquet" for path in files), f"scanned {len(files)} files"
     leaks = [leak for path in files for leak in data.planted.leaks_in(path)]
     assert leaks == [], f"planted PII found in written files: {leaks[:5]}"
 
-    # and the quarantined rows kept their keyed-hash email, the stray email is redacted, dropped columns are gone
+    # and the run record names (only) the undeclared columns it dropped
+    record = json.loads((run_dir / "summary.json").read_text())["columns"]
+    assert record["undeclared_dropped"] == list(UNDECLARED_COLUMNS), f"undeclared columns named: {record}"
+    assert record["kept"] == [*adult_columns(), "email", "ssn"], f"only declared columns kept: {record}"
+    assert record["malformed_lines_masked"] == MALFORMED, f"every malformed line masked: {record}"
+    # and a malformed line is in the quarantine as its line number, length and keyed hash, not its text
     quarantine = pd.read_parquet(run_dir / "quarantine.parquet").set_index("source_row")
-    assert set(OUT_OF_RANGE_AGE + STRAY_EMAIL) <= set(quarantine.index), "planted bad rows are quarantined"
-    assert not set(quarantine.columns) & (set(POLICIES) - {"email", "ssn"}), "dropped columns never reach it"
+    assert set(data.malformed_rows) <= set(quarantine.index), "malformed lines are quarantined"
+    assert "line" not in quarantine.columns, "no malformed line's text is kept unless the config opts in"
     key = read_pii_key(guardflow_home())
+    text = gzip.decompress(data.train.read_bytes()).decode().splitlines()
+    for row in data.malformed_rows:
+        digest = hmac.new(key, text[row].encode(), hashlib.sha256).hexdigest()
+        assert quarantine.at[row, LINE_HMAC] == digest, "a malformed line keeps its keyed hash"
+        assert quarantine.at[row, LINE_LENGTH] == len(text[row]), "and its length"
+
+    # and the quarantined rows kept their keyed-hash email, the stray email is redacted, dropped columns are gone
+    assert set(OUT_OF_RANGE_AGE + STRAY_EMAIL) <= set(quarantine.index), "planted bad rows are quarantined"
+    dropped = (set(POLICIES) - {"email", "ssn"}) | set(UNDECLARED_COLUMNS)
+    assert not set(quarantine.columns) & dropped, "dropped and undeclared columns never reach it"
     for row in OUT_OF_RANGE_AGE:
         expected = hmac.new(key, data.train_pii.at[row, "email"].encode(), hashlib.sha256).hexdigest()
         assert quarantine.at[row, "email"] == expected, (

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from guardflow.errors import ConfigError
-from guardflow.settings import NumericFeature, load_settings, settings_hash, settings_json_schema
+from guardflow.settings import NumericFeature, Settings, load_settings, settings_hash, settings_json_schema
 from tests.conftest import ADULT_CONFIG
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -77,3 +77,17 @@ def test_server_settings_resolve_the_inbox_and_default_safely(adult_settings, tm
     assert adult_settings.drift.cooldown_minutes == 60, "one retrain an hour at most"
     assert minimal.drift.inbox is None and minimal.deploy.work_pool == "guardflow", "safe defaults"
     assert minimal.deploy.train_schedule is None, "safety-train is manual unless a cron is configured"
+
+
+def test_every_section_but_dataset_and_contract_has_a_documented_default() -> None:
+    # given the config's JSON schema (what `guardflow config-schema` prints)
+    schema = Settings.model_json_schema()
+    # then only dataset and contract are required, and the others show their defaults
+    assert schema["required"] == ["dataset", "contract"], f"required sections: {schema['required']}"
+    for section in ("privacy", "gate", "registry"):
+        assert "default" in schema["properties"][section], f"{section} shows its default"
+    # and a config with only those two sections trains under `guardflow-<id>` with the default budget
+    settings = load_settings(CONFIGS / "valid" / "dataset_and_contract_only.yaml")
+    assert settings.registry.model_name == "guardflow-tiny", settings.registry
+    assert (settings.privacy.target_epsilon, settings.privacy.delta) == (1.0, 1.0e-5), settings.privacy
+    assert settings.dataset.reviewed is False and settings.dataset.encoding == "latin-1", settings.dataset

@@ -58,12 +58,17 @@ class DraftedSuite:
 
 
 def draft_contract(
-    rows: pd.DataFrame, dataset: DatasetSettings, name: str, source: dict[str, Any] | None = None
+    rows: pd.DataFrame,
+    dataset: DatasetSettings,
+    name: str,
+    source: dict[str, Any] | None = None,
+    private_columns: frozenset[str] = frozenset(),
 ) -> DraftedSuite:
     """Draft the contract of `dataset` from its reference text rows (as `read_table` reads them).
 
     `source` (e.g. file name, sha256, row count) is recorded in the suite's meta so a reviewer knows what the draft
-    was made from. Raises `ConfigError` when the rows' columns differ from the config's, or there are no rows.
+    was made from. `private_columns` look like personal data: no value of theirs is drafted or quoted in a note.
+    Raises `ConfigError` when the rows' columns differ from the config's, or there are no rows.
     """
     _check_columns(rows, dataset)
     if rows.empty:
@@ -85,6 +90,9 @@ def draft_contract(
         ),
     ]
     for column in typed.columns:
+        if str(column) in private_columns and column != dataset.label.column:
+            expectations += _private_column(str(column), typed[column], dataset, notes)
+            continue
         expectations += _column_expectations(str(column), typed[column], dataset, notes)
     suite = {
         "name": name,
@@ -174,6 +182,23 @@ def _column_expectations(
     if isinstance(feature, CategoricalFeature):
         return _typed("categorical", [*drafted, _public_set(column, values, feature, notes)])
     return _typed("text", [*drafted, *_undescribed_column(column, values, notes)])
+
+
+def _private_column(
+    column: str, values: pd.Series, dataset: DatasetSettings, notes: list[str]
+) -> list[dict[str, Any]]:
+    """A column that looks personal and has no PII policy: the config's public bounds at most, never its values."""
+    notes.append(
+        f"{column}: looks like personal data and has no pii policy; none of its values is drafted (set "
+        f"pii.columns.{column}, or replace the column)"
+    )
+    drafted = [_null_rule(column, values, notes)]
+    feature = dataset.features.get(column)
+    if isinstance(feature, NumericFeature):
+        return _typed("numeric", [*drafted, _public_range(column, values, feature, [])])
+    if isinstance(feature, CategoricalFeature):
+        return _typed("categorical", [*drafted, _public_set(column, values, feature, [])])
+    return _typed("text", drafted)
 
 
 def _typed(column_type: str, expectations: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ Error messages name lines 1-based, as editors do. Blank lines are not rows. Cutt
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import hashlib
@@ -41,6 +42,7 @@ from guardflow.io.parse_records import (
     repeated_headers,
     split_records,
 )
+from guardflow.io.read_parquet import is_parquet, read_parquet_table
 from guardflow.settings import DataFile, DatasetSettings
 
 BLOCK_BYTES = 32 * 2**20
@@ -75,10 +77,29 @@ class FileReader:
     """Streams a data file as `Chunk`s; after the last chunk, `sha256` is the content's digest."""
 
     def __init__(
-        self, path: Path, dataset: DatasetSettings, skip_rows: int = 0, block_bytes: int = BLOCK_BYTES
+        self,
+        path: Path,
+        dataset: DatasetSettings,
+        skip_rows: int = 0,
+        block_bytes: int = BLOCK_BYTES,
+        optional_columns: frozenset[str] = frozenset(),
     ) -> None:
         self.path = Path(path)
         self.dataset = dataset
+        self.optional_columns = (
+            optional_columns  # a header may leave these out (columns the PII policy drops)
+        )
+        if is_parquet(self.path, dataset):
+            raise DataError(
+                f"{self.path} is Parquet: chunked reading is for CSV files (validate without --chunked)"
+            )
+        # Another encoding than UTF-8 is decoded as it streams and handled as UTF-8 from there on; bytes the
+        # encoding cannot decode stay as they were, so their line is quarantined as malformed, not lost.
+        self._decoder = (
+            None
+            if codecs.lookup(dataset.encoding).name == "utf-8"
+            else codecs.getincrementaldecoder(dataset.encoding)(errors="surrogateescape")
+        )
         self.skip_rows = skip_rows
         self.block_bytes = block_bytes
         self.sha256 = ""
@@ -99,9 +120,12 @@ class FileReader:
         with _open(self.path) as stream:
             while True:
                 data = self._read(stream, line + pending.count(b"\n"))
-                digest.update(data)
-                if first:
+                digest.update(data)  # the checksum is of the bytes as stored, whatever their encoding
+                if self._decoder is not None:
+                    data = self._to_utf8(data, final=not data)
+                elif first:
                     data = self._strip_bom(data)
+                if first:
                     first = False
                 buffer = pending + data
                 if not data:
@@ -134,6 +158,10 @@ class FileReader:
                     break
         self.sha256 = digest.hexdigest()
         self._check_whole_file(line)
+
+    def _to_utf8(self, data: bytes, final: bool) -> bytes:
+        assert self._decoder is not None
+        return self._decoder.decode(data, final=final).encode("utf-8", errors="surrogateescape")
 
     def _read(self, stream: BinaryIO, line: int) -> bytes:
         try:
@@ -188,7 +216,12 @@ class FileReader:
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise DataError(f"{self.path}, line {line}: duplicate header names {duplicates}")
-        problems = column_problems(list(names), self.dataset.expected_columns)
+        expected = [
+            name
+            for name in self.dataset.expected_columns
+            if name in names or name not in self.optional_columns
+        ]
+        problems = column_problems(list(names), expected)
         if problems:
             raise DataError(
                 f"{self.path}, line {line}: the header does not match the contract's columns: "
@@ -245,9 +278,15 @@ def read_table(
     skip_rows: int = 0,
     expected_sha256: str | None = None,
     block_bytes: int = BLOCK_BYTES,
+    optional_columns: frozenset[str] = frozenset(),
 ) -> Table:
-    """Read a CSV as text, every data row parsed or kept as malformed; refuse a bad checksum or an unreadable file."""
-    reader = FileReader(path, dataset, skip_rows, block_bytes)
+    """Read a CSV as text, every data row parsed or kept as malformed; refuse a bad checksum or an unreadable file.
+
+    `optional_columns` may be missing from a file with a header (a file without the columns a policy drops).
+    """
+    if is_parquet(Path(path), dataset):
+        return read_parquet_table(Path(path), dataset, expected_sha256, optional_columns)
+    reader = FileReader(path, dataset, skip_rows, block_bytes, optional_columns)
     parts: list[pd.DataFrame] = []
     malformed: list[pd.DataFrame] = []
     for chunk in reader.chunks():
@@ -267,10 +306,11 @@ def read_split(dataset: DatasetSettings, split: str) -> Table:
 
 
 def write_table(rows: pd.DataFrame, path: Path, dataset: DatasetSettings) -> str:
-    """Write text rows in the dataset's own format (so `read_table` reads them back) and return the sha256."""
+    """Write text rows as CSV in the dataset's encoding (so `read_table` reads them back, a Parquet dataset's
+    too: see `is_parquet`) and return the sha256."""
     missing = dataset.na_values[0] if dataset.na_values else ""
     text = rows.to_csv(index=False, header=dataset.header, na_rep=missing, lineterminator="\n")
-    content = text.encode("utf-8")
+    content = text.encode(dataset.encoding)
     if path.suffix == ".gz":
         path.write_bytes(gzip.compress(content, mtime=0))
     else:

@@ -28,6 +28,7 @@ from guardflow.contract.validate_contract import (
 from guardflow.data.table import LINE, REASONS, SOURCE_ROW, empty_malformed, typed_frame
 from guardflow.errors import ContractError
 from guardflow.io.datasets import Chunk, FileReader, check_sha256
+from guardflow.pii.guard_pii import LINE_HMAC, LINE_LENGTH, mask_malformed
 from guardflow.settings import ContractSettings, DatasetSettings
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ def validate_file(
     expected_sha256: str | None = None,
     chunk_bytes: int = CHUNK_BYTES,
     workers: int = 1,
+    line_key: bytes | None = None,
 ) -> FileContractResult:
     """Validate a file of any size chunk by chunk, in bounded memory, with the verdict taken over the whole file.
 
@@ -74,11 +76,19 @@ def validate_file(
     (original text, `source_row`, reasons; malformed lines with their `line` text) stream to `quarantine_path`.
     Batch-level checks (empty file, all-null columns, row count, `mostly`, label set, quarantined share) are
     judged on the totals; a `stop` expectation broken in any chunk stops at once. Raises `ContractError` or
-    `DataError` with one line.
+    `DataError` with one line. `line_key`: write malformed lines as length and keyed hash, not as text.
     """
     try:
         return _validate_file(
-            path, dataset, contract, quarantine_path, skip_rows, expected_sha256, chunk_bytes, workers
+            path,
+            dataset,
+            contract,
+            quarantine_path,
+            skip_rows,
+            expected_sha256,
+            chunk_bytes,
+            workers,
+            line_key,
         )
     except ContractError as error:
         raise ContractError(f"{Path(path).resolve()}: {error}") from None
@@ -93,12 +103,13 @@ def _validate_file(
     expected_sha256: str | None,
     chunk_bytes: int,
     workers: int,
+    line_key: bytes | None,
 ) -> FileContractResult:
     suite = load_suite(contract.suite)
     reader = FileReader(path, dataset, skip_rows, block_bytes=chunk_bytes)
     verdicts: list[Verdict] = []
     quarantined = 0
-    with _QuarantineWriter(quarantine_path, dataset) as writer, _pool(workers) as pool:
+    with _QuarantineWriter(quarantine_path, dataset, line_key) as writer, _pool(workers) as pool:
         for verdict in _judge_chunks(reader, dataset, contract.suite, pool, workers):
             writer.write(verdict.quarantined)
             quarantined += len(verdict.quarantined)
@@ -187,16 +198,22 @@ class _QuarantineWriter:
     """Appends quarantined rows to one parquet file as they come: `source_row`, the columns as text, `line`,
     `stage` and `reasons`."""
 
-    def __init__(self, path: Path, dataset: DatasetSettings) -> None:
+    def __init__(self, path: Path, dataset: DatasetSettings, line_key: bytes | None = None) -> None:
         import pyarrow as pa
 
         self.path = Path(path)
         self.columns = list(dataset.expected_columns)
+        self.line_key = line_key
+        line_fields = (
+            [(LINE, pa.string())]
+            if line_key is None
+            else [(LINE_LENGTH, pa.int64()), (LINE_HMAC, pa.string())]
+        )
         self.schema = pa.schema(
             [
                 (SOURCE_ROW, pa.int64()),
                 *[(column, pa.string()) for column in self.columns],
-                (LINE, pa.string()),
+                *line_fields,
                 ("stage", pa.string()),
                 (REASONS, pa.list_(pa.string())),
             ]
@@ -215,7 +232,12 @@ class _QuarantineWriter:
 
         if quarantined.empty:
             return
-        frame = quarantined.reset_index().reindex(columns=[SOURCE_ROW, *self.columns, LINE, REASONS])
+        if self.line_key is not None and LINE in quarantined:
+            lines = quarantined[LINE].notna()
+            masked = mask_malformed(quarantined.loc[lines, [LINE]], self.line_key)
+            quarantined = quarantined.drop(columns=[LINE]).join(masked)
+        lines_as = [LINE] if self.line_key is None else [LINE_LENGTH, LINE_HMAC]
+        frame = quarantined.reset_index().reindex(columns=[SOURCE_ROW, *self.columns, *lines_as, REASONS])
         frame["stage"] = "contract"
         frame = frame[[field.name for field in self.schema]].astype(object).where(frame.notna(), None)
         self._writer.write_table(pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False))

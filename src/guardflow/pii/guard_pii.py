@@ -1,8 +1,9 @@
 """Find personal data before anything is trained, logged or reported, and apply the configured policy to it.
 
 Each column is judged by its name (`email`, `first_name`, `ssn`, `dob`, ...) and by an evenly spaced sample of
-its values (emails, phone numbers, national ids, street addresses, dates spread like birth dates, capitalised
-person-name pairs, and free text that contains emails, phones, ids or addresses). Findings carry the kinds found
+its values (emails, phone numbers, national ids, payment cards and IBANs with valid check digits, street addresses,
+dates spread like birth dates, person names in any case (public Census name lists), and free text that contains
+emails, phones, ids, cards, IBANs or addresses). Findings carry the kinds found
 and the share of sampled values matching each, never a value. Columns with a policy are dropped or replaced by a
 keyed hash; a column found with no policy, or one the policy blocks, stops the run (`PiiError`).
 """
@@ -18,7 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from guardflow.data.table import LINE
 from guardflow.errors import ConfigError, PiiError
+from guardflow.pii.checksums import IBAN_PATTERN, PAYMENT_CARD_PATTERN, is_iban, is_payment_card
+from guardflow.pii.person_names import is_name_like, names_a_place
 from guardflow.settings import DatasetSettings, PiiSettings, Settings
 
 PERSON_NAME = "person_name"
@@ -27,9 +31,14 @@ PHONE = "phone"
 NATIONAL_ID = "national_id"
 STREET_ADDRESS = "street_address"
 BIRTH_DATE = "birth_date"
-KINDS = (PERSON_NAME, EMAIL, PHONE, NATIONAL_ID, STREET_ADDRESS, BIRTH_DATE)
+PAYMENT_CARD = "payment_card"
+IBAN = "iban"
+KINDS = (PERSON_NAME, EMAIL, PHONE, NATIONAL_ID, STREET_ADDRESS, BIRTH_DATE, PAYMENT_CARD, IBAN)
 
 REDACTED = "<redacted>"
+# A malformed line in the quarantine, unless `pii.keep_malformed_text`: its length and keyed hash, not its text.
+LINE_LENGTH = "line_length"
+LINE_HMAC = "line_hmac"
 
 # Column names are compared as lower-case words joined by "_": "firstName", "First Name" and "first-name" all
 # read "first_name". Each rule matches whole words only, so "username" is a name but "filename" is not.
@@ -39,8 +48,12 @@ _NAME_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         PERSON_NAME,
         re.compile(
-            rf"^name$|{_W}(?:first|last|full|given|family|middle|maiden|sur|fore|customer|patient|person|client|"
-            rf"employee|user|contact|owner|holder|applicant|member|account_holder)_?name{_E}"
+            rf"^names?$|{_W}(?:first|last|full|given|family|middle|maiden|sur|fore|customer|patient|person|"
+            rf"client|employee|user|contact|owner|holder|applicant|member|account_holder|f|l|m|nick)_?names?{_E}"
+            # a bare part of a name ("first", "last", "given", "surname") and names in other languages
+            rf"|^(?:first|last|given|family|middle|forename|surname)s?$"
+            rf"|{_W}name_(?:first|last|given|family|full|middle){_E}"
+            rf"|{_W}(?:vorname|nachname|prenom|nom_de_famille|nombre|apellidos?|cognome|voornaam|achternaam){_E}"
         ),
     ),
     (EMAIL, re.compile(rf"{_W}(?:e_?mail|mail)(?:_?address)?{_E}")),
@@ -63,6 +76,11 @@ _NAME_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
     (BIRTH_DATE, re.compile(rf"{_W}(?:dob|born|birth|birthday|birthdate|birth_?date|date_of_birth){_E}")),
+    (
+        PAYMENT_CARD,
+        re.compile(rf"{_W}(?:credit_?card|debit_?card|card_?(?:number|no|num)|cc_?(?:number|no|num)){_E}"),
+    ),
+    (IBAN, re.compile(rf"{_W}(?:iban|bank_?account(?:_?(?:number|no))?){_E}")),
 )
 
 # Whole values. Order matters: a value counts as the first kind it matches (an SSN is also digits and dashes).
@@ -90,6 +108,8 @@ _DATE_FORMS = (
 _WHOLE_VALUE: tuple[tuple[str, re.Pattern[str]], ...] = (
     (EMAIL, re.compile(_EMAIL)),
     (NATIONAL_ID, re.compile(_NATIONAL_ID)),
+    (PAYMENT_CARD, re.compile(PAYMENT_CARD_PATTERN)),
+    (IBAN, re.compile(IBAN_PATTERN)),
     (STREET_ADDRESS, re.compile(_ADDRESS, re.IGNORECASE)),
     (PHONE, re.compile(_PHONE)),
     (PERSON_NAME, re.compile(_PERSON)),
@@ -97,6 +117,8 @@ _WHOLE_VALUE: tuple[tuple[str, re.Pattern[str]], ...] = (
 # Inside free text: the same identifiers, bounded so that they are not part of a longer token.
 _IN_TEXT: tuple[tuple[str, re.Pattern[str]], ...] = (
     (EMAIL, re.compile(_EMAIL)),
+    (PAYMENT_CARD, re.compile(rf"(?<![\w-]){PAYMENT_CARD_PATTERN}(?![\w-])")),
+    (IBAN, re.compile(rf"(?<![\w-]){IBAN_PATTERN}(?![\w-])")),
     (NATIONAL_ID, re.compile(rf"(?<![\w-]){_NATIONAL_ID}(?![\w-])")),
     (
         STREET_ADDRESS,
@@ -198,12 +220,16 @@ def hash_values(values: pd.Series, key: bytes) -> pd.Series:
     return values.map(digest)
 
 
-def guard_pii(rows: pd.DataFrame, pii: PiiSettings, key: Callable[[], bytes] | None = None) -> GuardResult:
+def guard_pii(
+    rows: pd.DataFrame, pii: PiiSettings, key: Callable[[], bytes] | None = None, stop: bool = True
+) -> GuardResult:
     """Apply the PII policy to text rows as read: check, detect, then drop, hash and redact.
 
     Raises `ConfigError` when the policy names a column the data does not have, and `PiiError` (one line naming
     the columns and what was found in them, never a value) when a blocked column is present or a column looks
-    like personal data and has no policy. `key` is called only when a column is to be hashed.
+    like personal data and has no policy. `key` is called only when a column is to be hashed. `stop=False`
+    (drafting a contract for review): no `PiiError`; blocked columns are dropped, and the caller warns about
+    the findings with no policy.
     """
     present = [str(column) for column in rows.columns]
     missing = [name for name in pii.columns if name not in present]
@@ -222,10 +248,12 @@ def guard_pii(rows: pd.DataFrame, pii: PiiSettings, key: Callable[[], bytes] | N
             + "; ".join(finding.describe() for finding in uncovered)
             + " (set pii.columns.<column> to drop, hash or block)"
         )
-    if problems:
+    if problems and stop:
         raise PiiError("PII guard stopped the run: " + "; ".join(problems))
 
-    dropped = tuple(name for name, policy in pii.columns.items() if policy == "drop")
+    dropped = tuple(
+        name for name, policy in pii.columns.items() if policy == "drop" or (not stop and name in blocked)
+    )
     hashed = tuple(name for name, policy in pii.columns.items() if policy == "hash")
     guarded = rows.drop(columns=list(dropped))
     if hashed:
@@ -246,21 +274,54 @@ def guard_pii(rows: pd.DataFrame, pii: PiiSettings, key: Callable[[], bytes] | N
     return GuardResult(rows=guarded, findings=findings, dropped=dropped, hashed=hashed, redacted=redacted)
 
 
-def contract_dataset(settings: Settings) -> DatasetSettings:
-    """The dataset as the contract sees it after the guard: dropped columns gone, hashed columns kept.
+def declared_columns(settings: Settings) -> list[str]:
+    """The allow-list: features (sensitive attributes among them), the label, and columns the PII policy hashes.
 
-    A headerless file's `columns` name every column of the file (dropped ones too, to read it); the contract
-    checks the columns that are left. Hashed columns stay in the data, for joins, and are never features.
+    Nothing else is ever persisted: every other column of the file is dropped right after the guard.
     """
     dataset = settings.dataset
-    policies = settings.pii.columns
-    if not policies:
+    hashed = [name for name, policy in settings.pii.columns.items() if policy == "hash"]
+    return [*dataset.features, dataset.label.column, *hashed]
+
+
+def keep_declared(rows: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The rows with only the declared columns, in file order, and the names of the undeclared ones dropped."""
+    allowed = set(declared_columns(settings))
+    undeclared = tuple(str(column) for column in rows.columns if column not in allowed)
+    return (rows.drop(columns=list(undeclared)) if undeclared else rows), undeclared
+
+
+def mask_malformed(malformed: pd.DataFrame, key: bytes) -> pd.DataFrame:
+    """Malformed lines without their text: its length in characters and its keyed HMAC-SHA256 instead.
+
+    A line that cannot be parsed may hold any column, undeclared ones too; its number (the index), length and
+    hash let a person find and compare it in the source file without the run ever writing what it said.
+    """
+    masked = malformed.drop(columns=[LINE])
+    texts = malformed[LINE].astype("object")
+    masked.insert(0, LINE_HMAC, hash_values(texts, key).astype("str"))
+    masked.insert(0, LINE_LENGTH, texts.map(lambda text: len(str(text))).astype("int64"))
+    return masked
+
+
+def uncovered_findings(findings: tuple[ColumnFinding, ...], pii: PiiSettings) -> tuple[ColumnFinding, ...]:
+    """The findings in columns the policy says nothing about: each needs a reviewer's decision."""
+    return tuple(finding for finding in findings if finding.column not in pii.columns)
+
+
+def contract_dataset(settings: Settings) -> DatasetSettings:
+    """The dataset as the contract sees it after the guard: only the declared columns (`declared_columns`).
+
+    A file's `columns` name every column of the file (undeclared and dropped ones too, to read it, and the file
+    must carry exactly those); the contract checks the declared columns that are left, in the file's order.
+    Hashed columns stay in the data, for joins, and are never features.
+    """
+    dataset = settings.dataset
+    declared = declared_columns(settings)
+    layout = dataset.columns if dataset.columns is not None else declared
+    columns = [name for name in layout if name in declared]
+    if columns == dataset.expected_columns:
         return dataset
-    if dataset.columns is not None:
-        columns = [name for name in dataset.columns if policies.get(name) != "drop"]
-    else:
-        hashed = [name for name, policy in policies.items() if policy == "hash"]
-        columns = [*dataset.features, dataset.label.column, *hashed]
     return dataset.model_copy(update={"columns": columns})
 
 
@@ -299,10 +360,13 @@ def _whole_value_kind(value: str) -> str | None:
         return None  # dates are judged as a column (see _whole_value_shares); they are not phone numbers
     for kind, pattern in _WHOLE_VALUE:
         if pattern.fullmatch(value):
-            if kind == PHONE and not _is_phone_length(value):
+            if (kind == PHONE and not _is_phone_length(value)) or not _passes_check(kind, value):
                 continue
+            if kind == PERSON_NAME and names_a_place(value):
+                continue  # "Lake Jennifer", "Johnson Ports": capitalised words, but a place
             return kind
-    return None
+    # Names in any case and shape ("anna", "SMITH, JOHN"), looked up in the public Census name lists.
+    return PERSON_NAME if is_name_like(value) else None
 
 
 def _whole_value_shares(sample: list[str], min_share: float) -> dict[str, float]:
@@ -348,8 +412,19 @@ def _search_outside_dates(pattern: re.Pattern[str], value: str, kind: str) -> bo
         text = match.group(0)
         if kind == PHONE and (_date_year(text) is not None or not _is_phone_length(text)):
             continue
+        if not _passes_check(kind, text):
+            continue
         return True
     return False
+
+
+def _passes_check(kind: str, text: str) -> bool:
+    """Card numbers and IBANs count only with valid check digits; other kinds have none."""
+    if kind == PAYMENT_CARD:
+        return is_payment_card(text)
+    if kind == IBAN:
+        return is_iban(text)
+    return True
 
 
 def _is_phone_length(text: str) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 from openlineage.client.facet_v2 import RunFacet
 
 from guardflow.io.lineage import LineageDataset, LineageEmitter, new_run_id
-from guardflow.run.summary import RunHeader
+from guardflow.run.summary import ColumnFigures, RunHeader
 from guardflow.settings import Settings, settings_hash
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class RunContext:
     lineage: LineageEmitter
     run_id: str = field(default_factory=new_run_id)
     started: float = field(default_factory=time.perf_counter)
+    columns: ColumnFigures | None = None  # set by the PII guard, written to summary.json
 
     @property
     def job_prefix(self) -> str:
@@ -97,6 +98,30 @@ class RunContext:
 
     def abort(self, error: BaseException) -> None:
         self.lineage.fail(self.flow_job, self.run_id, str(error) or type(error).__name__)
+
+    def record_minimisation(
+        self,
+        kept: list[str],
+        undeclared: tuple[str, ...],
+        dropped: tuple[str, ...],
+        hashed: tuple[str, ...],
+        masked_lines: int,
+    ) -> None:
+        """Remember what the guard let through and dropped (names only); several inputs add up."""
+        before = self.columns or ColumnFigures(
+            kept=[], undeclared_dropped=[], pii_dropped=[], pii_hashed=[], malformed_lines_masked=0
+        )
+
+        def union(old: list[str], new: list[str] | tuple[str, ...]) -> list[str]:
+            return list(dict.fromkeys([*old, *new]))
+
+        self.columns = ColumnFigures(
+            kept=union(before.kept, kept),
+            undeclared_dropped=union(before.undeclared_dropped, undeclared),
+            pii_dropped=union(before.pii_dropped, dropped),
+            pii_hashed=union(before.pii_hashed, hashed),
+            malformed_lines_masked=before.malformed_lines_masked + masked_lines,
+        )
 
     def header(self) -> RunHeader:
         return RunHeader(

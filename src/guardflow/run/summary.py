@@ -126,6 +126,16 @@ class LineageFigures(Record):
     run_id: str  # the flow's OpenLineage run id: its stage runs point at it as their parent
 
 
+class ColumnFigures(Record):
+    """Data minimisation: which columns went past the PII guard, and the names (never values) of those dropped."""
+
+    kept: list[str]  # the declared columns: features, label, hashed identifiers
+    undeclared_dropped: list[str]  # in the file but not declared by the config: dropped right after the guard
+    pii_dropped: list[str]
+    pii_hashed: list[str]
+    malformed_lines_masked: int  # malformed lines kept as line number, length and keyed hash, not their text
+
+
 class DriftFigures(Record):
     batch_path: str
     batch_sha256: str
@@ -188,6 +198,7 @@ class RunSummary(Record):
     window: WindowFigures | None = None  # a drift retrain: candidate and champion on the batch's window
     # Why a candidate that passed the gate waits as challenger for `guardflow approve` (awaiting_approval only).
     approval_reasons: list[str] | None = None
+    columns: ColumnFigures | None = None
 
 
 def format_summary(summary: RunSummary) -> str:
