@@ -8,13 +8,7 @@ from prefect import flow
 
 from flows.safety_train import safety_train
 from guardflow.run.summary import RunSummary, drift_summary
-from tasks.check_drift import (
-    check_drift,
-    combine_for_retrain,
-    drift_figures,
-    load_reference,
-    split_for_retrain,
-)
+from tasks.check_drift import check_drift, drift_figures, load_reference, split_for_retrain
 from tasks.guard_pii import guard_data, guard_reference
 from tasks.load_data import load_data
 from tasks.record_run import fail_run, finish_run, start_run
@@ -31,10 +25,11 @@ def drift_check(
     run_dir: str | None = None,
     retrain: Literal["in_process", "event"] = "in_process",
 ) -> RunSummary:
-    """Check a batch for drift; when it passes the policy's threshold, retrain on reference plus batch.
+    """Check a batch for drift; when it passes the policy's threshold, hold a seeded share of the batch out as
+    its window and retrain on reference plus the rest, judged on the test split and on the window.
 
-    `retrain="event"` (on a Prefect server): instead of training here, hold a share of the batch out as the new
-    data window and emit `guardflow.drift.detected`; the deployment trigger starts the guarded retrain.
+    `retrain="event"` (on a Prefect server): instead of training here, emit `guardflow.drift.detected` with the
+    same files; the deployment trigger starts the guarded retrain, which judges it the same way.
     """
     context = start_run(FLOW_NAME, config_path, run_dir)
     try:
@@ -47,12 +42,19 @@ def drift_check(
         sources = [*reference.sources, batch.sha256]
         trained = None
         # Raw rows of both files go to the retrain: its own PII guard applies the policy, like to any input.
-        if drift.drift_detected and retrain == "event":
+        # Both paths hold out the same seeded window and judge the retrain by the same rule (drift/judge_retrain).
+        if drift.drift_detected:
             files = split_for_retrain(context, reference, batch)
+        if drift.drift_detected and retrain == "event":
             request_retrain(context, batch, files, sources, drift.drifted_share)
         elif drift.drift_detected:
-            retrain_data = combine_for_retrain(context, reference, batch)
-            trained = safety_train(config_path, str(context.run_dir / "retrain"), str(retrain_data), sources)
+            trained = safety_train(
+                config_path,
+                str(context.run_dir / "retrain"),
+                str(files.data_path),
+                sources,
+                window_path=str(files.window_path),
+            )
         requested = drift.drift_detected and retrain == "event"
         summary = drift_summary(context.header(), figures, trained, requested=requested)
     except Exception as error:

@@ -21,7 +21,8 @@ def drift_retrain(
     data_sources: str,
     drift_run_dir: str,
 ) -> dict[str, str]:
-    """Run safety-train on reference plus batch, judged on the batch's window, unless the guard says no.
+    """Run safety-train on reference plus batch (judged like `guardflow drift` judges it: absolute lines on the
+    test split, no-regression lines on the test split and on the batch's window), unless the guard says no.
 
     The guard records every trigger; inside the dataset's cooldown, or while another retrain is in flight, the
     trigger is recorded as such and nothing is trained. `data_sources` are comma-separated sha256s to charge.
@@ -35,7 +36,9 @@ def drift_retrain(
 
     run_dir = str(Path(drift_run_dir) / "retrain")
     try:
-        summary = safety_train(config_path, run_dir, data_path, data_sources.split(","), window_path)
+        summary = safety_train(
+            config_path, run_dir, data_path, data_sources.split(","), window_path=window_path
+        )
     except Exception as error:
         record_trigger(settings, ticket, drift_run_dir, f"failed: {type(error).__name__}: {error}", run_dir)
         raise

@@ -6,7 +6,7 @@ from prefect import flow
 
 from guardflow.run.summary import RunSummary
 from tasks.compare_champion import compare_champion
-from tasks.evaluate_model import evaluate_model
+from tasks.evaluate_model import describe_rows, evaluate_model, evaluate_window
 from tasks.gate_model import gate_model
 from tasks.guard_pii import guard_data
 from tasks.load_data import load_data
@@ -27,12 +27,14 @@ def safety_train(
     data_path: str | None = None,
     data_sources: list[str] | None = None,
     test_path: str | None = None,
+    window_path: str | None = None,
 ) -> RunSummary:
     """Train a candidate on the configured data (or `data_path`); promote it only if it passes every stage.
 
     `data_sources` are the sha256 of the files the training data was built from, each charged in the privacy
-    ledger (default: the training file itself). `test_path`: judge candidate and champion on this file instead
-    of the configured test split (a drift retrain's new data window).
+    ledger (default: the training file itself). `test_path`: judge on this file instead of the configured test
+    split. `window_path`: a drift retrain's window (the batch's held-out rows); candidate and champion are also
+    compared there (no-regression lines), while the absolute lines stay on the test split.
     """
     context = start_run(FLOW_NAME, config_path, run_dir)
     try:
@@ -49,9 +51,16 @@ def safety_train(
         test = guard_data(context, test, "test")
         evaluation = evaluate_model(context, saved, test, contract, scan)
         comparison = compare_champion(context, test, evaluation)
-        decision = gate_model(context, evaluation, saved, comparison)
+        window = None
+        if window_path is not None:
+            window_table = guard_data(context, load_data(context, "window", window_path), "window")
+            window = evaluate_window(context, saved, window_table, evaluation)
+        test_rows = describe_rows("test set", test, evaluation.rows)
+        decision = gate_model(
+            context, evaluation, saved, comparison, window.comparison if window else None, test_rows
+        )
         summary = summarize_training(
-            context, train, contract, scan, quarantine, saved, evaluation, decision, budgets
+            context, train, contract, scan, quarantine, saved, evaluation, decision, budgets, window
         )
         summary = register_model(context, saved, train, evaluation, decision, summary)
     except Exception as error:

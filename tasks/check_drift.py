@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from guardflow.data.table import Table, typed_frame
 from guardflow.drift.detect_drift import DriftResult, Reference, describe_rule, detect_drift
+from guardflow.drift.judge_retrain import split_window
 from guardflow.io import registry
 from guardflow.io.datasets import read_split, read_table, write_table
 from guardflow.io.lineage import file_dataset
@@ -47,10 +48,8 @@ class ChampionScores:
     current: np.ndarray
 
 
-def champion_scores(
-    context: RunContext, reference: pd.DataFrame, batch: pd.DataFrame
-) -> ChampionScores | None:
-    """Score both typed frames with the champion (predict_proba of the registered pyfunc); None without one."""
+def score_with_champion(context: RunContext, *frames: pd.DataFrame) -> tuple[str, list[np.ndarray]] | None:
+    """The champion's version and its positive-class probabilities on each typed frame; None without one."""
     settings = context.settings
     registry.track_dataset(context.home, settings.dataset.id)
     champion = registry.champion_version(settings.registry.model_name)
@@ -62,7 +61,18 @@ def champion_scores(
     def score(frame: pd.DataFrame) -> np.ndarray:
         return np.asarray(pd.DataFrame(model.predict(frame[features])).to_numpy(), dtype="float64").ravel()
 
-    return ChampionScores(champion.version, score(reference), score(batch))
+    return champion.version, [score(frame) for frame in frames]
+
+
+def champion_scores(
+    context: RunContext, reference: pd.DataFrame, batch: pd.DataFrame
+) -> ChampionScores | None:
+    """Score both typed frames with the champion (predict_proba of the registered pyfunc); None without one."""
+    scored = score_with_champion(context, reference, batch)
+    if scored is None:
+        return None
+    version, (reference_scores, batch_scores) = scored
+    return ChampionScores(version, reference_scores, batch_scores)
 
 
 @task(name="detect-drift", cache_policy=NO_CACHE)
@@ -111,20 +121,6 @@ def check_drift(
     return result, scores
 
 
-@task(name="write-retrain-data", cache_policy=NO_CACHE)
-def combine_for_retrain(context: RunContext, reference: Reference, batch: Table) -> Path:
-    """Reference rows followed by the new batch's rows, in the dataset's own format, for safety-train."""
-    path = context.run_dir / "retrain_data.csv.gz"
-    with context.stage(
-        "write_retrain_data", inputs=[file_dataset(reference.table.path), file_dataset(batch.path)]
-    ) as stage:
-        combined = pd.concat([reference.table.rows, batch.rows], ignore_index=True)
-        write_table(combined, path, context.settings.dataset)
-        stage.datasets.append(file_dataset(path, row_count=len(combined)))
-    stage_log.info("retrain   %s rows (reference + batch) -> %s", f"{len(combined):,}", path.name)
-    return path
-
-
 @dataclass(frozen=True)
 class RetrainFiles:
     """What a drift retrain on a server trains on (reference + most of the batch) and is judged on (the rest)."""
@@ -136,7 +132,10 @@ class RetrainFiles:
 
 @task(name="write-retrain-window", cache_policy=NO_CACHE)
 def split_for_retrain(context: RunContext, reference: Reference, batch: Table) -> RetrainFiles:
-    """Reference rows plus a seeded share of the batch to train on; the other rows are the new data window."""
+    """Reference rows plus a seeded share of the batch to train on; the other rows are the new data window.
+
+    Both retrain paths (in-process and on a server) write their files here: the same batch and seed give the
+    same window, so both judge the candidate on the same rows."""
     settings = context.settings
     data_path = context.run_dir / "retrain_data.csv.gz"
     window_path = context.run_dir / "retrain_window.csv.gz"
@@ -144,12 +143,9 @@ def split_for_retrain(context: RunContext, reference: Reference, batch: Table) -
         "write_retrain_window", inputs=[file_dataset(reference.table.path), file_dataset(batch.path)]
     ) as stage:
         # The parsed rows only: `row_count` also counts malformed lines, which the batch's contract quarantined.
-        rows = len(batch.rows)
-        order = np.random.default_rng(settings.model.seed).permutation(rows)
-        cut = max(1, round(settings.drift.window_fraction * rows))
-        window = batch.rows.iloc[np.sort(order[:cut])]
-        kept = batch.rows.iloc[np.sort(order[cut:])]
-        combined = pd.concat([reference.table.rows, kept], ignore_index=True)
+        split = split_window(batch.rows, settings.drift.window_fraction, settings.model.seed)
+        window = split.window
+        combined = pd.concat([reference.table.rows, split.kept], ignore_index=True)
         write_table(combined, data_path, settings.dataset)
         write_table(window, window_path, settings.dataset)
         stage.datasets += [

@@ -1,5 +1,7 @@
 """Evaluate the candidate on held-out rows: utility, calibration, fairness, robustness, counterfactual flips and a
-membership audit, with the plots saved into the run folder."""
+membership audit, with the plots saved into the run folder; and, for a drift retrain, on the batch's window."""
+
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -9,14 +11,39 @@ from prefect.cache_policies import NO_CACHE
 from guardflow.contract.validate_contract import ContractResult
 from guardflow.data.encode_features import encode_features
 from guardflow.data.table import Table, label_vector, labelled_rows
+from guardflow.drift.judge_retrain import WindowJudgement, judge_window
 from guardflow.evaluation.evaluate_safety import Evaluation, check_behaviour, evaluate_safety, save_plots
 from guardflow.io.lineage import file_dataset
 from guardflow.poisoning.scan_poisoning import ScanResult
-from guardflow.privacy.audit_membership import audit_membership
+from guardflow.privacy.audit_membership import MembershipAudit, audit_membership
 from guardflow.privacy.network import predict_proba
 from guardflow.privacy.train_private import SavedModel
 from guardflow.run.run_context import RunContext
+from tasks.check_drift import score_with_champion
 from tasks.stage_log import stage_log
+
+
+def audit_training_rows(
+    context: RunContext,
+    saved: SavedModel,
+    accepted: pd.DataFrame,
+    predict: Callable[[pd.DataFrame], np.ndarray],
+) -> MembershipAudit:
+    """The loss attack on one pool: members are the accepted rows trained on, non-members the audit split of
+    the same rows, never trained on. Non-members from another population (a test set, a drift window) would
+    let the attack separate populations and "prove" a leak that is not there."""
+    dataset = context.settings.dataset
+    if saved.audit is None:
+        raise ValueError("the model carries no audit split: train it with tasks.train_model")
+    members, held_out = accepted.iloc[saved.audit.members], accepted.iloc[saved.audit.held_out]
+    return audit_membership(
+        predict(members),
+        label_vector(members, dataset).to_numpy(),
+        predict(held_out),
+        label_vector(held_out, dataset).to_numpy(),
+        delta=context.settings.privacy.delta,
+        seed=context.settings.model.seed,
+    )
 
 
 @task(name="evaluate-safety", cache_policy=NO_CACHE)
@@ -34,15 +61,7 @@ def evaluate_model(
         held_out = labelled_rows(test.rows, dataset)
         labels = label_vector(held_out, dataset).to_numpy()
         probabilities = predict(held_out)
-        members = contract.accepted[~scan.flagged]
-        membership = audit_membership(
-            predict(members),
-            label_vector(members, dataset).to_numpy(),
-            probabilities,
-            labels,
-            delta=context.settings.privacy.delta,
-            seed=seed,
-        )
+        membership = audit_training_rows(context, saved, contract.accepted[~scan.flagged], predict)
         evaluation = evaluate_safety(
             probabilities, labels, held_out[dataset.sensitive], membership, seed=seed
         )
@@ -60,3 +79,41 @@ def evaluate_model(
         f"{evaluation.rows:,}",
     )
     return evaluation
+
+
+def describe_rows(label: str, table: Table, rows: int) -> str:
+    """How a gate line names the rows it was judged on: `test set adult.test.gz (16,281 rows)`."""
+    return f"{label} {table.path.name} ({rows:,} rows)"
+
+
+@task(name="evaluate-window", cache_policy=NO_CACHE)
+def evaluate_window(
+    context: RunContext, saved: SavedModel, window: Table, evaluation: Evaluation
+) -> WindowJudgement:
+    """Candidate and champion on a drift retrain's window (the batch's held-out rows), for the gate's
+    `no_regression_window` lines; the absolute lines stay on the stable test set."""
+    settings = context.settings
+    dataset = settings.dataset
+    with context.stage("evaluate_window", inputs=[file_dataset(window.path, sha256=window.sha256)]):
+        held_out = labelled_rows(window.rows, dataset)
+        labels = label_vector(held_out, dataset).to_numpy()
+        candidate = predict_proba(saved.trained.model, encode_features(held_out, dataset)).double().numpy()
+        scored = score_with_champion(context, held_out)
+        judgement = judge_window(
+            candidate,
+            scored[1][0] if scored is not None else None,
+            labels,
+            champion_version=scored[0] if scored is not None else None,
+            metrics=list(settings.gate.max_regression),
+            judged_on=describe_rows("drift window", window, len(labels)),
+            membership=evaluation.membership,
+            seed=settings.model.seed,
+        )
+    champion = judgement.champion
+    stage_log.info(
+        "window    %s rows: candidate accuracy %.4f, champion %s",
+        f"{judgement.rows:,}",
+        judgement.candidate["accuracy"],
+        f"{champion['accuracy']:.4f}" if champion is not None else "none yet",
+    )
+    return judgement

@@ -13,10 +13,19 @@ from tasks.stage_log import stage_log
 
 @task(name="gate", cache_policy=NO_CACHE)
 def gate_model(
-    context: RunContext, evaluation: Evaluation, saved: SavedModel, comparison: ChampionComparison | None
+    context: RunContext,
+    evaluation: Evaluation,
+    saved: SavedModel,
+    comparison: ChampionComparison | None,
+    window: ChampionComparison | None = None,
+    test_rows: str | None = None,
 ) -> GateDecision:
+    """`window`: the champion on a drift retrain's window (no-regression lines there too); `test_rows`: the
+    rows the other lines were judged on, named on each line."""
     with context.stage("gate", inputs=[]) as stage:
-        decision = decide_gate(evaluation, context.settings.gate, saved.trained.privacy.epsilon, comparison)
+        decision = decide_gate(
+            evaluation, context.settings.gate, saved.trained.privacy.epsilon, comparison, window, test_rows
+        )
         stage.run_facets.update(gate_facet(decision))
     stage_log.info("gate      %s", "PASSED" if decision.passed else "REJECTED")
     for line in decision.lines:

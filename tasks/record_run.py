@@ -9,6 +9,7 @@ from prefect.runtime import flow_run
 
 from guardflow.contract.validate_contract import ContractResult
 from guardflow.data.table import Table
+from guardflow.drift.judge_retrain import WindowJudgement
 from guardflow.evaluation.decide_gate import GateDecision
 from guardflow.evaluation.evaluate_safety import Evaluation
 from guardflow.io import run_folder
@@ -18,7 +19,14 @@ from guardflow.poisoning.scan_poisoning import ScanResult
 from guardflow.privacy.privacy_budget import SourceBudget
 from guardflow.privacy.train_private import SavedModel
 from guardflow.run.run_context import RunContext, open_run
-from guardflow.run.summary import LineageFigures, RunSummary, failed_summary, scan_summary, training_summary
+from guardflow.run.summary import (
+    LineageFigures,
+    RunSummary,
+    WindowFigures,
+    failed_summary,
+    scan_summary,
+    training_summary,
+)
 from guardflow.settings import guardflow_home, load_settings
 from tasks.register_model import model_dataset
 from tasks.stage_log import stage_log
@@ -60,8 +68,9 @@ def summarize_training(
     evaluation: Evaluation,
     decision: GateDecision,
     budgets: list[SourceBudget],
+    window: WindowJudgement | None = None,
 ) -> RunSummary:
-    return training_summary(
+    summary = training_summary(
         context.header(),
         train,
         contract,
@@ -72,6 +81,16 @@ def summarize_training(
         decision,
         budgets,
     )
+    if window is None:
+        return summary
+    figures = WindowFigures(
+        judged_on=window.judged_on,
+        rows=window.rows,
+        candidate=window.candidate,
+        champion=window.champion,
+        champion_version=window.comparison.champion_version if window.comparison else None,
+    )
+    return summary.model_copy(update={"window": figures})
 
 
 @task(name="summarize-scan", cache_policy=NO_CACHE)

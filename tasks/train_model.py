@@ -13,7 +13,7 @@ from guardflow.io.lineage import file_dataset
 from guardflow.lineage.facets import column_lineage_facet, training_facet
 from guardflow.poisoning.scan_poisoning import ScanResult
 from guardflow.privacy.network import save_weights
-from guardflow.privacy.train_private import SavedModel, train_private
+from guardflow.privacy.train_private import SavedModel, split_for_audit, train_private
 from guardflow.run.run_context import RunContext
 from guardflow.settings import require_reviewed
 from tasks.stage_log import stage_log
@@ -29,10 +29,15 @@ def train_model(context: RunContext, train: Table, contract: ContractResult, sca
     with context.stage("train_private", inputs=[training_rows]) as stage:
         features = encode_features(rows, settings.dataset)
         labels = label_vector(rows, settings.dataset).to_numpy()
+        # The audit split is never trained on: the accountant sees only the members (their count, their rate).
+        audit = split_for_audit(features, labels, settings.privacy.audit_fraction, settings.model.seed)
         # From here on the data is being learnt from: the reservation can no longer be released.
         ledger.advance(str(context.run_dir), "training")
-        trained = train_private(features, labels, settings.privacy, settings.model)
+        trained = train_private(
+            features[audit.members], labels[audit.members], settings.privacy, settings.model
+        )
         ledger.advance(str(context.run_dir), "spent")
+        trained = replace(trained, privacy=replace(trained.privacy, audit_rows=len(audit.held_out)))
         model_dir = context.run_dir / "model"
         model_dir.mkdir(exist_ok=True)
         weights_path = model_dir / "weights.safetensors"
@@ -45,8 +50,10 @@ def train_model(context: RunContext, train: Table, contract: ContractResult, sca
         stage.run_facets.update(training_facet(trained.privacy))
     privacy = trained.privacy
     stage_log.info(
-        "train     %s rows, epsilon %.3f (delta %g, %s), noise %.2f, %d steps in %.1fs",
-        f"{len(rows):,}",
+        "train     %s rows (%s held out for the membership audit), epsilon %.3f (delta %g, %s), noise %.2f,"
+        " %d steps in %.1fs",
+        f"{len(audit.members):,}",
+        f"{len(audit.held_out):,}",
         privacy.epsilon,
         privacy.delta,
         privacy.accountant,
@@ -54,4 +61,6 @@ def train_model(context: RunContext, train: Table, contract: ContractResult, sca
         privacy.steps,
         trained.seconds,
     )
-    return SavedModel(trained=trained, weights_path=weights_path, weights_sha256=weights_sha256)
+    return SavedModel(
+        trained=trained, weights_path=weights_path, weights_sha256=weights_sha256, audit=audit
+    )

@@ -55,6 +55,8 @@ class PrivacyReport:
     training_rows: int
     calibration_rows: int
     calibration_epsilon: float
+    # Accepted rows held out of training for the membership audit (never trained on, so nothing is spent).
+    audit_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,14 @@ def _split_for_calibration(
     Parallel composition needs a row's side not to depend on the other rows: adding or removing one row must
     not move any other row between the two mechanisms (a shuffled split would move hundreds).
     """
-    key = seed.to_bytes(8, "little", signed=True)
+    return split_by_row_hash(features, labels, fraction, seed.to_bytes(8, "little", signed=True))
+
+
+def split_by_row_hash(
+    features: np.ndarray, labels: np.ndarray, fraction: float, key: bytes
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kept and held-out row positions: a row is held out when the keyed hash of its content falls below
+    `fraction`, so its side depends on that row and the key alone (never on the other rows)."""
     rows = np.ascontiguousarray(np.column_stack([features, labels]).astype("float32"))
     draws = (
         np.array(
@@ -167,6 +176,31 @@ def _split_for_calibration(
     )
     held_out = draws < fraction
     return np.flatnonzero(~held_out), np.flatnonzero(held_out)
+
+
+# The audit split's hash key is apart from the calibration split's, so the two splits are independent.
+AUDIT_KEY = b"guardflow-audit-split"
+
+
+@dataclass(frozen=True)
+class AuditSplit:
+    """Positions, among the accepted rows, of the rows trained on (members) and of the audit split (never
+    trained on): members and non-members of the membership audit, drawn from one pool."""
+
+    members: np.ndarray
+    held_out: np.ndarray
+
+
+def split_for_audit(features: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> AuditSplit:
+    """Hold out a seeded `fraction` of the rows for the membership audit, by a keyed hash of each row.
+
+    Training on the kept rows only is DP with respect to all of them (adding or removing one row changes the
+    kept rows by at most that row), so the accounting holds, on the kept rows' own sample rate.
+    """
+    kept, held_out = split_by_row_hash(
+        features, labels, fraction, AUDIT_KEY + seed.to_bytes(8, "little", signed=True)
+    )
+    return AuditSplit(members=kept, held_out=held_out)
 
 
 def _fold_platt_scaling(model: nn.Sequential, slope: float, offset: float) -> None:
@@ -257,3 +291,5 @@ class SavedModel:
     trained: TrainedModel
     weights_path: Path
     weights_sha256: str
+    # Which accepted rows were trained on and which were held out for the membership audit.
+    audit: AuditSplit | None = None

@@ -64,6 +64,7 @@ class PrivacyFigures(Record):
     training_rows: int
     calibration_rows: int
     calibration_epsilon: float
+    audit_rows: int = 0  # accepted rows held out of training as the membership audit's non-members
     budget_spent: float
     lifetime_epsilon: float
     data_sources: list[str]
@@ -93,6 +94,16 @@ class GateFigures(Record):
     reasons: list[str]
     lines: list[str]
     compared_to: str | None = None  # the champion version held against, or None when there was none
+
+
+class WindowFigures(Record):
+    """A drift retrain's window (the batch's held-out rows): candidate and champion scored on the same rows."""
+
+    judged_on: str
+    rows: int
+    candidate: dict[str, float]
+    champion: dict[str, float] | None = None  # None when there was no champion yet
+    champion_version: str | None = None
 
 
 class ModelFigures(Record):
@@ -174,6 +185,7 @@ class RunSummary(Record):
     drift: DriftFigures | None = None
     lineage: LineageFigures | None = None
     columns: ColumnFigures | None = None
+    window: WindowFigures | None = None  # a drift retrain: candidate and champion on the batch's window
 
 
 def format_summary(summary: RunSummary) -> str:
