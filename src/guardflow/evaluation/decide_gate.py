@@ -140,7 +140,7 @@ def decide_gate(
     ]
     if gate.max_epsilon is not None:
         lines.append(
-            GateLine("epsilon", claimed_epsilon, "<=", gate.max_epsilon, judged_on="privacy accountant")
+            GateLine("epsilon", claimed_epsilon, "<=", gate.max_epsilon, judged_on="the privacy accountant")
         )
     lines += _regression_lines(gate, comparison)
     if window is not None:

@@ -22,6 +22,7 @@ from guardflow.evaluation.evaluate_safety import (
 from guardflow.io.datasets import read_split
 from guardflow.privacy.audit_membership import MembershipAudit, audit_membership
 from guardflow.privacy.network import build_mlp, predict_proba
+from guardflow.privacy.train_private import split_for_audit
 from tests.unit.evaluation.cases import NO_LEAK, by_relationship, full_evaluation
 
 
@@ -159,16 +160,14 @@ def one_torch_thread() -> Iterator[None]:
 
 
 def test_audit_detects_an_overfit_non_private_model_on_adult(adult_settings, one_torch_thread) -> None:
-    # given an unregularised MLP overfit on 500 rows of adult.data (full-batch Adam, 1,000 steps)
+    # given an unregularised MLP overfit on about 500 rows of adult.data (full-batch Adam, 1,000 steps), the
+    # other rows of the same 1,000 held out as the audit split (one pool, as the pipeline audits)
     dataset = adult_settings.dataset
-    members = typed_frame(read_split(dataset, "train").rows.head(500), dataset)
-    nonmembers = typed_frame(read_split(dataset, "test").rows.head(500), dataset)
-    member_features, member_labels = (
-        encode_features(members, dataset),
-        label_vector(members, dataset).to_numpy(),
-    )
-    nonmember_features = encode_features(nonmembers, dataset)
-    nonmember_labels = label_vector(nonmembers, dataset).to_numpy()
+    pool = typed_frame(read_split(dataset, "train").rows.head(1000), dataset)
+    pool_features, pool_labels = encode_features(pool, dataset), label_vector(pool, dataset).to_numpy()
+    split = split_for_audit(pool_features, pool_labels, 0.5, seed=0)
+    member_features, member_labels = pool_features[split.members], pool_labels[split.members]
+    nonmember_features, nonmember_labels = pool_features[split.held_out], pool_labels[split.held_out]
     torch.manual_seed(0)
     model = build_mlp(member_features.shape[1], [256, 256])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -180,7 +179,7 @@ def test_audit_detects_an_overfit_non_private_model_on_adult(adult_settings, one
         optimizer.step()
     model.eval()
     assert loss.item() < 0.05, f"the model must have memorised its rows (training loss {loss.item():.3f})"
-    # when its training rows are audited against 500 rows of adult.test
+    # when its training rows are audited against the audit split
     audit = audit_membership(
         predict_proba(model, member_features).double().numpy(),
         member_labels,
