@@ -87,6 +87,8 @@ class MetricFigures(Record):
     mia_tpr_at_01pct_fpr: float
     mia_epsilon_lower_bound: float
     fairness: dict[str, GroupFigures]
+    # The one-run audit's bound (Steinke, Nasr and Jagielski 2023) on the same rows, beside the threshold attack's.
+    mia_one_run_epsilon_lower_bound: float | None = None
 
 
 class GateFigures(Record):
@@ -360,6 +362,7 @@ def _training_sections(
             mia_tpr_at_1pct_fpr=evaluation.membership.tpr_at_1pct_fpr,
             mia_tpr_at_01pct_fpr=evaluation.membership.tpr_at_01pct_fpr,
             mia_epsilon_lower_bound=evaluation.membership.epsilon_lower_bound,
+            mia_one_run_epsilon_lower_bound=evaluation.membership.one_run_epsilon_lower_bound,
             fairness={
                 group.attribute: GroupFigures(
                     demographic_parity_difference=group.demographic_parity_difference,
