@@ -241,6 +241,13 @@ def format_summary(summary: RunSummary) -> str:
         )
         lines.append(f"  gate       {verdict} (compared with {against})")
         lines += [f"             {line}" for line in summary.gate.lines]
+    if summary.window:
+        window = summary.window
+        champion = f"{window.champion['accuracy']:.4f}" if window.champion else "none yet"
+        lines.append(
+            f"  window     {window.judged_on}: accuracy candidate {window.candidate['accuracy']:.4f}, "
+            f"champion {champion}"
+        )
     if summary.model:
         aliases = ", ".join(summary.model.aliases) or "no alias"
         lines.append(f"  model      {summary.model.name} version {summary.model.version} ({aliases})")
