@@ -8,6 +8,7 @@ from guardflow.drift.judge_retrain import judge_window, split_window
 from guardflow.evaluation.decide_gate import WINDOW_REGRESSION, decide_gate
 from guardflow.evaluation.evaluate_safety import evaluate_safety
 from guardflow.privacy.audit_membership import MembershipAudit
+from guardflow.run.summary import RunSummary, WindowFigures, format_summary
 
 _NO_LEAK = MembershipAudit(
     auc=0.5, tpr_at_1pct_fpr=0.01, tpr_at_01pct_fpr=0.001, epsilon_lower_bound=0.0, rows_per_side=3000
@@ -82,4 +83,24 @@ def test_no_window_adds_no_window_lines(adult_settings) -> None:
     assert not any(line.name.startswith(WINDOW_REGRESSION) for line in decision.lines), "no window, no lines"
     assert decision.lines[0].describe().endswith(f"(must be >= {adult_settings.gate.min_accuracy:g})"), (
         "without test_rows a line is described as before"
+    )
+
+
+def test_the_printed_summary_names_the_window_and_both_accuracies() -> None:
+    # given a drift retrain's summary with its window section
+    window = WindowFigures(
+        judged_on="drift window w.csv (1,200 rows)",
+        rows=1200,
+        candidate={"accuracy": 0.8575, "roc_auc": 0.9, "ece": 0.05},
+        champion={"accuracy": 0.85, "roc_auc": 0.9, "ece": 0.05},
+        champion_version="1",
+    )
+    summary = RunSummary(
+        flow="safety-train", status="promoted", config="c.yaml", config_sha256="0" * 64, run_dir="r", seconds=1.0,
+        window=window,
+    )  # fmt: skip
+    # when printed / then one line says where and how both models scored
+    text = format_summary(summary)
+    assert "window     drift window w.csv (1,200 rows): accuracy candidate 0.8575, champion 0.8500" in text, (
+        text
     )
