@@ -61,6 +61,4 @@ def train_model(context: RunContext, train: Table, contract: ContractResult, sca
         privacy.steps,
         trained.seconds,
     )
-    return SavedModel(
-        trained=trained, weights_path=weights_path, weights_sha256=weights_sha256, audit=audit
-    )
+    return SavedModel(trained=trained, weights_path=weights_path, weights_sha256=weights_sha256, audit=audit)

@@ -266,7 +266,12 @@ def test_drift_retrains_once_iid_does_not_and_cooldown_is_recorded(
 ) -> None:
     logs = [server.folder / "worker.log"]
     state = server_state.state_path(server.home)
-    # given a drifted batch and an i.i.d. batch in the inbox
+    # given a champion trained through the safety-train deployment
+    _run_deployment(server, f"safety-train/{DATASET}")
+    _wait_for_runs(server, "safety-train", 1, logs)
+    server.mark("champion_trained")
+    assert _model_versions(server.home) == ["1"], "the champion is version 1"
+    # and a drifted batch and an i.i.d. batch in the inbox
     server.inbox.mkdir(parents=True, exist_ok=True)
     write_table(batches["drifted"], server.inbox / "a-over50.csv", adult_settings.dataset)
     write_table(batches["iid"], server.inbox / "b-iid.csv", adult_settings.dataset)
@@ -297,21 +302,34 @@ def test_drift_retrains_once_iid_does_not_and_cooldown_is_recorded(
     # then the first event's retrain completed and registered a new model version
     retrains = _wait_for_runs(server, "drift-retrain", 2, logs)
     server.mark("both_retrain_runs_done")
-    trains = _wait_for_runs(server, "safety-train", 1, logs)
+    trains = _wait_for_runs(server, "safety-train", 2, logs)
     _record_run_times(server)
-    assert len(retrains) == 2 and len(trains) == 1, (
-        "two drift events (a and c), one retrain trained; b starts none"
+    assert len(retrains) == 2 and len(trains) == 2, (
+        "two drift events (a and c), one retrain trained (beside the champion's run); b starts none"
     )
     versions = _model_versions(server.home)
-    assert versions == ["1"], f"the retrain must register version 1 of {MODEL_NAME}, and only it: {versions}"
+    assert versions == ["1", "2"], (
+        f"the retrain must register version 2 of {MODEL_NAME}, and only it: {versions}"
+    )
     # and the second drifted batch's trigger is recorded but not acted on
     triggers = server_state.retrain_records(state, DATASET)
     decisions = [row["decision"] for row in triggers]
     assert decisions[0] == "started" and decisions[1] in ("cooldown", "in_flight"), f"triggers: {triggers}"
-    assert triggers[0]["outcome"] in ("promoted", "rejected", "awaiting_approval"), f"triggers: {triggers}"
     run_dirs = {
         Path(str(row["path"])).name: row["run_dir"] for row in server_state.batch_records(state, DATASET)
     }
+    # and the sound retrain on the subpopulation shift is promoted: the audit (one pool) passes, the absolute
+    # lines are judged on the test split and the no-regression lines also on the batch's window
+    retrain = json.loads((Path(str(run_dirs["a-over50.csv"])) / "retrain" / "summary.json").read_text())
+    lines = {line.split()[1]: line for line in retrain["gate"]["lines"]}
+    assert triggers[0]["outcome"] == "promoted", f"the retrain must be promoted: {retrain['gate']['reasons']}"
+    for name in ("mia_auc", "mia_epsilon_lower_bound"):
+        assert lines[name].startswith("PASS") and "audit-split rows" in lines[name], (
+            f"audit line: {lines[name]}"
+        )
+    assert "on test set adult.test.gz" in lines["accuracy"], f"absolute lines on the test split: {lines}"
+    assert lines["no_regression_window[accuracy]"].startswith("PASS"), f"window line: {lines}"
+    assert retrain["window"]["champion_version"] == "1", f"judged against the champion: {retrain['window']}"
     recorded = json.loads((Path(str(run_dirs["c-over50.csv"])) / "retrain_trigger.json").read_text())
     assert recorded["decision"] == decisions[1] and not recorded["retrain_run_dir"], (
         f"c's trigger: {recorded}"

@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 
 from flows.drift_check import drift_check
+from flows.drift_retrain import drift_retrain
+from flows.safety_train import safety_train
 from guardflow.data.table import typed_frame
-from guardflow.io.datasets import read_split, write_table
+from guardflow.io.datasets import read_split, read_table, write_table
 from guardflow.settings import guardflow_home
 from tests.conftest import write_adult_config
+from tests.flows.conftest import LENIENT_GATE
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +47,86 @@ def test_shifted_batch_triggers_a_guarded_retrain(tmp_path: Path, adult_settings
     config = write_adult_config(tmp_path, registry={"model_name": "adult-drift-shift"})
     # when drift-check runs
     summary = drift_check(str(config), str(batch), str(tmp_path / "run"))
-    # then drift is detected on age and safety-train ran on reference plus batch, through the gate
+    # then drift is detected on age and safety-train ran on reference plus the batch minus its window
     assert summary.drift is not None and summary.drift.drift_detected, "an over-50 batch must drift"
     assert "age" in summary.drift.drifted_columns, f"age must be among drifted columns: {summary.drift}"
     assert summary.status in ("drift_retrained", "drift_rejected"), (
         f"a retrain must have run: {summary.status}"
     )
     retrain = json.loads((tmp_path / "run" / "retrain" / "summary.json").read_text())
-    assert retrain["data"]["rows_in"] == 32_561 + len(typed[typed["age"] > 50]), "reference plus batch rows"
+    batch_rows = len(typed[typed["age"] > 50])
+    window_rows = round(0.3 * batch_rows)
+    assert retrain["data"]["rows_in"] == 32_561 + batch_rows - window_rows, (
+        "reference plus batch minus window"
+    )
     assert retrain["gate"] is not None, "the retrained candidate goes through the gate"
+    assert retrain["window"]["rows"] == window_rows, "the window is the held-out 30% of the batch"
+    assert retrain["window"]["champion"] is None, "no champion yet: nothing to compare on the window"
+
+
+@pytest.fixture(scope="module")
+def agreeing_champion(tmp_path_factory: pytest.TempPathFactory, adult_slice: Path) -> str:
+    """A champion trained on the 6,000-row slice; the name of its registered model."""
+    name = "adult-drift-agree"
+    folder = tmp_path_factory.mktemp("champion")
+    config = write_adult_config(folder, registry={"model_name": name}, gate=LENIENT_GATE)
+    summary = safety_train(str(config), str(folder / "run"), str(adult_slice))
+    assert summary.status == "promoted", f"the champion must be promoted first: {summary.gate}"
+    return name
+
+
+def test_in_process_and_server_retrains_judge_alike(
+    tmp_path: Path, adult_settings, test_rows, agreeing_champion
+):
+    # given a champion, a config that keeps passing candidates as challengers (so both retrains face the same
+    # champion), and a batch of 2,000 people over 50
+    config = write_adult_config(
+        tmp_path, registry={"model_name": agreeing_champion, "approval": "required"}, gate=LENIENT_GATE
+    )
+    typed = typed_frame(test_rows, adult_settings.dataset)
+    batch = tmp_path / "over50.csv"
+    write_table(test_rows[typed["age"] > 50].head(2_000), batch, adult_settings.dataset)
+    # when `guardflow drift` retrains in-process
+    in_process = drift_check(str(config), str(batch), str(tmp_path / "in-process"))
+    # and the server path runs: drift-check emits the event, drift-retrain trains on the files it names
+    requested = drift_check(str(config), str(batch), str(tmp_path / "server"), retrain="event")
+    assert requested.status == "drift_detected", f"the server path requests a retrain: {requested.status}"
+    first = json.loads((tmp_path / "in-process" / "retrain" / "summary.json").read_text())
+    outcome = drift_retrain(
+        str(config),
+        requested.drift.batch_sha256,  # type: ignore[union-attr]
+        str(tmp_path / "server" / "retrain_data.csv.gz"),
+        str(tmp_path / "server" / "retrain_window.csv.gz"),
+        ",".join(first["privacy"]["data_sources"]),
+        str(tmp_path / "server"),
+    )
+    second = json.loads((tmp_path / "server" / "retrain" / "summary.json").read_text())
+    # then both held out the same window and trained on the same rows
+    windows = [
+        read_table(tmp_path / path / "retrain_window.csv.gz", adult_settings.dataset)
+        for path in ("in-process", "server")
+    ]
+    assert windows[0].sha256 == windows[1].sha256, (
+        "the same batch and seed give the same window on both paths"
+    )
+    assert first["data"]["rows_in"] == second["data"]["rows_in"], "both train on reference plus the same rows"
+    # and reach the same decision by the same lines, each saying which rows it was judged on
+    assert in_process.status in ("drift_retrained", "drift_rejected"), f"a retrain ran: {in_process.status}"
+    assert first["gate"]["lines"] == second["gate"]["lines"], (
+        f"one rule on both paths:\n{first['gate']['lines']}\n{second['gate']['lines']}"
+    )
+    assert first["status"] == second["status"] == outcome["outcome"], (
+        f"the same decision: {first['status']}, {second['status']}, trigger {outcome}"
+    )
+    assert first["window"] == second["window"], "candidate and champion score alike on the window"
+    lines = {line.split()[1]: line for line in first["gate"]["lines"]}
+    assert " on drift window retrain_window.csv.gz" in lines["no_regression_window[accuracy]"], (
+        f"window lines are judged on the window: {lines}"
+    )
+    assert " on test set adult.test.gz" in lines["accuracy"], f"absolute lines stay on the test set: {lines}"
+    assert " on test set adult.test.gz" in lines["no_regression[accuracy]"], "and no-regression there too"
+    assert "audit-split rows" in lines["mia_epsilon_lower_bound"], "the audit is judged on the audit split"
+    assert first["window"]["champion_version"] is not None, "the window comparison names the champion"
 
 
 def test_poisoned_batch_is_screened_and_its_retrain_waits(tmp_path: Path, adult_settings, test_rows) -> None:
@@ -80,9 +154,13 @@ def test_poisoned_batch_is_screened_and_its_retrain_waits(tmp_path: Path, adult_
     # write_table numbers rows from 0 in the order of `poisoned`: the planted rows' positions are their source rows
     planted_rows = set(np.flatnonzero(poisoned.index.isin(planted)))
     found = planted_rows & set(suspects["source_row"])
-    assert len(found) >= 0.9 * len(planted_rows), f"suspects hold {len(found)} of {len(planted_rows)} planted rows"
+    assert len(found) >= 0.9 * len(planted_rows), (
+        f"suspects hold {len(found)} of {len(planted_rows)} planted rows"
+    )
     assert drift.approval_reasons and "suspects" in drift.approval_reasons[0], f"why it waits: {drift}"
     retrain = json.loads((tmp_path / "run" / "retrain" / "summary.json").read_text())
-    assert retrain["status"] in ("awaiting_approval", "rejected"), f"never promoted by itself: {retrain['status']}"
+    assert retrain["status"] in ("awaiting_approval", "rejected"), (
+        f"never promoted by itself: {retrain['status']}"
+    )
     registry.configure_tracking(guardflow_home(), experiment="guardflow-adult")
     assert registry.champion_version("adult-drift-poisoned") is None, "the champion alias did not move"

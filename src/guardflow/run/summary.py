@@ -92,6 +92,8 @@ class MetricFigures(Record):
     mia_tpr_at_01pct_fpr: float
     mia_epsilon_lower_bound: float
     fairness: dict[str, GroupFigures]
+    # The one-run audit's bound (Steinke, Nasr and Jagielski 2023) on the same rows, beside the threshold attack's.
+    mia_one_run_epsilon_lower_bound: float | None = None
 
 
 class GateFigures(Record):
@@ -254,6 +256,13 @@ def format_summary(summary: RunSummary) -> str:
         )
         lines.append(f"  gate       {verdict} (compared with {against})")
         lines += [f"             {line}" for line in summary.gate.lines]
+    if summary.window:
+        window = summary.window
+        champion = f"{window.champion['accuracy']:.4f}" if window.champion else "none yet"
+        lines.append(
+            f"  window     {window.judged_on}: accuracy candidate {window.candidate['accuracy']:.4f}, "
+            f"champion {champion}"
+        )
     if summary.model:
         aliases = ", ".join(summary.model.aliases) or "no alias"
         lines.append(f"  model      {summary.model.name} version {summary.model.version} ({aliases})")
@@ -382,6 +391,7 @@ def _training_sections(
             mia_tpr_at_1pct_fpr=evaluation.membership.tpr_at_1pct_fpr,
             mia_tpr_at_01pct_fpr=evaluation.membership.tpr_at_01pct_fpr,
             mia_epsilon_lower_bound=evaluation.membership.epsilon_lower_bound,
+            mia_one_run_epsilon_lower_bound=evaluation.membership.one_run_epsilon_lower_bound,
             fairness={
                 group.attribute: GroupFigures(
                     demographic_parity_difference=group.demographic_parity_difference,
