@@ -8,7 +8,8 @@ its own seed, then one of:
   or a targeted flip (a random sensitive group's positive labels turned negative), the poisoned rows being 1% or
   3% of the batch;
 - genuine: the drift benchmark's shifts (bench/drift.py): age >= 50, women, degree holders each +5 points of
-  share, every row one more hour a week, a label prior +5 points (here with its labels).
+  share, every row one more hour a week, a label prior +5 points (here with its labels); and whole
+  subpopulations (every person aged 50 or over, every woman, of adult.test): the extreme genuine shift.
 Every batch goes through what `guardflow drift` does before a retrain: the drift check (family-wise rule), then, if
 it drifted, the batch screen against the reference (suspects quarantined, the approval policy `on_suspicious`).
 A retrain happens unless the batch did not drift or waits for approval. For those retrains (and, with
@@ -63,6 +64,8 @@ HARM = 0.05
 DEGREES = ("Bachelors", "Masters", "Prof-school", "Doctorate")
 POISONED = ("backdoor_1pct", "backdoor_3pct", "flip_1pct", "flip_3pct")
 GENUINE = ("age-50-plus", "women", "degree", "hours-plus-one", "label-prior")
+# Whole subpopulations (every row of adult.test in the group, at most BATCH_ROWS): the extreme genuine shift.
+SUBPOPULATIONS = ("only-age-50-plus", "only-women")
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,10 @@ def draw(kind: str, test: pd.DataFrame, settings: Settings, seed: int) -> tuple[
     rng = np.random.default_rng(seed)
     if kind in GENUINE:
         return Drawn(_genuine(kind, test, settings, rng), pd.Index([]), None), kind
+    if kind in SUBPOPULATIONS:
+        group = test[test["age"] >= 50] if kind == "only-age-50-plus" else test[test["sex"] == "Female"]
+        picked = rng.choice(len(group), min(BATCH_ROWS, len(group)), replace=False)
+        return Drawn(group.iloc[np.sort(picked)], pd.Index([]), None), kind
     base = GENUINE[int(rng.integers(len(GENUINE) - 1))]  # any feature shift; not the label prior
     batch = _genuine(base, test, settings, rng)
     rate = 0.01 if kind.endswith("1pct") else 0.03
@@ -259,7 +266,7 @@ def summarise(kind: str, records: list[dict[str, Any]]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--kinds", nargs="*", default=[*POISONED, *GENUINE])
+    parser.add_argument("--kinds", nargs="*", default=[*POISONED, *GENUINE, *SUBPOPULATIONS])
     parser.add_argument(
         "--train-all", action="store_true", help="train a candidate on every drifted poisoned batch"
     )

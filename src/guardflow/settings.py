@@ -264,8 +264,9 @@ class DriftSettings(StrictModel):
     # (every drift retrain waits as challenger for `guardflow approve`), `on_suspicious` (it waits when the batch
     # screen found suspects, a slice whose label rate moved, or one of the two signs below).
     retrain_approval: Literal["auto", "required", "on_suspicious"] = "on_suspicious"
-    # A batch whose share of the positive label differs from the reference's by more than this waits. Genuine
-    # prior shifts of a few points pass (the drift benchmark's +5 points); a batch relabelled wholesale does not.
+    # A batch whose share of the positive label differs by more than this from what its features predict (a model
+    # trained on the champion's data) waits: a subpopulation shift is explained by its features, a batch
+    # relabelled wholesale is not.
     max_label_prior_shift: Annotated[float, Field(gt=0, le=1)] = 0.10
     # A label drift carried only by values that hold under this share of the batch is a narrow-slice drift.
     narrow_slice_share: Annotated[float, Field(gt=0, le=1)] = 0.05

@@ -32,6 +32,8 @@ TRUSTED_REFERENCE = "trusted_reference"
 _MAX_EXACT_VALUES = 200
 # Weight, in rows, of the reference model's expectation against the slice's own reference rate.
 _PRIOR_ROWS = 20.0
+# A prior weight that makes a slice's expectation the reference model's prediction for its new rows alone.
+MODEL_EXPECTATION = 1e6
 # Flag this many times a slice's excess rows: the excess is an estimate, and the planted rows are not all the least
 # likely ones under the reference model.
 _EXCESS_MARGIN = 1.5
@@ -100,6 +102,9 @@ class ReferenceComparison:
     reference_rows: int
     tests: int
     seconds: float
+    # The reference model's mean probability of the positive label over the new rows: the label rate the
+    # reference predicts for them from their features.
+    model_rate: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -233,16 +238,18 @@ def _p_values(k: np.ndarray, n: np.ndarray, alpha: np.ndarray, beta: np.ndarray)
     return np.clip(np.nan_to_num(p, nan=1.0), 1e-300, 1.0)
 
 
-def _judge(tests: Figures, settings: PoisoningSettings, scale: np.ndarray | None = None) -> Figures:
+def _judge(
+    tests: Figures, settings: PoisoningSettings, scale: np.ndarray | None = None, prior_rows: float = _PRIOR_ROWS
+) -> Figures:
     """Each test's expected rate (the slice's reference rate with `_PRIOR_ROWS` pseudo-rows at the reference
     model's mean on its new rows), excess rows, odds ratio, one-sided p-value and verdict. The p-value is the chance
     of at least `k` of `n` new rows holding the label if drawn like the reference's (beta-binomial: a slice with few
     reference rows is uncertain). Benjamini-Hochberg over all the tests, unless `scale` (adjusted over raw p-value,
     kept from the first pass) is given for a recount."""
     n, k, n_ref, k_ref = tests["n"], tests["k"], tests["n_ref"], tests["k_ref"]
-    prior = _PRIOR_ROWS * tests["model_k"] / np.maximum(n, 1.0)
-    expected = (k_ref + prior) / (n_ref + _PRIOR_ROWS)
-    raw = _p_values(k, n, k_ref + prior + 0.5, n_ref - k_ref + _PRIOR_ROWS - prior + 0.5)
+    prior = prior_rows * tests["model_k"] / np.maximum(n, 1.0)
+    expected = (k_ref + prior) / (n_ref + prior_rows)
+    raw = _p_values(k, n, k_ref + prior + 0.5, n_ref - k_ref + prior_rows - prior + 0.5)
     if scale is None:
         scale = false_discovery_control(raw, method="bh") / raw
     excess = k - n * expected
@@ -283,10 +290,20 @@ def _recount(
 
 
 def compare_reference(
-    frame: pd.DataFrame, reference: pd.DataFrame, dataset: DatasetSettings, settings: PoisoningSettings
+    frame: pd.DataFrame,
+    reference: pd.DataFrame,
+    dataset: DatasetSettings,
+    settings: PoisoningSettings,
+    prior_rows: float = _PRIOR_ROWS,
 ) -> ReferenceComparison:
     """Flag the new rows (`frame`, typed) that carry a label shifted against the trusted `reference` rows (typed,
-    labelled) inside a slice of one or two values; see the module docstring."""
+    labelled) inside a slice of one or two values; see the module docstring.
+
+    `prior_rows`: the weight, in rows, of the reference model's expectation against a slice's own reference rate.
+    Where the new rows come from another population than the reference (a drifted batch), a slice's reference
+    rate averages over other people than the slice's new rows; a large weight (`MODEL_EXPECTATION`) makes the
+    expectation the reference model's prediction for the new rows themselves (P(label | features) is what a
+    genuine covariate or subpopulation shift leaves in place)."""
     started = time.perf_counter()
     features = list(dataset.features)
     columns = _columns(pd.concat([reference[features], frame[features]], ignore_index=True), dataset)
@@ -296,7 +313,9 @@ def compare_reference(
     own_label = np.where(labels == 1, positive, 1.0 - positive)
     reference_labels = label_vector(reference, dataset).to_numpy()
     frame_tests = _tests(columns, split, reference_labels, labels, positive, settings)
-    tests = _judge({name: frame_tests[name].to_numpy() for name in frame_tests.columns}, settings)
+    tests = _judge(
+        {name: frame_tests[name].to_numpy() for name in frame_tests.columns}, settings, prior_rows=prior_rows
+    )
     candidates = np.flatnonzero(tests["shifted"])
     keys = {
         chosen: _slice_keys(columns, chosen)[split:] for chosen in {tests["columns"][i] for i in candidates}
@@ -318,7 +337,10 @@ def compare_reference(
         if not held.any():
             continue
         one = _judge(
-            _recount(tests, index, held, labels, positive), settings, scale=tests["scale"][index : index + 1]
+            _recount(tests, index, held, labels, positive),
+            settings,
+            scale=tests["scale"][index : index + 1],
+            prior_rows=prior_rows,
         )
         figure = {name: values[0] for name, values in one.items()}
         if not figure["shifted"]:
@@ -362,6 +384,7 @@ def compare_reference(
         reference_rows=split,
         tests=len(tests),
         seconds=time.perf_counter() - started,
+        model_rate=float(positive.mean()) if len(positive) else float("nan"),
     )
 
 
