@@ -3,7 +3,8 @@
 The module starts `prefect server start` on loopback (its own PREFECT_HOME, SQLite) and `guardflow worker`,
 registers the deployments with `guardflow deploy`, then drops batches into the inbox and runs the drift-check
 deployment: a drifted batch starts a retrain through the event trigger (a new model version is registered), an
-i.i.d. batch does not, and a second drifted batch inside the cooldown is recorded but not acted on. Everything
+i.i.d. batch does not, and a second drifted batch, poisoned, is screened (its planted rows quarantined) and, inside
+the cooldown, recorded but not acted on. Everything
 started here is stopped at the end (process groups). Phase timings go to tests/output/e2e/prefect_server.json.
 """
 
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 import requests
 
@@ -147,15 +150,39 @@ def _model_versions(home: Path) -> list[str]:
     return sorted(str(version.version) for version in client.search_model_versions(f"name='{MODEL_NAME}'"))
 
 
+def _champion(home: Path) -> str | None:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    aliases = client.get_registered_model(MODEL_NAME).aliases
+    return str(aliases["champion"]) if "champion" in aliases else None
+
+
 @pytest.fixture(scope="module")
 def batches(adult_settings) -> dict[str, Any]:
-    """Batches cut from adult.test: people over 50 (two disjoint halves, both drift) and an i.i.d. sample."""
-    rows = read_split(adult_settings.dataset, "test").rows
-    over50 = rows[typed_frame(rows, adult_settings.dataset)["age"] > 50]
+    """Batches cut from adult.test: people over 50 (two disjoint halves, both drift) and an i.i.d. sample. The
+    second half is poisoned: 5% of its rows get a trigger (Sales, 37 hours a week) and the label >50K."""
+    from bench.plant_attacks import plant_random_backdoor
+
+    dataset = adult_settings.dataset
+    rows = read_split(dataset, "test").rows
+    over50 = rows[typed_frame(rows, dataset)["age"] > 50]
+    poisoned, planted = plant_random_backdoor(
+        typed_frame(over50.iloc[1_500:3_000], dataset),
+        dataset,
+        {"occupation": "Sales", "hours-per-week": 37.0},
+        dataset.label.positive,
+        0.05,
+        "relabel",
+        np.random.default_rng(0),
+    )
     return {
         "drifted": over50.iloc[:1_500],
         "iid": rows.iloc[:3_000],
-        "drifted_again": over50.iloc[1_500:3_000],
+        "poisoned": poisoned,
+        # write_table numbers a file's rows from 0: the planted rows' positions are their source rows
+        "poisoned_rows": set(np.flatnonzero(poisoned.index.isin(planted)).tolist()),
     }
 
 
@@ -293,7 +320,7 @@ def test_drift_retrains_once_iid_does_not_and_cooldown_is_recorded(
     _wait_for_started_retrain(server, state)
     server.mark("retrain_started")
     # and a second drifted batch arrives, with the first drifted batch again under a new name
-    write_table(batches["drifted_again"], server.inbox / "c-over50.csv", adult_settings.dataset)
+    write_table(batches["poisoned"], server.inbox / "c-over50.csv", adult_settings.dataset)
     shutil.copy(server.inbox / "processed" / "a-over50.csv", server.inbox / "d-over50-again.csv")
     # when drift-check runs again
     _run_deployment(server, f"drift-check-inbox/{DATASET}")
@@ -335,6 +362,15 @@ def test_drift_retrains_once_iid_does_not_and_cooldown_is_recorded(
         f"c's trigger: {recorded}"
     )
     assert not (Path(str(run_dirs["c-over50.csv"])) / "retrain").exists(), "nothing trained for batch c"
+    # and the poisoned batch c was screened against the champion's data: its planted rows are quarantined as
+    # suspects, its retrain would wait for approval, and the champion stays the sound retrain (version 2)
+    checked = json.loads((Path(str(run_dirs["c-over50.csv"])) / "summary.json").read_text())
+    quarantine = pd.read_parquet(Path(str(run_dirs["c-over50.csv"])) / "quarantine.parquet")
+    suspects = set(quarantine.loc[quarantine["stage"] == "batch_screen", "source_row"])
+    planted = batches["poisoned_rows"]
+    assert len(suspects & planted) >= 0.9 * len(planted), f"{len(suspects & planted)} of {len(planted)} found"
+    assert checked["drift"]["approval_reasons"], f"a poisoned batch's retrain waits: {checked['drift']}"
+    assert _champion(server.home) == "2", "the champion did not move to a model trained on a poisoned batch"
     # and the copy of an already processed batch is filed without a second drift-check
     drift_checks = _flow_runs(server, "drift-check")
     assert len(drift_checks) == 3, (
