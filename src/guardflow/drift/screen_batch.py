@@ -120,7 +120,15 @@ def screen_batch(
     without rows (every row quarantined by the contract) cannot be screened: the caller never retrains on it."""
     # A drifted batch is another population than the reference: each slice is judged against what the reference
     # model predicts for the batch's own rows in it, not against the slice's rate among the reference's people.
-    comparison = compare_reference(batch, reference, dataset, poisoning, prior_rows=MODEL_EXPECTATION)
+    # Within the tolerated label shift, every row's expectation first follows the batch's own prior.
+    comparison = compare_reference(
+        batch,
+        reference,
+        dataset,
+        poisoning,
+        prior_rows=MODEL_EXPECTATION,
+        label_shift_tolerance=drift.max_label_prior_shift,
+    )
     rates = (comparison.model_rate, float(label_vector(batch, dataset).mean()))
     suspects = comparison.flags.astype(bool)
     hold: list[str] = []

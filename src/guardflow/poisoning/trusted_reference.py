@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
 from scipy.stats import betabinom, false_discovery_control, norm
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
@@ -289,12 +290,29 @@ def _recount(
     return one
 
 
+def _with_prior(positive: np.ndarray, rate: float) -> np.ndarray:
+    """The probabilities with every row's odds multiplied by the one factor that makes their mean `rate` (the
+    prior correction of a label shift, Saerens et al. 2002)."""
+    if not 0.0 < rate < 1.0:
+        return positive
+    clipped = np.clip(positive, 1e-6, 1 - 1e-6)
+    odds = clipped / (1.0 - clipped)
+
+    def mean_gap(log_factor: float) -> float:
+        scaled = odds * np.exp(log_factor)
+        return float((scaled / (1.0 + scaled)).mean() - rate)
+
+    factor = np.exp(brentq(mean_gap, -20.0, 20.0))
+    return odds * factor / (1.0 + odds * factor)
+
+
 def compare_reference(
     frame: pd.DataFrame,
     reference: pd.DataFrame,
     dataset: DatasetSettings,
     settings: PoisoningSettings,
     prior_rows: float = _PRIOR_ROWS,
+    label_shift_tolerance: float = 0.0,
 ) -> ReferenceComparison:
     """Flag the new rows (`frame`, typed) that carry a label shifted against the trusted `reference` rows (typed,
     labelled) inside a slice of one or two values; see the module docstring.
@@ -303,13 +321,20 @@ def compare_reference(
     Where the new rows come from another population than the reference (a drifted batch), a slice's reference
     rate averages over other people than the slice's new rows; a large weight (`MODEL_EXPECTATION`) makes the
     expectation the reference model's prediction for the new rows themselves (P(label | features) is what a
-    genuine covariate or subpopulation shift leaves in place)."""
+    genuine covariate or subpopulation shift leaves in place). `label_shift_tolerance`: when the new rows' label
+    rate is within this of the rate the reference model predicts for them, the model's probabilities are moved
+    to the new rows' prior first (a genuine label shift multiplies every row's odds alike), so only slices that
+    moved beyond it stand out."""
     started = time.perf_counter()
     features = list(dataset.features)
     columns = _columns(pd.concat([reference[features], frame[features]], ignore_index=True), dataset)
     split = len(reference)
     labels = label_vector(frame, dataset).to_numpy()
     positive = _reference_model(reference, frame, dataset, settings.seed)
+    model_rate = float(positive.mean()) if len(positive) else float("nan")
+    observed = float(labels.mean()) if len(labels) else float("nan")
+    if label_shift_tolerance > 0 and abs(observed - model_rate) <= label_shift_tolerance:
+        positive = _with_prior(positive, observed)
     own_label = np.where(labels == 1, positive, 1.0 - positive)
     reference_labels = label_vector(reference, dataset).to_numpy()
     frame_tests = _tests(columns, split, reference_labels, labels, positive, settings)
@@ -384,7 +409,7 @@ def compare_reference(
         reference_rows=split,
         tests=len(tests),
         seconds=time.perf_counter() - started,
-        model_rate=float(positive.mean()) if len(positive) else float("nan"),
+        model_rate=model_rate,
     )
 
 
