@@ -48,7 +48,7 @@ def safety_train(
         test = load_data(context, "test", test_path)
         test = guard_data(context, test, "test")
         evaluation = evaluate_model(context, saved, test, contract, scan)
-        comparison = compare_champion(context, test, evaluation)
+        comparison = compare_champion(context, test, evaluation, saved, contract, scan)
         decision = gate_model(context, evaluation, saved, comparison)
         summary = summarize_training(
             context, train, contract, scan, quarantine, saved, evaluation, decision, budgets

@@ -44,7 +44,12 @@ def evaluate_model(
             seed=seed,
         )
         evaluation = evaluate_safety(
-            probabilities, labels, held_out[dataset.sensitive], membership, seed=seed
+            probabilities,
+            labels,
+            held_out[dataset.sensitive],
+            membership,
+            seed=seed,
+            min_group_size=context.settings.gate.min_group_size,
         )
         evaluation = check_behaviour(evaluation, predict, held_out, labels, dataset, seed=seed)
         save_plots(evaluation, context.run_dir / "plots")

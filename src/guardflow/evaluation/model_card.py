@@ -39,6 +39,17 @@ def render_model_card(
         f"{_percent(evaluation.counterfactual_flip_rate.get(group.attribute))} |"
         for group in evaluation.fairness
     )
+    small_groups = [
+        f"{group.attribute} {note}" for group in evaluation.fairness for note in group.small_groups()
+    ]
+    minimum = max((group.min_group_size for group in evaluation.fairness), default=0)
+    small_text = (
+        f"Groups too small to judge (a rate measured on fewer than {minimum} rows): "
+        + "; ".join(small_groups)
+        + ". They keep their figures above but are left out of the gaps, and their gate lines are WAIVED."
+        if small_groups
+        else f"Every group has at least {minimum} rows for each rate: none is left out of the gaps."
+    )
     robustness = evaluation.robustness
     robustness_rows = (
         f"| none (clean rows) | - | {robustness.baseline_accuracy:.4f} |\n"
@@ -100,6 +111,8 @@ Intervals are 95% percentile bootstrap intervals over the held-out rows.
 |---|---|---|---|
 {difference_rows}
 
+{small_text}
+
 The counterfactual flip rate is the share of rows whose predicted class changes when only that attribute is set
 to another of its listed categories.
 
@@ -113,6 +126,11 @@ to another of its listed categories.
 ![Accuracy under perturbed inputs](plots/robustness.png)
 
 ## Gate: {verdict}
+Fairness gaps are judged on the favourable end of their 95% interval; against the champion, each group's TPR,
+FPR and selection rate on the favourable end of the paired interval of candidate - champion, and the
+differential lines on the slices (values and pairs of values) of the training and test rows whose predictions
+moved far more than elsewhere.
+
 {gate_rows}
 
 ## Limitations

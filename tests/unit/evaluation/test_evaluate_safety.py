@@ -268,14 +268,25 @@ def test_gate_passes_a_candidate_meeting_every_threshold(adult_settings) -> None
         "mia_auc",
         "mia_epsilon_lower_bound",
         "dp_difference[sex]",
+        "eo_difference[sex]",
         "epsilon",
         "no_regression[accuracy]",
         "no_regression[roc_auc]",
+        *(
+            f"no_regression[sex={group}, {rate}]"
+            for group in ("Female", "Male")
+            for rate in ("selection_rate", "tpr", "fpr")
+        ),
+        "differential[training rows]",
+        "differential[test rows]",
     ], "one line per policy figure"
     assert len(decision.reasons) == len(names), "a passed decision records every line"
     assert all(reason.startswith(("PASS", "WAIVED")) for reason in decision.reasons), "every line passes"
-    assert decision.reasons[-1] == "WAIVED no_regression[roc_auc] (no champion to compare to)", (
+    assert "WAIVED no_regression[roc_auc] (no champion to compare to)" in decision.reasons, (
         "with no champion, the no-regression lines are waived and say why"
+    )
+    assert decision.reasons[-1] == "WAIVED differential[test rows] (no champion to compare to)", (
+        "with no champion, the differential lines are waived and say why"
     )
 
 
@@ -361,17 +372,18 @@ def test_bootstrap_auc_equals_sklearn_on_a_resample_with_ties() -> None:
     # given scores with many ties and one resample's row counts
     from sklearn.metrics import roc_auc_score
 
-    from guardflow.evaluation.evaluate_safety import _resample_counts, _weighted_auc
+    from guardflow.evaluation.intervals import resample_counts
+    from guardflow.evaluation.metrics import weighted_auc
 
     generator = np.random.default_rng(9)
     scores = generator.integers(0, 5, size=300) / 4
     labels = (generator.uniform(size=300) < scores).astype("int64")
-    counts = _resample_counts(300, 3, seed=1)
+    counts = resample_counts(300, 3, seed=1)
     # when the weighted AUC is computed, then it equals sklearn's AUC on the rows repeated by their counts
     for resample in range(3):
         repeated = np.repeat(np.arange(300), counts[resample].astype(int))
         expected = roc_auc_score(labels[repeated], scores[repeated])
-        got = _weighted_auc(counts, scores, labels)[resample]
+        got = weighted_auc(counts, scores, labels)[resample]
         assert got == pytest.approx(expected), f"resample {resample}: {got} vs sklearn {expected}"
 
 
