@@ -189,13 +189,16 @@ class DifferentialSettings(StrictModel):
     # 50 rows: 0.15% of Adult's training rows; a backdoor that plants fewer rows than this teaches a DP model
     # too little to matter, and smaller slices of two sound DP models already differ by 0.1 and more.
     min_slice_size: Annotated[int, Field(ge=5)] = 50
-    # Measured between sound DP candidates (other seeds) and the champion on Adult: the largest slice move is
-    # 0.09-0.13 in probability; learned backdoors move their trigger's slice by 0.2-0.5.
-    max_slice_move: Annotated[float, Field(gt=0, le=1)] = 0.15
-    # DP noise gives heavy tails (sound candidates reach 8-11 robust standard deviations on Adult); learned
-    # backdoors 24-34.
-    min_slice_score: Annotated[float, Field(gt=0)] = 15.0
+    # Measured on Adult (9 sound DP candidates, other seeds, against a clean champion): among slices scoring
+    # >= 15 the largest move was 0.167; 10 learned backdoors moved a slice by 0.245-0.50.
+    max_slice_move: Annotated[float, Field(gt=0, le=1)] = 0.20
+    # DP noise gives heavy tails: sound candidates reach scores of 7.8-16.1 (with triples); learned backdoors
+    # 21-37. Far above any normal-tail Bonferroni cut (about 5), which `alpha` applies as well.
+    min_slice_score: Annotated[float, Field(gt=0)] = 18.0
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    # Triples of values are tested only below this many pairs that stand out most (a trigger of three common
+    # values shows, diluted, in its pairs); 0 tests single values and pairs only.
+    triple_beam: Annotated[int, Field(ge=0)] = 20
 
 
 class GateSettings(StrictModel):

@@ -4,7 +4,8 @@ it does elsewhere?
 Both models score the same rows (the candidate's training rows, where a backdoor's trigger rows are, and the
 held-out rows). A row's move is candidate minus champion probability. A slice is a value of one column or a
 pair of values of two columns (categorical values; numeric columns by each exact value held by enough rows,
-so a planted value shows up, and by their public bins). A slice's move is its mean move minus the mean move
+so a planted value shows up, and by their public bins), every one of them tested; and a triple, below the
+`triple_beam` pairs that stand out most (a trigger of three common values shows, diluted, in its pairs). A slice's move is its mean move minus the mean move
 of the rows outside it, so a shift of every prediction is not a slice's.
 
 Two DP models trained with different seeds disagree broadly (noise on every weight), so a slice is not judged
@@ -55,6 +56,7 @@ class DifferentialCheck:
     mean_move: float  # candidate minus champion over every row (a shift of every prediction)
     significant: tuple[SliceMove, ...]  # slices standing out (p-value and score), largest move first
     strongest: SliceMove | None  # the slice with the highest score, standing out or not
+    exhaustive_slices: int = 0  # of `slices_tested`, the single values and pairs (the rest: triples)
 
     @property
     def worst(self) -> SliceMove | None:
@@ -94,30 +96,79 @@ def _slice_columns(frame: pd.DataFrame, dataset: DatasetSettings, min_rows: int)
     return columns
 
 
-def _slice_sums(
-    codes: np.ndarray, size: int, moves: np.ndarray, min_rows: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    inside = codes >= 0
-    counts = np.bincount(codes[inside], minlength=size)
-    sums = np.bincount(codes[inside], weights=moves[inside], minlength=size)
-    kept = np.nonzero((counts >= min_rows) & (counts <= len(moves) - min_rows))[0]
-    return kept, counts[kept], sums[kept]
+@dataclass(frozen=True)
+class _Reference:
+    """Median and robust scale (1.4826 x MAD) of slice moves per size band, from the exhaustive slices."""
+
+    min_rows: int
+    bands: dict[int, tuple[float, float]]
+    overall: tuple[float, float]
+
+    def scores(self, moves: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        """Each slice's move in robust standard deviations of the moves of slices of similar size."""
+        bands = np.floor(np.log2(sizes / self.min_rows)).astype(int)
+        centers = np.array([self.bands.get(int(band), self.overall)[0] for band in bands])
+        scales = np.array([self.bands.get(int(band), self.overall)[1] for band in bands])
+        return (moves - centers) / np.maximum(scales, 1e-9)
 
 
-def _robust_scores(moves: np.ndarray, sizes: np.ndarray, min_rows: int) -> np.ndarray:
-    """Each slice's move in robust standard deviations of the moves of slices of similar size."""
+def _center_scale(moves: np.ndarray) -> tuple[float, float]:
+    center = float(np.median(moves))
+    return center, 1.4826 * float(np.median(np.abs(moves - center)))
+
+
+def _reference(moves: np.ndarray, sizes: np.ndarray, min_rows: int) -> _Reference:
     bands = np.floor(np.log2(sizes / min_rows)).astype(int)
-    scores = np.empty(len(moves))
+    per_band = {
+        int(band): _center_scale(moves[bands == band])
+        for band in np.unique(bands)
+        if (bands == band).sum() >= MIN_SLICES_PER_BAND
+    }
+    return _Reference(min_rows, per_band, _center_scale(moves))
 
-    def standardize(selected: np.ndarray, reference: np.ndarray) -> None:
-        center = np.median(reference)
-        scale = 1.4826 * np.median(np.abs(reference - center))
-        scores[selected] = (moves[selected] - center) / max(scale, 1e-9)
 
-    for band in np.unique(bands):
-        selected = bands == band
-        standardize(selected, moves[selected] if selected.sum() >= MIN_SLICES_PER_BAND else moves)
-    return scores
+class _Slices:
+    """The slices tested so far: each as its (column, code) pairs, its rows and its move."""
+
+    def __init__(self, columns: list[_Column], moves: np.ndarray, min_rows: int) -> None:
+        self.columns, self.moves, self.min_rows = columns, moves, min_rows
+        self.total = float(moves.sum())
+        self.keys: list[tuple[tuple[int, int], ...]] = []
+        self.sizes: list[int] = []
+        self.slice_moves: list[float] = []
+
+    def add(
+        self, prefix: tuple[tuple[int, int], ...], column: int, codes: np.ndarray, moves: np.ndarray
+    ) -> None:
+        """Every value of `column` among the rows `codes` / `moves` (already restricted to `prefix`)."""
+        inside = codes >= 0
+        width = len(self.columns[column].labels)
+        counts = np.bincount(codes[inside], minlength=width)
+        sums = np.bincount(codes[inside], weights=moves[inside], minlength=width)
+        rows = len(self.moves)
+        for code in np.nonzero((counts >= self.min_rows) & (counts <= rows - self.min_rows))[0]:
+            self.keys.append((*prefix, (column, int(code))))
+            self.sizes.append(int(counts[code]))
+            self.slice_moves.append(
+                sums[code] / counts[code] - (self.total - sums[code]) / (rows - counts[code])
+            )
+
+    def drop_repeats(self, start: int, seen: set[frozenset[tuple[int, int]]]) -> None:
+        """Forget the slices added from `start` on that an earlier pair already reached."""
+        kept = [index for index in range(start, len(self.keys)) if frozenset(self.keys[index]) not in seen]
+        seen.update(frozenset(self.keys[index]) for index in kept)
+        for name in ("keys", "sizes", "slice_moves"):
+            values = getattr(self, name)
+            values[start:] = [values[index] for index in kept]
+
+    def members(self, key: tuple[tuple[int, int], ...]) -> np.ndarray:
+        inside = np.ones(len(self.moves), dtype=bool)
+        for column, code in key:
+            inside &= self.columns[column].codes == code
+        return inside
+
+    def describe(self, index: int) -> str:
+        return " & ".join(self.columns[column].labels[code] for column, code in self.keys[index])
 
 
 def check_differential(
@@ -132,44 +183,49 @@ def check_differential(
     elsewhere; see the module docstring for how a slice is judged."""
     moves = np.asarray(candidate, dtype="float64") - np.asarray(champion, dtype="float64")
     rows, min_rows = len(moves), policy.min_slice_size
-    descriptions: list[str] = []
-    sizes: list[np.ndarray] = []
-    slice_moves: list[np.ndarray] = []
-    total = moves.sum()
-
-    def add(kept: np.ndarray, counts: np.ndarray, sums: np.ndarray, describe: list[str]) -> None:
-        descriptions.extend(describe)
-        sizes.append(counts)
-        slice_moves.append(sums / counts - (total - sums) / (rows - counts))
-
     columns = _slice_columns(frame, dataset, min_rows)
-    for column in columns:
-        kept, counts, sums = _slice_sums(column.codes, len(column.labels), moves, min_rows)
-        add(kept, counts, sums, [column.labels[i] for i in kept])
-    for position, first in enumerate(columns):
-        for second in columns[position + 1 :]:
-            if first.source == second.source:
+    slices = _Slices(columns, moves, min_rows)
+    for position, column in enumerate(columns):
+        slices.add((), position, column.codes, moves)
+    for first, column in enumerate(columns):
+        for code in range(len(column.labels)):
+            inside = column.codes == code
+            if inside.sum() < min_rows:
                 continue
-            width = len(second.labels)
-            both = (first.codes >= 0) & (second.codes >= 0)
-            codes = np.where(both, first.codes * width + second.codes, -1)
-            kept, counts, sums = _slice_sums(codes, len(first.labels) * width, moves, min_rows)
-            add(
-                kept, counts, sums, [f"{first.labels[i // width]} & {second.labels[i % width]}" for i in kept]
-            )
-    if not descriptions:
+            for second in range(first + 1, len(columns)):
+                if column.source != columns[second].source:
+                    slices.add(((first, code),), second, columns[second].codes[inside], moves[inside])
+    if not slices.keys:
         return DifferentialCheck(judged_on, rows, 0, float(moves.mean()) if rows else 0.0, (), None)
-    size, move = np.concatenate(sizes), np.concatenate(slice_moves)
-    score = _robust_scores(move, size, min_rows)
+    reference = _reference(np.array(slices.slice_moves), np.array(slices.sizes), min_rows)
+    exhaustive = len(slices.keys)
+    # Triples only below the pairs that stand out most: a trigger of three values shows, diluted, in its pairs.
+    scores = reference.scores(np.array(slices.slice_moves), np.array(slices.sizes))
+    pairs = [index for index in np.argsort(-np.abs(scores)) if len(slices.keys[index]) == 2][
+        : policy.triple_beam
+    ]
+    seen: set[frozenset[tuple[int, int]]] = set()
+    for index in pairs:
+        key = slices.keys[index]
+        inside = slices.members(key)
+        used = {columns[column].source for column, _ in key}
+        for third, column in enumerate(columns):
+            if column.source in used:
+                continue
+            start = len(slices.keys)
+            slices.add(key, third, column.codes[inside], moves[inside])
+            slices.drop_repeats(start, seen)
+    size, move = np.array(slices.sizes), np.array(slices.slice_moves)
+    score = reference.scores(move, size)
     tested = len(move)
     # two-sided normal tail of the robust score, Bonferroni over every slice tested
-    p_values = np.minimum(1.0, tested * np.array([math.erfc(abs(s) / math.sqrt(2)) for s in score]))
+    p_values = np.minimum(1.0, tested * np.array([math.erfc(abs(value) / math.sqrt(2)) for value in score]))
     standing_out = np.nonzero((p_values < policy.alpha) & (np.abs(score) >= policy.min_slice_score))[0]
     standing_out = standing_out[np.argsort(-np.abs(move[standing_out]), kind="stable")]
 
     def slice_at(index: int) -> SliceMove:
         return SliceMove(
-            descriptions[index],
+            slices.describe(index),
             int(size[index]),
             float(move[index]),
             float(score[index]),
@@ -183,4 +239,5 @@ def check_differential(
         mean_move=float(moves.mean()),
         significant=tuple(slice_at(int(index)) for index in standing_out[:10]),
         strongest=slice_at(int(np.argmax(np.abs(score)))),
+        exhaustive_slices=exhaustive,
     )
