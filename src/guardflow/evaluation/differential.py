@@ -5,8 +5,9 @@ Both models score the same rows (the candidate's training rows, where a backdoor
 held-out rows). A row's move is candidate minus champion probability. A slice is a value of one column or a
 pair of values of two columns (categorical values; numeric columns by each exact value held by enough rows,
 so a planted value shows up, and by their public bins), every one of them tested; and a triple, below the
-`triple_beam` pairs that stand out most (a trigger of three common values shows, diluted, in its pairs). A slice's move is its mean move minus the mean move
-of the rows outside it, so a shift of every prediction is not a slice's.
+`triple_beam` pairs that stand out most (a trigger of three common values shows, diluted, in its pairs).
+A slice's move is its mean move minus the mean move of the rows outside it, so a shift of every prediction is
+not a slice's.
 
 Two DP models trained with different seeds disagree broadly (noise on every weight), so a slice is not judged
 against sampling noise alone: its move is standardized by the spread of the moves of the other slices of

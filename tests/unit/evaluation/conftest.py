@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from guardflow.data.table import label_vector, labelled_rows
+from guardflow.data.table import label_vector, labelled_rows, typed_frame
 from guardflow.evaluation.evaluate_safety import Evaluation, evaluate_safety
 from guardflow.io.datasets import read_split
 from guardflow.privacy.audit_membership import MembershipAudit
@@ -32,3 +32,16 @@ def evaluation_of(
     probabilities: np.ndarray, labels: np.ndarray, sensitive: pd.DataFrame, min_group_size: int = 50
 ) -> Evaluation:
     return evaluate_safety(probabilities, labels, sensitive, NO_LEAK, min_group_size=min_group_size)
+
+
+@pytest.fixture(scope="session")
+def adult_held_out(adult_settings) -> tuple[pd.DataFrame, np.ndarray]:
+    """The first 3,000 rows of adult.test, typed, and their labels."""
+    dataset = adult_settings.dataset
+    frame = typed_frame(read_split(dataset, "test").rows.head(3000), dataset)
+    return frame, label_vector(frame, dataset).to_numpy()
+
+
+def by_relationship(frame: pd.DataFrame) -> np.ndarray:
+    """A model reading one categorical column: husbands and wives 0.8, everyone else 0.2."""
+    return np.where(frame["relationship"].isin(["Husband", "Wife"]), 0.8, 0.2)

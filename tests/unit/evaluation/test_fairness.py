@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from guardflow.evaluation.decide_gate import decide_gate
 from guardflow.evaluation.fairness import group_fairness
@@ -75,3 +76,58 @@ def test_a_tiny_group_is_left_out_of_the_gap_and_waived_not_dropped(adult_settin
     # and with no minimum, the same figures fail parity (the point estimate on 10 people)
     raw = group_fairness("group", pd.Series(group), predicted.astype("int64"), labels)
     assert raw.demographic_parity_difference > 0.7, "without a minimum the tiny group dominates"
+
+
+# --- group fairness ---
+
+
+def test_group_fairness_gives_the_exact_positive_rates_and_parity_difference() -> None:
+    # given two groups: women predicted positive 1 in 4, men 3 in 5
+    groups = pd.Series(["Female"] * 4 + ["Male"] * 5)
+    predictions = np.array([1, 0, 0, 0, 1, 1, 1, 0, 0])
+    labels = np.array([1, 0, 0, 1, 1, 1, 0, 0, 0])
+    # when fairness is measured on the attribute
+    fairness = group_fairness("sex", groups, predictions, labels)
+    # then rates, accuracies and counts are the hand-computed ones and the gap is 0.6 - 0.25
+    assert fairness.positive_rate == {"Female": 0.25, "Male": 0.6}, "positive-prediction rate per group"
+    assert fairness.accuracy == {"Female": 0.75, "Male": 0.8}, "accuracy per group"
+    assert fairness.rows == {"Female": 4, "Male": 5}, "rows per group"
+    assert fairness.demographic_parity_difference == pytest.approx(0.35), "largest gap in positive rate"
+
+
+def test_missing_sensitive_values_form_their_own_group() -> None:
+    # given one row with no recorded group, predicted positive, among groups predicted positive half the time
+    groups = pd.Series(["A", "A", "B", "B", None])
+    predictions = np.array([1, 0, 0, 1, 1])
+    fairness = group_fairness("race", groups, predictions, np.zeros(5, dtype="int64"))
+    # then it is a group of its own, and it sets the parity gap
+    assert fairness.rows == {"(missing)": 1, "A": 2, "B": 2}, (
+        "missing values are their own group, not dropped"
+    )
+    assert fairness.demographic_parity_difference == pytest.approx(0.5), "gap between 1.0 (missing) and 0.5"
+
+
+# --- equalized odds ---
+
+
+def test_equalized_odds_difference_is_the_larger_of_the_tpr_and_fpr_gaps() -> None:
+    # given group A with TPR 2/2 and FPR 1/2, group B with TPR 1/4 and FPR 0/2
+    groups = pd.Series(["A"] * 4 + ["B"] * 6)
+    labels = np.array([1, 1, 0, 0, 1, 1, 1, 1, 0, 0])
+    predictions = np.array([1, 1, 1, 0, 1, 0, 0, 0, 0, 0])
+    # when fairness is measured
+    fairness = group_fairness("group", groups, predictions, labels)
+    # then the TPR gap (0.75) beats the FPR gap (0.5)
+    assert fairness.true_positive_rate == {"A": 1.0, "B": 0.25}, "TPR per group"
+    assert fairness.false_positive_rate == {"A": 0.5, "B": 0.0}, "FPR per group"
+    assert fairness.equalized_odds_difference == pytest.approx(0.75), "max(TPR gap 0.75, FPR gap 0.5)"
+
+
+def test_a_group_without_positives_is_left_out_of_the_tpr_gap() -> None:
+    # given group B has no positive labels at all
+    fairness = group_fairness(
+        "group", pd.Series(["A", "A", "B", "B"]), np.array([1, 0, 1, 0]), np.array([1, 0, 0, 0])
+    )
+    # then its TPR is undefined and the difference comes from the FPR gap alone (A 0, B 0.5)
+    assert np.isnan(fairness.true_positive_rate["B"]), "no positives: TPR is NaN, not 0"
+    assert fairness.equalized_odds_difference == pytest.approx(0.5), "only the FPR gap is defined"
