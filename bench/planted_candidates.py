@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -43,7 +44,7 @@ from guardflow.contract.validate_contract import validate_contract
 from guardflow.data.encode_features import encode_features
 from guardflow.data.table import label_vector, labelled_rows
 from guardflow.evaluation.compare_champion import ScoredRows, compare_with_champion
-from guardflow.evaluation.decide_gate import GateDecision, GateLine, decide_gate
+from guardflow.evaluation.decide_gate import GateDecision, decide_gate
 from guardflow.evaluation.evaluate_safety import check_behaviour, evaluate_safety, save_plots
 from guardflow.io.datasets import read_split
 from guardflow.poisoning.scan_poisoning import scan_poisoning
@@ -113,10 +114,27 @@ def judge(
     return decision, (time.perf_counter() - started, time.process_time() - cpu_started)
 
 
-def _names_harm(line: GateLine, harm: dict[str, str]) -> bool:
-    """Whether a failed line names the harm: a slice or group carrying one of the planted `column=value`."""
-    text = f"{line.name} {line.detail or ''}"
-    return any(f"{column}={value}" in text for column, value in harm.items())
+_BIN = re.compile(r"([\w-]+) in \[([-\d.e+]+), ([-\d.e+]+)\)")
+
+
+def names_harm(text: str, harm: dict[str, str]) -> bool:
+    """Whether a failed line's text names the harm: a slice or group carrying one of the planted `column=value`,
+    or the public bin of a column that holds the planted value."""
+    if any(f"{column}={value}" in text for column, value in harm.items()):
+        return True
+    for column, low, high in _BIN.findall(text):
+        value = harm.get(column)
+        if value is not None and _is_number(value) and float(low) <= float(value) < float(high):
+            return True
+    return False
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _plain(value: object) -> str:
@@ -161,7 +179,7 @@ def run_seed(
         "rejected": not decision.passed,
         "failed_lines": [line.name for line in failed],
         "failed_details": [line.describe() for line in failed],
-        "rejected_by_harm_line": any(_names_harm(line, harm) for line in failed) if harm else None,
+        "rejected_by_harm_line": any(names_harm(line.describe(), harm) for line in failed) if harm else None,
         "train_seconds": round(train_seconds, 2),
         "gate_seconds": round(seconds, 2),
         "gate_cpu_seconds": round(cpu_seconds, 2),
