@@ -107,7 +107,7 @@ def judge(
         comparison = compare_with_champion(
             "champion",
             ScoredRows(test, probabilities, champion(test)),
-            ScoredRows(training, candidate(training), champion(training)),
+            ScoredRows(training, candidate(training), champion(training), label_vector(training, dataset).to_numpy()),
             labels, evaluation, dataset, gate,
         )  # fmt: skip
     decision = decide_gate(evaluation, gate, settings.privacy.target_epsilon, comparison)

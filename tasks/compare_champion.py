@@ -41,19 +41,20 @@ def compare_champion(
             return None
         model = registry.load_model(champion.model_uri)
 
-        def scored(frame: pd.DataFrame) -> ScoredRows:
+        def scored(frame: pd.DataFrame, labels: np.ndarray | None = None) -> ScoredRows:
             features = frame[list(dataset.features)]
             predictions = np.asarray(
                 pd.DataFrame(model.predict(features)).to_numpy(), dtype="float64"
             ).ravel()
             candidate = predict_proba(saved.trained.model, encode_features(frame, dataset)).double().numpy()
-            return ScoredRows(frame, candidate, predictions)
+            return ScoredRows(frame, candidate, predictions, labels)
 
         held_out = labelled_rows(test.rows, dataset)
+        training = contract.accepted[~scan.flagged]
         comparison = compare_with_champion(
             champion.version,
             scored(held_out),
-            scored(contract.accepted[~scan.flagged]),
+            scored(training, label_vector(training, dataset).to_numpy()),
             label_vector(held_out, dataset).to_numpy(),
             evaluation,
             dataset,

@@ -49,6 +49,7 @@ class ScoredRows:
     frame: pd.DataFrame
     candidate: np.ndarray
     champion: np.ndarray
+    labels: np.ndarray | None = None  # the candidate's training labels (training rows only)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,15 @@ def compare_with_champion(
     """Everything the gate holds the candidate to against the champion: headline figures on the test rows,
     per-group paired changes on the test rows, and the differential check on the training and test rows."""
     checks = [
-        check_differential(rows.candidate, rows.champion, rows.frame, dataset, gate.differential, judged_on)
+        check_differential(
+            rows.candidate,
+            rows.champion,
+            rows.frame,
+            dataset,
+            gate.differential,
+            judged_on,
+            labels=rows.labels,
+        )
         for judged_on, rows in (("training rows", training), ("test rows", test))
         if rows is not None
     ]

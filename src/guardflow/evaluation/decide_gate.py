@@ -170,8 +170,14 @@ def _differential_line(judged_on: str, check: DifferentialCheck | None, gate: Ga
     name = f"differential[{judged_on}]"
     if check is None:
         return GateLine(name, 0.0, "<=", 0.0, waived=NO_CHAMPION, judged_on=judged_on)
-    limit = gate.differential.max_slice_move
+    limit = (
+        gate.differential.max_label_fit_gain
+        if check.aligned_with_labels
+        else gate.differential.max_slice_move
+    )
     tested = f"{check.slices_tested:,} slices of >= {gate.differential.min_slice_size} rows tested"
+    if check.aligned_with_labels:
+        tested += ", moves towards each row's training label"
     worst = check.worst
     if worst is None:
         strongest = f"; strongest {check.strongest.describe()}" if check.strongest else ""

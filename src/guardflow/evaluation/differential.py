@@ -15,6 +15,11 @@ similar size (median and MAD within bands of sizes doubling from the minimum), a
 Bonferroni control over every slice tested. A slice stands out when it is significant and scores at least
 `min_slice_score` robust standard deviations from its peers; the gate fails the candidate when one that stands
 out moves by more than `max_slice_move`.
+
+On the training rows the move is taken towards each row's training label (candidate minus champion probability
+of that label): a model that learned planted labels fits them far better than the champion in their slice, while
+two sound DP models differ in either direction. There only slices the candidate fits better count (one-sided),
+and the limit is `max_label_fit_gain`.
 """
 
 from __future__ import annotations
@@ -58,6 +63,9 @@ class DifferentialCheck:
     significant: tuple[SliceMove, ...]  # slices standing out (p-value and score), largest move first
     strongest: SliceMove | None  # the slice with the highest score, standing out or not
     exhaustive_slices: int = 0  # of `slices_tested`, the single values and pairs (the rest: triples)
+    # True: moves were taken towards each row's label (how much better the candidate fits the labels it was
+    # trained on than the champion does), and only slices the candidate fits better stand out.
+    aligned_with_labels: bool = False
 
     @property
     def worst(self) -> SliceMove | None:
@@ -179,10 +187,18 @@ def check_differential(
     dataset: DatasetSettings,
     policy: DifferentialSettings,
     judged_on: str,
+    labels: np.ndarray | None = None,
 ) -> DifferentialCheck:
     """Find the slices of `frame` (typed rows) where candidate and champion probabilities part far more than
-    elsewhere; see the module docstring for how a slice is judged."""
+    elsewhere; see the module docstring for how a slice is judged.
+
+    With `labels` (the labels the candidate trained on), a row's move is taken towards its label: a slice stands
+    out only when the candidate fits those labels far better than the champion there (one-sided), which is what
+    a model that learned planted labels (a backdoor, targeted flips) does and DP noise does not.
+    """
     moves = np.asarray(candidate, dtype="float64") - np.asarray(champion, dtype="float64")
+    if labels is not None:
+        moves = moves * (2 * np.asarray(labels, dtype="float64") - 1)
     rows, min_rows = len(moves), policy.min_slice_size
     columns = _slice_columns(frame, dataset, min_rows)
     slices = _Slices(columns, moves, min_rows)
@@ -202,9 +218,8 @@ def check_differential(
     exhaustive = len(slices.keys)
     # Triples only below the pairs that stand out most: a trigger of three values shows, diluted, in its pairs.
     scores = reference.scores(np.array(slices.slice_moves), np.array(slices.sizes))
-    pairs = [index for index in np.argsort(-np.abs(scores)) if len(slices.keys[index]) == 2][
-        : policy.triple_beam
-    ]
+    ranked = np.argsort(-(scores if labels is not None else np.abs(scores)))
+    pairs = [index for index in ranked if len(slices.keys[index]) == 2][: policy.triple_beam]
     seen: set[frozenset[tuple[int, int]]] = set()
     for index in pairs:
         key = slices.keys[index]
@@ -219,9 +234,14 @@ def check_differential(
     size, move = np.array(slices.sizes), np.array(slices.slice_moves)
     score = reference.scores(move, size)
     tested = len(move)
-    # two-sided normal tail of the robust score, Bonferroni over every slice tested
-    p_values = np.minimum(1.0, tested * np.array([math.erfc(abs(value) / math.sqrt(2)) for value in score]))
-    standing_out = np.nonzero((p_values < policy.alpha) & (np.abs(score) >= policy.min_slice_score))[0]
+    # normal tail of the robust score (two-sided, or the upper tail for moves towards the labels), Bonferroni
+    # over every slice tested
+    directed = score if labels is not None else np.abs(score)
+    tails = np.array([math.erfc(value / math.sqrt(2)) for value in directed]) / (
+        2 if labels is not None else 1
+    )
+    p_values = np.minimum(1.0, tested * tails)
+    standing_out = np.nonzero((p_values < policy.alpha) & (directed >= policy.min_slice_score))[0]
     standing_out = standing_out[np.argsort(-np.abs(move[standing_out]), kind="stable")]
 
     def slice_at(index: int) -> SliceMove:
@@ -239,6 +259,7 @@ def check_differential(
         slices_tested=tested,
         mean_move=float(moves.mean()),
         significant=tuple(slice_at(int(index)) for index in standing_out[:10]),
-        strongest=slice_at(int(np.argmax(np.abs(score)))),
+        strongest=slice_at(int(np.argmax(directed))),
         exhaustive_slices=exhaustive,
+        aligned_with_labels=labels is not None,
     )
