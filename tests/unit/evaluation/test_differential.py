@@ -126,3 +126,32 @@ def test_without_a_champion_the_differential_lines_are_waived(adult_settings, ad
         line = lines[f"differential[{rows}]"]
         assert line.status == "WAIVED" and line.waived == "no champion to compare to", line.describe()
         assert line.judged_on == rows, "the line says which rows it is about"
+
+
+def test_on_training_rows_a_slice_fitted_to_planted_labels_fails_and_a_worse_fit_does_not(
+    adult_settings, adult_test_rows
+) -> None:
+    # given training rows where unmarried husbands (an inconsistent pair, as planted rows carry) are labelled
+    # positive, a candidate that moved them towards that label by 0.15, and one that moved them away
+    frame, labels = adult_test_rows
+    frame = frame.copy()
+    planted = np.nonzero((frame["relationship"] == "Husband").to_numpy())[0][:120]
+    frame.iloc[planted, frame.columns.get_loc("marital-status")] = "Never-married"
+    labels = labels.copy()
+    labels[planted] = 1
+    champion = score_by_relationship(frame)
+    towards = _noisy(champion, frame, seed=5)
+    towards[planted] = np.clip(towards[planted] + 0.15, 0, 1)
+    away = _noisy(champion, frame, seed=5)
+    away[planted] = np.clip(away[planted] - 0.15, 0, 1)
+    dataset, policy = adult_settings.dataset, adult_settings.gate.differential
+    # when checked with the training labels
+    fitted = check_differential(towards, champion, frame, dataset, policy, "training rows", labels=labels)
+    unfitted = check_differential(away, champion, frame, dataset, policy, "training rows", labels=labels)
+    # then only the candidate that fits the planted labels better has a slice standing out, and it is theirs
+    assert fitted.aligned_with_labels and fitted.worst is not None, (
+        "a better fit to planted labels stands out"
+    )
+    assert "marital-status=Never-married & relationship=Husband" in fitted.worst.description, fitted.worst
+    assert fitted.worst.move > policy.max_label_fit_gain, f"gain {fitted.worst.move:.3f} over the limit"
+    assert unfitted.worst is None, f"a worse fit is no learned label: {unfitted.worst}"
