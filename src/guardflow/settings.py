@@ -189,8 +189,9 @@ class DifferentialSettings(StrictModel):
     # 50 rows: 0.15% of Adult's training rows; a backdoor that plants fewer rows than this teaches a DP model
     # too little to matter, and smaller slices of two sound DP models already differ by 0.1 and more.
     min_slice_size: Annotated[int, Field(ge=5)] = 50
-    # Measured on Adult (9 sound DP candidates, other seeds, against a clean champion): among slices scoring
-    # >= 15 the largest move was 0.167; 10 learned backdoors moved a slice by 0.245-0.50.
+    # Unsigned moves (the test rows). Measured on Adult (9 sound DP candidates, other seeds, against a clean
+    # champion): among slices scoring >= 15 the largest move was 0.167; 10 learned backdoors moved a slice by
+    # 0.245-0.50 on the training rows.
     max_slice_move: Annotated[float, Field(gt=0, le=1)] = 0.20
     # DP noise gives heavy tails: sound candidates reach scores of 7.8-16.1 (with triples); learned backdoors
     # 21-37. Far above any normal-tail Bonferroni cut (about 5), which `alpha` applies as well.
