@@ -47,7 +47,7 @@ def _decision(adult_settings, adult_test_rows):
             check_differential(candidate, champion, frame, dataset, gate.differential, "test rows"),
         ),
     )
-    return evaluation, decide_gate(evaluation, gate, 1.0, comparison)
+    return evaluation, decide_gate(evaluation, gate, 1.0, comparison, test_rows="test set (6,000 rows)")
 
 
 def test_the_gate_facet_carries_every_new_line_and_matches_its_schema(
@@ -68,7 +68,9 @@ def test_the_gate_facet_carries_every_new_line_and_matches_its_schema(
     assert len(lines) == len(decision.lines), "every line reaches the facet"
     assert lines["differential[test rows]"]["status"] == "FAIL", lines["differential[test rows]"]
     assert "relationship=Wife" in lines["differential[test rows]"]["detail"], "the slice is named"
-    assert lines["no_regression[race=Black, selection_rate]"]["judgedOn"] == "test rows"
+    assert lines["no_regression[race=Black, selection_rate]"]["judgedOn"] == "test set (6,000 rows)", (
+        "a group line names the test rows it was judged on"
+    )
     assert lines["min_group_size[race=Other]"]["status"] == "WAIVED", "small groups are waived, not dropped"
     assert lines["differential[training rows]"]["waived"] == "training rows not scored", (
         "a check not run says so"

@@ -11,18 +11,16 @@ from torch import nn
 
 from guardflow.data.encode_features import encode_features
 from guardflow.data.table import label_vector, typed_frame
-from guardflow.evaluation.decide_gate import decide_gate
 from guardflow.evaluation.evaluate_safety import (
     Evaluation,
     check_behaviour,
     evaluate_safety,
     save_plots,
 )
-from guardflow.evaluation.model_card import render_model_card, render_model_card_html
 from guardflow.io.datasets import read_split
 from guardflow.privacy.audit_membership import MembershipAudit, audit_membership
 from guardflow.privacy.network import build_mlp, predict_proba
-from guardflow.privacy.train_private import PrivacyReport, split_for_audit
+from guardflow.privacy.train_private import split_for_audit
 from tests.unit.evaluation.conftest import by_relationship
 
 
@@ -208,43 +206,3 @@ def test_plots_are_written_as_non_empty_pngs(adult_settings, adult_held_out, tmp
     for path in paths:
         content = path.read_bytes()
         assert content.startswith(b"\x89PNG") and len(content) > 5_000, f"{path.name} is not a drawn PNG"
-
-
-def test_html_card_holds_the_tables_and_plot_links(adult_settings, adult_held_out) -> None:
-    # given a card for a full evaluation
-    evaluation = _full_evaluation(adult_settings, adult_held_out)
-    privacy = PrivacyReport(
-        epsilon=1.0,
-        delta=1e-5,
-        accountant="prv",
-        epsilon_rdp=1.2,
-        noise_multiplier=1.0,
-        max_grad_norm=1.0,
-        sample_rate=0.01,
-        steps=100,
-        epochs=5,
-        empty_batches=0,
-        training_rows=900,
-        calibration_rows=100,
-        calibration_epsilon=0.9,
-    )
-    rows = {
-        "rows_in": 1000,
-        "rows_accepted": 990,
-        "rows_quarantined": 10,
-        "quarantined_by_contract": 6,
-        "quarantined_by_scan": 4,
-    }
-    decision = decide_gate(evaluation, adult_settings.gate, 1.0)
-    card = render_model_card(adult_settings, "0" * 64, rows, {"outliers": 4}, privacy, evaluation, decision)
-    # when rendered as HTML
-    page = render_model_card_html(card)
-    # then every markdown table became an HTML table and the plots are linked relatively
-    assert "| accuracy |" in card and "equalized-odds difference" in card, "the markdown carries the figures"
-    separators = [line for line in card.splitlines() if line.startswith("|---")]
-    assert page.count("<table>") == len(separators) == 4, "metrics, groups, differences, robustness"
-    assert "<th>TPR</th>" in page and "<th>equalized-odds difference</th>" in page, "fairness columns"
-    for name in ("calibration", "groups", "robustness"):
-        assert f'<img src="plots/{name}.png"' in page, f"{name} plot is linked relatively"
-    assert "<h1>Model card: guardflow-adult</h1>" in page and "<li>" in page, "headings and lists"
-    assert "&gt;= 0.84" in page, "text is escaped"
