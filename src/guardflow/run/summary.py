@@ -49,7 +49,9 @@ class PoisoningFigures(Record):
     per_detector: dict[str, int]
     seconds: float
     detector_seconds: dict[str, float] = {}
-    skipped: dict[str, str] = {}  # detectors that did not run, with why (the trusted reference without a champion)
+    skipped: dict[
+        str, str
+    ] = {}  # detectors that did not run, with why (the trusted reference without a champion)
     shifted_slices: list[str] = []  # the trusted reference's shifted slices, described
 
 
