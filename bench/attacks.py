@@ -44,6 +44,8 @@ CONFIGS = {"adult": ROOT / "configs" / "adult.yaml", "fair": ROOT / "configs" / 
 RESULTS = ROOT / "bench" / "results" / "attacks.json"
 # The scanned model's ASR counts as held when it is at most this far above the clean model's.
 ASR_MARGIN = 0.05
+# The kinds the targets are stated on; `--secondary-seeds` may run the others on fewer seeds (CPU budget).
+TARGET_KINDS = ("clean", "clean_ref", "backdoor_1pct", "backdoor_1pct_ref", "group_flip_ref")
 
 Predict = Callable[[pd.DataFrame], np.ndarray]
 
@@ -236,7 +238,9 @@ def _summarize(records: list[dict]) -> dict[str, object]:
     return summary
 
 
-def run_dataset(name: str, seeds: int, only: list[str] | None, asr: bool) -> dict[str, dict]:
+def run_dataset(
+    name: str, seeds: int, secondary_seeds: int, only: list[str] | None, asr: bool
+) -> dict[str, dict]:
     settings = load_settings(CONFIGS[name])
     dataset = settings.dataset
     clean = typed_frame(read_split(dataset, "train").rows, dataset)
@@ -252,7 +256,7 @@ def run_dataset(name: str, seeds: int, only: list[str] | None, asr: bool) -> dic
             continue
         records = [
             _run_seed(kind, plant, with_reference, seed, clean, test, settings, clean_models, asr)
-            for seed in range(seeds)
+            for seed in range(seeds if kind in TARGET_KINDS else secondary_seeds)
         ]
         results[kind] = {**_summarize(records), "with_reference": with_reference, "per_seed": records}
         print(_row(name, kind, results[kind]), flush=True)
@@ -278,23 +282,48 @@ def _row(dataset: str, kind: str, result: dict) -> str:
     )
 
 
+def merge_results(parts: list[Path], out: Path) -> None:
+    """One result file from several runs (e.g. one process per dataset); their machine records are kept apiece."""
+    loaded = [json.loads(part.read_text(encoding="utf-8")) for part in parts]
+    merged = {**loaded[0], "datasets": {}, "runs": []}
+    for payload in loaded:
+        merged["datasets"].update(payload["datasets"])
+        merged["runs"].append(
+            {key: payload[key] for key in ("timestamp_utc", "configs", "machine", "seconds")}
+        )
+    out.write_text(json.dumps(merged, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"merged {len(parts)} runs into {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20, help="seeds per attack kind")
     parser.add_argument("--datasets", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--secondary-seeds", type=int, help="seeds for the kinds outside TARGET_KINDS")
     parser.add_argument("--only", nargs="*", help="run only these kinds")
     parser.add_argument("--no-asr", action="store_true", help="skip the DP trainings (scan figures only)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--merge", nargs="+", type=Path, help="only merge these result files (one dataset each) into --out"
+    )
     args = parser.parse_args()
+    if args.merge:
+        merge_results(args.merge, args.out)
+        return
     load_before = list(os.getloadavg())
     started = time.perf_counter()
     print(HEADER)
-    datasets = {name: run_dataset(name, args.seeds, args.only, not args.no_asr) for name in args.datasets}
+    secondary = args.seeds if args.secondary_seeds is None else args.secondary_seeds
+    datasets = {
+        name: run_dataset(name, args.seeds, secondary, args.only, not args.no_asr) for name in args.datasets
+    }
     payload = {
         "benchmark": "attacks",
         "timestamp_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "configs": {name: str(CONFIGS[name].relative_to(ROOT)) for name in args.datasets},
         "seeds_per_kind": args.seeds,
+        "seeds_per_secondary_kind": secondary,
+        "target_kinds": list(TARGET_KINDS),
         "asr_margin": ASR_MARGIN,
         "machine": {
             "cpu_count": os.cpu_count(),

@@ -1,7 +1,7 @@
 """Slices of rows by their values of one to three columns: the codes the slice-based detectors share.
 
 Categories by value; numerics by exact value when they take few values (age, hours, capital gain), else by their
-public bins from the config (a sampling weight, say), or left out without bins.
+public bins from the config (a sampling weight, say), except their frequent exact values.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from guardflow.settings import CategoricalFeature, DatasetSettings
 
 # A numeric column with at most this many distinct values is sliced by exact value; beyond it, by its public bins.
 MAX_EXACT_VALUES = 200
+FREQUENT_VALUE_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,17 @@ def slice_columns(rows: pd.DataFrame, dataset: DatasetSettings) -> list[SliceCol
         if pd.Series(values).nunique(dropna=False) <= MAX_EXACT_VALUES:
             codes, uniques = pd.factorize(values, use_na_sentinel=False)
             columns.append(SliceColumn(name, codes.astype("int64"), [_text(value) for value in uniques]))
-        elif feature.bins:
+        else:
+            # Many values: by public bin (one code when there are none), except that an exact value held by
+            # FREQUENT_VALUE_ROWS rows or more keeps a code of its own (a trigger may be one exact value of a
+            # continuous column, which natural rows seldom share).
             edges = [feature.min, *feature.bins, feature.max]
             codes = np.digitize(np.nan_to_num(values, nan=feature.min), feature.bins).astype("int64")
             labels = [f"[{_text(low)}, {_text(high)})" for low, high in itertools.pairwise(edges)]
+            counts = pd.Series(values).value_counts()
+            for value in counts.index[counts >= FREQUENT_VALUE_ROWS]:
+                codes[values == value] = len(labels)
+                labels.append(_text(value))
             columns.append(SliceColumn(name, codes, labels))
     return columns
 
