@@ -392,8 +392,12 @@ def scan_poisoning(
     elif settings.trusted_reference:
         skipped[TRUSTED_REFERENCE] = "no trusted reference (no champion yet)"
     if settings.label_noise:
-        # Last: its model learns only from rows no other detector flagged.
-        suspect = np.logical_or.reduce([np.asarray(flagged, dtype=bool) for flagged in flags.values()])
+        # Last: its model learns only from rows no other detector flagged, except slice purity's: the genuine pure
+        # slices it also flags (exact capital gains only high earners report) are what the model must learn to
+        # judge their neighbours (measured on clean Adult: 866 -> 1,015 label-noise flags when they are left out).
+        suspect = np.logical_or.reduce(
+            [np.asarray(flagged, dtype=bool) for name, flagged in flags.items() if name != SLICE_PURITY]
+        )
         ordinal, categorical = ordinal_features(frame, dataset)
         run(LABEL_NOISE, lambda: _label_noise(ordinal, categorical, labels, settings, suspect))
     order = [detector for detector in DETECTORS if detector in flags]
