@@ -239,7 +239,12 @@ def _summarize(records: list[dict]) -> dict[str, object]:
 
 
 def run_dataset(
-    name: str, seeds: int, secondary_seeds: int, only: list[str] | None, asr: bool
+    name: str,
+    seeds: int,
+    secondary_seeds: int,
+    only: list[str] | None,
+    asr: bool,
+    save: Callable[[dict[str, dict]], None] = lambda results: None,
 ) -> dict[str, dict]:
     settings = load_settings(CONFIGS[name])
     dataset = settings.dataset
@@ -260,6 +265,7 @@ def run_dataset(
         ]
         results[kind] = {**_summarize(records), "with_reference": with_reference, "per_seed": records}
         print(_row(name, kind, results[kind]), flush=True)
+        save(results)  # after every kind: a run cut short keeps what it measured
     return results
 
 
@@ -314,30 +320,41 @@ def main() -> None:
     started = time.perf_counter()
     print(HEADER)
     secondary = args.seeds if args.secondary_seeds is None else args.secondary_seeds
-    datasets = {
-        name: run_dataset(name, args.seeds, secondary, args.only, not args.no_asr) for name in args.datasets
-    }
-    payload = {
-        "benchmark": "attacks",
-        "timestamp_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "configs": {name: str(CONFIGS[name].relative_to(ROOT)) for name in args.datasets},
-        "seeds_per_kind": args.seeds,
-        "seeds_per_secondary_kind": secondary,
-        "target_kinds": list(TARGET_KINDS),
-        "asr_margin": ASR_MARGIN,
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_before": load_before,
-            "load_average_after": list(os.getloadavg()),
-        },
-        "seconds": round(time.perf_counter() - started, 1),
-        "datasets": datasets,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-    print(f"saved {args.out} ({payload['seconds']:.0f}s)")
+    datasets: dict[str, dict] = {}
+
+    def save(name: str, results: dict[str, dict]) -> None:
+        datasets[name] = results
+        payload = {
+            "benchmark": "attacks",
+            "timestamp_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            "configs": {name: str(CONFIGS[name].relative_to(ROOT)) for name in args.datasets},
+            "seeds_per_kind": args.seeds,
+            "seeds_per_secondary_kind": secondary,
+            "target_kinds": list(TARGET_KINDS),
+            "asr_margin": ASR_MARGIN,
+            "machine": {
+                "cpu_count": os.cpu_count(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "load_average_before": load_before,
+                "load_average_after": list(os.getloadavg()),
+            },
+            "seconds": round(time.perf_counter() - started, 1),
+            "datasets": datasets,
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+
+    for name in args.datasets:
+        run_dataset(
+            name,
+            args.seeds,
+            secondary,
+            args.only,
+            not args.no_asr,
+            lambda results, name=name: save(name, results),
+        )
+    print(f"saved {args.out} ({time.perf_counter() - started:.0f}s)")
 
 
 if __name__ == "__main__":
