@@ -289,14 +289,15 @@ def _row(dataset: str, kind: str, result: dict) -> str:
 
 
 def merge_results(parts: list[Path], out: Path) -> None:
-    """One result file from several runs (e.g. one process per dataset); their machine records are kept apiece."""
+    """One result file from several runs (e.g. one process per dataset or per group of kinds); each run's seeds and
+    machine record are kept apiece, and every kind keeps its own `seeds`."""
     loaded = [json.loads(part.read_text(encoding="utf-8")) for part in parts]
     merged = {**loaded[0], "datasets": {}, "runs": []}
-    for payload in loaded:
-        merged["datasets"].update(payload["datasets"])
-        merged["runs"].append(
-            {key: payload[key] for key in ("timestamp_utc", "configs", "machine", "seconds")}
-        )
+    run = ("timestamp_utc", "configs", "seeds_per_kind", "seeds_per_secondary_kind", "machine", "seconds")
+    for part, payload in zip(parts, loaded, strict=True):
+        for name, kinds in payload["datasets"].items():
+            merged["datasets"].setdefault(name, {}).update(kinds)
+        merged["runs"].append({key: payload.get(key) for key in run} | {"file": part.name})
     out.write_text(json.dumps(merged, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"merged {len(parts)} runs into {out}")
 
