@@ -6,7 +6,8 @@ for the new slice's very rows (so a value combination the reference never saw st
 beta-binomial tests, Benjamini-Hochberg over every test made, and a minimum effect (odds ratio and excess rows) so a
 genuine large-sample shift of a few points is not a finding. Inside each shifted slice, the rows carrying the
 shifted label that the reference model finds least likely are flagged, as many as the slice's excess (times a
-margin), the slice named in their reason. Values new or newly frequent against the reference are reported too.
+margin; where the excess is a small share of the slice, only rows the model finds likelier of the other label), the
+slice named in their reason. Values new or newly frequent against the reference are reported too.
 """
 
 from __future__ import annotations
