@@ -8,7 +8,7 @@ from guardflow.run.summary import RunSummary
 from tasks.guard_pii import guard_data
 from tasks.load_data import load_data
 from tasks.record_run import fail_run, finish_run, save_quarantine, start_run, summarize_scan
-from tasks.scan_data import scan_data
+from tasks.scan_data import load_trusted_reference, scan_data
 from tasks.validate_data import validate_data
 
 FLOW_NAME = "poisoning-scan"
@@ -23,7 +23,8 @@ def poisoning_scan(config_path: str, run_dir: str | None = None, data_path: str 
         train = load_data(context, "train", data_path)
         train = guard_data(context, train, "train")
         contract = validate_data(context, train)
-        scan = scan_data(context, contract)
+        reference = load_trusted_reference(context)
+        scan = scan_data(context, contract, reference)
         quarantine = save_quarantine(
             context, {"contract": contract.quarantined, "poisoning_scan": scan.quarantined(train.rows)}
         )

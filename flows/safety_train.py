@@ -13,7 +13,7 @@ from tasks.load_data import load_data
 from tasks.record_run import fail_run, finish_run, save_quarantine, start_run, summarize_training
 from tasks.register_model import register_model
 from tasks.reserve_budget import reserve_budget
-from tasks.scan_data import scan_data
+from tasks.scan_data import load_trusted_reference, scan_data
 from tasks.train_model import train_model
 from tasks.validate_data import validate_data
 
@@ -41,7 +41,8 @@ def safety_train(
         train = load_data(context, "train", data_path)
         train = guard_data(context, train, "train")
         contract = validate_data(context, train)
-        scan = scan_data(context, contract)
+        reference = load_trusted_reference(context)
+        scan = scan_data(context, contract, reference)
         quarantine = save_quarantine(
             context, {"contract": contract.quarantined, "poisoning_scan": scan.quarantined(train.rows)}
         )

@@ -1,21 +1,54 @@
 """Scan accepted rows for poisoning; flagged rows go to quarantine with their detectors."""
 
+from pathlib import Path
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from guardflow.contract.validate_contract import ContractResult
+from guardflow.data.table import labelled_rows
+from guardflow.drift.detect_drift import Reference
+from guardflow.io import registry
+from guardflow.io.datasets import read_table
+from guardflow.io.lineage import file_dataset
 from guardflow.lineage.facets import poisoning_facet
 from guardflow.poisoning.scan_poisoning import ScanResult, scan_poisoning
 from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
 
 
+@task(name="load-trusted-reference", cache_policy=NO_CACHE, persist_result=False)  # raw rows: never persisted
+def load_trusted_reference(context: RunContext) -> Reference | None:
+    """The data the champion was trained on (checked against its recorded sha256), or None without a champion."""
+    settings = context.settings
+    if not settings.poisoning.trusted_reference:
+        return None
+    registry.configure_tracking(context.home, experiment=f"guardflow-{settings.dataset.id}")
+    champion = registry.champion_data(settings.registry.model_name)
+    if champion is None:
+        stage_log.info("reference none: no champion yet, the trusted-reference detector is skipped")
+        return None
+    path, sha256, sources = champion
+    table = read_table(Path(path), settings.dataset, expected_sha256=sha256)
+    stage_log.info("reference champion's training data: %s, %s rows", table.path.name, f"{table.row_count:,}")
+    return Reference(table=table, sources=sources)
+
+
 @task(name="scan-poisoning", cache_policy=NO_CACHE)
-def scan_data(context: RunContext, contract: ContractResult) -> ScanResult:
+def scan_data(
+    context: RunContext, contract: ContractResult, reference: Reference | None = None
+) -> ScanResult:
+    """Scan the contract's accepted rows; with a `reference` (the champion's training data), also against it."""
     settings = context.settings
     accepted = context.rows_dataset("accepted", contract.rows_accepted)
-    with context.stage("scan_poisoning", inputs=[accepted]) as stage:
-        result = scan_poisoning(contract.accepted, settings.dataset, settings.poisoning)
+    inputs = [accepted]
+    trusted = None
+    if reference is not None:
+        inputs.append(file_dataset(reference.table.path, row_count=reference.table.row_count))
+        # Typed as the contract types accepted rows; only rows with one of the two labels can be compared.
+        trusted = labelled_rows(reference.table.rows, settings.dataset)
+    with context.stage("scan_poisoning", inputs=inputs) as stage:
+        result = scan_poisoning(contract.accepted, settings.dataset, settings.poisoning, reference=trusted)
         stage.run_facets.update(
             poisoning_facet(
                 result.rows_in,
@@ -30,4 +63,8 @@ def scan_data(context: RunContext, contract: ContractResult) -> ScanResult:
     stage_log.info(
         "scan      %s rows flagged (%s) in %.1fs", f"{result.rows_flagged:,}", detectors, result.seconds
     )
+    for detector, why in (result.skipped or {}).items():
+        stage_log.info("scan      %s skipped: %s", detector, why)
+    for shift in result.reference.slices if result.reference else ():
+        stage_log.info("scan      shifted against the champion's data: %s", shift.describe())
     return result

@@ -157,11 +157,32 @@ class PoisoningSettings(StrictModel):
     duplicate_limit: Annotated[int, Field(ge=1)] = 5
     # Near-duplicates: every numeric within this relative difference (on log1p) and every other column equal.
     near_duplicate_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.025
+    # Data with few values in every column: a group of identical rows is a flood when a Poisson test against its
+    # one-column neighbours' mean count rejects it at this false-discovery rate (Benjamini-Hochberg).
+    duplicate_fdr: Annotated[float, Field(gt=0, lt=1)] = 0.01
     # Backdoor: a pair of values whose rows are mostly one label while each value alone is not.
     backdoor: bool = True
     backdoor_min_support: Annotated[int, Field(ge=2)] = 30
     backdoor_min_purity: Annotated[float, Field(gt=0.5, le=1)] = 0.9
     backdoor_max_alone: Annotated[float, Field(gt=0, lt=1)] = 0.6
+    # Slice purity (no reference needed): a slice of one to three values at least `purity_min_purity` one label,
+    # with `purity_min_rows` rows of it, whose purity exceeds what models blind to its columns expect by
+    # `purity_min_gap` (as a share of the most it could: one minus what they grant the label on rows of the other
+    # label), flags its rows of that label that the blind models find least likely.
+    slice_purity: bool = True
+    purity_min_rows: Annotated[int, Field(ge=2)] = 20
+    purity_min_purity: Annotated[float, Field(gt=0.5, le=1)] = 0.8
+    purity_min_gap: Annotated[float, Field(gt=0, le=2)] = 0.75
+    # A slice of two or three values must remove this share of the impurity each slice with one value fewer leaves.
+    purity_min_lift: Annotated[float, Field(ge=0, le=1)] = 0.5
+    # Trusted reference (the champion's training rows, when there is one): a label's rate in a slice of one or
+    # two values is shifted when Benjamini-Hochberg passes it at `reference_fdr`, its odds ratio against the
+    # reference's expectation is at least `reference_min_odds_ratio` (a genuine shift of a few points is not a
+    # finding) and it holds at least `reference_min_rows` more rows of that label than expected.
+    trusted_reference: bool = True
+    reference_fdr: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    reference_min_odds_ratio: Annotated[float, Field(gt=1)] = 1.5
+    reference_min_rows: Annotated[int, Field(ge=1)] = 10
     max_flagged_share: Annotated[float, Field(ge=0, le=1)] = 0.15
 
 

@@ -10,7 +10,9 @@ Detectors, each a score per row and a flag:
 - duplicate floods: rows identical or near-identical (every numeric within a relative tolerance, everything
   else equal) beyond a tolerated number of copies;
 - backdoor: rows carrying a rare pair of values whose label is almost always one class while each value
-  alone is not (a trigger pattern tied to one label).
+  alone is not (a trigger pattern tied to one label);
+- trusted reference (trusted_reference.py), when the champion's training rows are given: rows carrying a label
+  whose rate rose, against those rows, inside a slice of one or two values; the slice is named in their reason.
 The scan is not differentially private: it decides which rows the DP training step sees (README: limits).
 """
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from cleanlab.filter import find_label_issues
+from scipy.stats import false_discovery_control, poisson
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
 from sklearn.model_selection import StratifiedKFold
@@ -34,6 +37,9 @@ from threadpoolctl import threadpool_limits
 from guardflow.data.encode_features import encode_features, ordinal_features
 from guardflow.data.table import label_vector
 from guardflow.errors import PoisoningError
+from guardflow.poisoning.slice_purity import SLICE_PURITY, find_impure_triggers
+from guardflow.poisoning.slices import MAX_EXACT_VALUES
+from guardflow.poisoning.trusted_reference import TRUSTED_REFERENCE, ReferenceComparison, compare_reference
 from guardflow.settings import CategoricalFeature, DatasetSettings, NumericFeature, PoisoningSettings
 
 logger = logging.getLogger(__name__)
@@ -44,7 +50,16 @@ OUTLIER = "outlier"
 OFF_MANIFOLD = "off_manifold"
 DUPLICATE_FLOOD = "duplicate_flood"
 BACKDOOR = "backdoor"
-DETECTORS = (OUT_OF_RANGE, LABEL_NOISE, OUTLIER, OFF_MANIFOLD, DUPLICATE_FLOOD, BACKDOOR)
+DETECTORS = (
+    OUT_OF_RANGE,
+    LABEL_NOISE,
+    OUTLIER,
+    OFF_MANIFOLD,
+    DUPLICATE_FLOOD,
+    BACKDOOR,
+    SLICE_PURITY,
+    TRUSTED_REFERENCE,
+)
 
 # A numeric column with at most this many distinct values is read as a code (age, hours, years of schooling);
 # beyond it (a sampling weight, say) only its public bins, if any, take part in the pair statistics.
@@ -61,6 +76,11 @@ class ScanResult:
     flags: pd.DataFrame
     seconds: float
     detector_seconds: dict[str, float] | None = None
+    # Per row and detector, the text that says why (e.g. the shifted slice); "" where a detector has none.
+    notes: pd.DataFrame | None = None
+    # Detectors that did not run, with why (e.g. the trusted reference without a champion).
+    skipped: dict[str, str] | None = None
+    reference: ReferenceComparison | None = None
 
     @property
     def flagged(self) -> pd.Series:
@@ -76,16 +96,23 @@ class ScanResult:
         return {detector: int(self.flags[detector].sum()) for detector in self.flags.columns}
 
     def reasons(self) -> pd.Series:
-        """For each flagged row, the detectors that flagged it with their scores."""
+        """For each flagged row, the detectors that flagged it with their scores and, where a detector wrote one,
+        its note (`trusted_reference: occupation=Tech-support & hours-per-week=44 (>50K 0.31 -> 0.92, n=412)`)."""
         flagged = self.flagged
         flags, scores = self.flags[flagged], self.scores[flagged]
+        notes = self.notes.loc[flags.index] if self.notes is not None else None
+
+        def reason(row: object, detector: str) -> str:
+            note = notes.at[row, detector] if notes is not None and detector in notes.columns else ""
+            return (
+                f"{detector}: {note} (score {scores.at[row, detector]:.3f})"
+                if note
+                else (f"{detector} (score {scores.at[row, detector]:.3f})")
+            )
+
         return pd.Series(
             [
-                [
-                    f"{detector} (score {scores.at[row, detector]:.3f})"
-                    for detector in flags.columns
-                    if flags.at[row, detector]
-                ]
+                [reason(row, detector) for detector in flags.columns if flags.at[row, detector]]
                 for row in flags.index
             ],
             index=flags.index,
@@ -221,10 +248,15 @@ def _off_manifold(
 def _duplicate_floods(
     frame: pd.DataFrame, dataset: DatasetSettings, settings: PoisoningSettings
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows with at least `duplicate_limit` earlier rows identical to them, or near-identical: every numeric
-    within `near_duplicate_tolerance` (relative) and every other column equal. The score is the number of
-    such rows around each row (itself included)."""
+    """Copies beyond what the data predicts. With a numeric column of many values (a sampling weight), natural
+    copies are rare: rows with at least `duplicate_limit` earlier rows identical or near-identical to them (every
+    numeric within `near_duplicate_tolerance`, relative, everything else equal) are flagged. Without one (few
+    values in every column), identical rows are natural, and the count of each row is judged against its
+    neighbours' (`_calibrated_copies`). The score is the number of such rows around each row (itself included)."""
     numeric = [name for name, feature in dataset.features.items() if isinstance(feature, NumericFeature)]
+    many_values = [name for name in numeric if frame[name].nunique() > MAX_EXACT_VALUES]
+    if not many_values:
+        return _calibrated_copies(frame, dataset, settings)
     exact = [column for column in frame.columns if column not in numeric]
     key = frame.groupby(exact, dropna=False, sort=False).ngroup().to_numpy(dtype="float64")
     magnitudes = np.log1p(np.abs(np.nan_to_num(frame[numeric].to_numpy(dtype="float64"), nan=-1.0)))
@@ -235,6 +267,42 @@ def _duplicate_floods(
     earlier = np.array([int((found < row).sum()) for row, found in zip(order, neighbours, strict=True)])
     sizes = np.array([len(found) for found in neighbours], dtype="float64")
     return sizes, earlier >= settings.duplicate_limit
+
+
+def _calibrated_copies(
+    frame: pd.DataFrame, dataset: DatasetSettings, settings: PoisoningSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """Identical rows (label included) counted against what their neighbourhood predicts: for each column, the
+    mean count of the rows that differ from them in that column only (the densest such neighbourhood is the
+    expectation, at least 1). A group is a flood when a Poisson test at that expectation rejects it (Benjamini-
+    Hochberg at `duplicate_fdr` over all repeated rows); its copies beyond the expectation are flagged, the earliest
+    rows kept. A common profile in a dense region is not a flood; one row copied many times is."""
+    columns = [*dataset.features, dataset.label.column]
+    codes = {
+        column: pd.factorize(frame[column].astype("object"), use_na_sentinel=False)[0] for column in columns
+    }
+    full = frame.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
+    sizes = np.bincount(full)[full].astype("float64")
+    expected = np.ones(len(frame))
+    for column in dataset.features:
+        others = pd.DataFrame({name: codes[name] for name in columns if name != column})
+        partial = others.groupby(list(others.columns), sort=False).ngroup().to_numpy()
+        around = np.bincount(partial)[partial]
+        # Distinct full rows in each one-column neighbourhood, the row's own included.
+        distinct = pd.Series(full).groupby(partial).nunique().to_numpy()[partial]
+        mean_other = np.where(distinct > 1, (around - sizes) / np.maximum(distinct - 1, 1), 0.0)
+        expected = np.maximum(expected, mean_other)
+    repeated = sizes >= 2
+    flags = np.zeros(len(frame), dtype=bool)
+    if repeated.any():
+        first = pd.Series(np.arange(len(frame))).groupby(full).transform("min").to_numpy()
+        group_rows = repeated & (np.arange(len(frame)) == first)
+        p_values = poisson.sf(sizes[group_rows] - 1, expected[group_rows])
+        adjusted = false_discovery_control(np.clip(p_values, 1e-300, 1.0), method="bh")
+        flood_groups = set(full[group_rows][adjusted <= settings.duplicate_fdr].tolist())
+        rank = pd.Series(np.arange(len(frame))).groupby(full).cumcount().to_numpy()
+        flags = np.isin(full, list(flood_groups)) & (rank >= np.ceil(expected))
+    return sizes, flags
 
 
 def _backdoors(
@@ -272,14 +340,25 @@ def _backdoors(
     return score, score > 0
 
 
-def scan_poisoning(frame: pd.DataFrame, dataset: DatasetSettings, settings: PoisoningSettings) -> ScanResult:
-    """Score every typed row with each enabled detector; raise when the flagged share passes the policy."""
+def scan_poisoning(
+    frame: pd.DataFrame,
+    dataset: DatasetSettings,
+    settings: PoisoningSettings,
+    reference: pd.DataFrame | None = None,
+) -> ScanResult:
+    """Score every typed row with each enabled detector; raise when the flagged share passes the policy.
+
+    `reference`: the typed, labelled rows the champion was trained on (trusted); without it the trusted-reference
+    detector is skipped, and the result says so."""
     started = time.perf_counter()
     columns = [*dataset.features, dataset.label.column]
     labels = label_vector(frame, dataset).to_numpy()
     scores: dict[str, np.ndarray] = {}
     flags: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
+    notes: dict[str, np.ndarray] = {}
+    skipped: dict[str, str] = {}
+    comparison: ReferenceComparison | None = None
 
     def run(name: str, detect: Callable[[], tuple[np.ndarray, np.ndarray]]) -> None:
         begun = time.perf_counter()
@@ -294,9 +373,31 @@ def scan_poisoning(frame: pd.DataFrame, dataset: DatasetSettings, settings: Pois
     run(DUPLICATE_FLOOD, lambda: _duplicate_floods(frame[columns], dataset, settings))
     if settings.backdoor:
         run(BACKDOOR, lambda: _backdoors(frame, dataset, labels, settings))
+    if settings.slice_purity:
+        begun = time.perf_counter()
+        purity = find_impure_triggers(frame, dataset, labels, settings)
+        scores[SLICE_PURITY], flags[SLICE_PURITY], notes[SLICE_PURITY] = (
+            purity.scores,
+            purity.flags,
+            purity.notes,
+        )
+        seconds[SLICE_PURITY] = round(time.perf_counter() - begun, 3)
+    if settings.trusted_reference and reference is not None and len(reference):
+        begun = time.perf_counter()
+        comparison = compare_reference(frame, reference, dataset, settings)
+        scores[TRUSTED_REFERENCE] = comparison.scores.to_numpy()
+        flags[TRUSTED_REFERENCE] = comparison.flags.to_numpy()
+        notes[TRUSTED_REFERENCE] = comparison.reasons.to_numpy()
+        seconds[TRUSTED_REFERENCE] = round(time.perf_counter() - begun, 3)
+    elif settings.trusted_reference:
+        skipped[TRUSTED_REFERENCE] = "no trusted reference (no champion yet)"
     if settings.label_noise:
-        # Last: its model learns only from rows no other detector flagged.
-        suspect = np.logical_or.reduce([np.asarray(flagged, dtype=bool) for flagged in flags.values()])
+        # Last: its model learns only from rows no other detector flagged, except slice purity's: the genuine pure
+        # slices it also flags (exact capital gains only high earners report) are what the model must learn to
+        # judge their neighbours (measured on clean Adult: 866 -> 1,015 label-noise flags when they are left out).
+        suspect = np.logical_or.reduce(
+            [np.asarray(flagged, dtype=bool) for name, flagged in flags.items() if name != SLICE_PURITY]
+        )
         ordinal, categorical = ordinal_features(frame, dataset)
         run(LABEL_NOISE, lambda: _label_noise(ordinal, categorical, labels, settings, suspect))
     order = [detector for detector in DETECTORS if detector in flags]
@@ -307,6 +408,12 @@ def scan_poisoning(frame: pd.DataFrame, dataset: DatasetSettings, settings: Pois
         flags=pd.DataFrame(flags, index=frame.index),
         seconds=time.perf_counter() - started,
         detector_seconds=seconds,
+        notes=pd.DataFrame(
+            {name: notes.get(name, np.full(len(frame), "", dtype=object)) for name in order},
+            index=frame.index,
+        ),
+        skipped=skipped,
+        reference=comparison,
     )
     share = result.rows_flagged / max(result.rows_in, 1)
     if share > settings.max_flagged_share:

@@ -49,6 +49,10 @@ class PoisoningFigures(Record):
     per_detector: dict[str, int]
     seconds: float
     detector_seconds: dict[str, float] = {}
+    skipped: dict[
+        str, str
+    ] = {}  # detectors that did not run, with why (the trusted reference without a champion)
+    shifted_slices: list[str] = []  # the trusted reference's shifted slices, described
 
 
 class PrivacyFigures(Record):
@@ -220,6 +224,8 @@ def format_summary(summary: RunSummary) -> str:
             f"  scan       {poisoning.rows_flagged:,} of {poisoning.rows_scanned:,} rows flagged ({detectors}) "
             f"in {poisoning.seconds:.1f}s"
         )
+        for detector, why in poisoning.skipped.items():
+            lines.append(f"             {detector} skipped: {why}")
     if summary.privacy:
         privacy = summary.privacy
         lines.append(
@@ -400,6 +406,8 @@ def poisoning_figures(scan: ScanResult) -> PoisoningFigures:
         per_detector=scan.per_detector,
         seconds=round(scan.seconds, 2),
         detector_seconds=dict(scan.detector_seconds or {}),
+        skipped=dict(scan.skipped or {}),
+        shifted_slices=[shift.describe() for shift in scan.reference.slices] if scan.reference else [],
     )
 
 
