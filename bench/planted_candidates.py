@@ -1,15 +1,22 @@
-"""Planted bad candidates against the gate: the sound one must be promoted, every planted one rejected.
+"""Planted bad candidates against the gate, randomized: does the gate reject what harms, and pass what does not?
 
-One fresh GUARDFLOW_HOME: the sound candidate trains first and becomes champion, then each planted candidate
-runs `guardflow train` against it (so the no-regression lines are live). Each case changes one thing:
+A clean champion is trained once on Adult (the config's DP settings, model seed from the config). Then, for each
+seed, candidates are trained with the library functions (no Prefect flow, to save CPU) and judged by the same
+evaluation, champion comparison and gate as `guardflow train`:
 
-- regression: trained on 2,000 rows only (a weaker model than the champion);
-- poisoned labels: 30% of training labels flipped, the poisoning scan's label-noise detector off;
-- uncalibrated: no DP Platt scaling (DP-SGD leaves the model over-confident);
-- privacy spend: trained at epsilon 4, above the policy's ceiling of 1;
-- unfair: labels set by sex on 40% of rows (men positive, women negative).
+- backdoor_gate_only: a random backdoor at 1% of the rows (bench/plant_attacks.random_backdoor: trigger of 1-3
+  values, common or rare, target class, relabel or inject), the poisoning scan switched off, so the gate alone
+  is measured;
+- backdoor_with_scan: the same draw, with the scan's detectors on (flagged rows left out of training);
+- group_flip: random targeted flips (random_group_flip: 20-50% of the positives of a random sensitive group);
+- sound: no attack, another training seed.
 
-Saves bench/results/planted_candidates.json with each case's status, exit code and failed gate lines.
+The poisoned rows are not re-validated by the contract (the generator only draws values the contract allows).
+Per case: seeds, rejected_share, the lines that rejected (counts per line), the share rejected by a line that
+names the harm (a differential slice carrying a trigger value, or the flipped group), and per seed what was
+drawn and the attack success rate (candidate and champion). `--fixed` runs the older fixed cases instead, as
+full `guardflow train` flows (saved to planted_candidates_fixed.json).
+Saves bench/results/planted_candidates.json and prints a table.
 """
 
 from __future__ import annotations
@@ -17,127 +24,254 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
+import re
+import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
+import torch
+from threadpoolctl import threadpool_limits
 
-from guardflow.io.datasets import read_split, write_table
-from guardflow.settings import load_settings
+from bench import plant_attacks
+from bench.planted_fixed import run_fixed
+from guardflow.contract.validate_contract import validate_contract
+from guardflow.data.encode_features import encode_features
+from guardflow.data.table import label_vector, labelled_rows
+from guardflow.evaluation.compare_champion import ScoredRows, compare_with_champion
+from guardflow.evaluation.decide_gate import GateDecision, decide_gate
+from guardflow.evaluation.evaluate_safety import check_behaviour, evaluate_safety, save_plots
+from guardflow.io.datasets import read_split
+from guardflow.poisoning.scan_poisoning import scan_poisoning
+from guardflow.privacy.audit_membership import audit_membership
+from guardflow.privacy.network import predict_proba
+from guardflow.privacy.train_private import train_private
+from guardflow.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "adult.yaml"
-GUARDFLOW = Path(sys.executable).parent / "guardflow"
+RESULTS = ROOT / "bench" / "results" / "planted_candidates.json"
+CASES = ("backdoor_gate_only", "backdoor_with_scan", "group_flip", "sound")
+BACKDOOR_RATE = 0.01
+Predict = Callable[[pd.DataFrame], np.ndarray]
 
 
-def _config(folder: Path, name: str, **sections: dict) -> Path:
-    """configs/adult.yaml with absolute paths and some sections overridden."""
-    raw = yaml.safe_load(CONFIG.read_text())
-    for split in ("train", "test"):
-        raw["dataset"][split]["path"] = str((CONFIG.parent / raw["dataset"][split]["path"]).resolve())
-    raw["contract"]["suite"] = str((CONFIG.parent / raw["contract"]["suite"]).resolve())
-    for section, values in sections.items():
-        raw[section] = {**raw[section], **values}
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+def _train(settings: Settings, rows: pd.DataFrame, seed: int) -> tuple[Predict, float]:
+    """A DP model trained on typed rows with the config's privacy settings and this model seed."""
+    dataset = settings.dataset
+    model_settings = settings.model.model_copy(update={"seed": seed})
+    trained = train_private(
+        encode_features(rows, dataset),
+        label_vector(rows, dataset).to_numpy(),
+        settings.privacy,
+        model_settings,
+    )
+
+    def predict(frame: pd.DataFrame) -> np.ndarray:
+        return predict_proba(trained.model, encode_features(frame, dataset)).double().numpy()
+
+    return predict, trained.seconds
 
 
-def _data(folder: Path, name: str, change: Callable[[pd.DataFrame], pd.DataFrame]) -> Path:
-    """adult.data with one change, in its own format."""
-    dataset = load_settings(CONFIG).dataset
-    rows = change(read_split(dataset, "train").rows.copy())
-    path = folder / f"{name}.data.gz"
-    write_table(rows, path, dataset)
-    return path
+def judge(
+    settings: Settings,
+    candidate: Predict,
+    champion: Predict | None,
+    training: pd.DataFrame,
+    test: pd.DataFrame,
+    plots: Path | None = None,
+) -> tuple[GateDecision, tuple[float, float]]:
+    """Evaluation (membership audit, metrics with intervals, robustness, counterfactuals), champion comparison and
+    gate, as the training flow runs them; returns the decision and the wall and CPU seconds it took (one thread)."""
+    dataset, gate = settings.dataset, settings.gate
+    started, cpu_started = time.perf_counter(), time.process_time()
+    labels = label_vector(test, dataset).to_numpy()
+    probabilities = candidate(test)
+    membership = audit_membership(
+        candidate(training), label_vector(training, dataset).to_numpy(), probabilities, labels,
+        delta=settings.privacy.delta, seed=settings.model.seed,
+    )  # fmt: skip
+    evaluation = evaluate_safety(
+        probabilities, labels, test[dataset.sensitive], membership, min_group_size=gate.min_group_size
+    )
+    evaluation = check_behaviour(evaluation, candidate, test, labels, dataset)
+    if plots is not None:
+        save_plots(evaluation, plots)
+    comparison = None
+    if champion is not None:
+        comparison = compare_with_champion(
+            "champion",
+            ScoredRows(test, probabilities, champion(test)),
+            ScoredRows(training, candidate(training), champion(training), label_vector(training, dataset).to_numpy()),
+            labels, evaluation, dataset, gate,
+        )  # fmt: skip
+    decision = decide_gate(evaluation, gate, settings.privacy.target_epsilon, comparison)
+    return decision, (time.perf_counter() - started, time.process_time() - cpu_started)
 
 
-def _flip_labels(rows: pd.DataFrame, share: float, seed: int = 0) -> pd.DataFrame:
-    chosen = np.random.default_rng(seed).random(len(rows)) < share
-    rows.loc[chosen, "income"] = np.where(rows.loc[chosen, "income"] == ">50K", "<=50K", ">50K")
-    return rows
+_BIN = re.compile(r"([\w-]+) in \[([-\d.e+]+), ([-\d.e+]+)\)")
 
 
-def _label_by_sex(rows: pd.DataFrame, share: float, seed: int = 1) -> pd.DataFrame:
-    chosen = np.random.default_rng(seed).random(len(rows)) < share
-    rows.loc[chosen, "income"] = np.where(rows.loc[chosen, "sex"] == "Male", ">50K", "<=50K")
-    return rows
+def names_harm(text: str, harm: dict[str, str]) -> bool:
+    """Whether a failed line's text names the harm: a slice or group carrying one of the planted `column=value`,
+    or the public bin of a column that holds the planted value."""
+    if any(f"{column}={value}" in text for column, value in harm.items()):
+        return True
+    for column, low, high in _BIN.findall(text):
+        value = harm.get(column)
+        if value is not None and _is_number(value) and float(low) <= float(value) < float(high):
+            return True
+    return False
 
 
-def cases(folder: Path) -> list[tuple[str, Path, Path | None]]:
-    """(name, config, data file or None for the configured one), the sound candidate first."""
-    return [
-        ("sound", _config(folder, "sound"), None),
-        ("regression", _config(folder, "regression"), _data(folder, "small", lambda rows: rows.head(2_000))),
-        (
-            "poisoned_labels",
-            _config(folder, "poisoned", poisoning={"label_noise": False}),
-            _data(folder, "poisoned", lambda rows: _flip_labels(rows, 0.30)),
-        ),
-        ("uncalibrated", _config(folder, "uncalibrated", privacy={"calibration_fraction": 0.0}), None),
-        ("privacy_spend", _config(folder, "spend", privacy={"target_epsilon": 4.0}), None),
-        ("unfair", _config(folder, "unfair"), _data(folder, "unfair", lambda rows: _label_by_sex(rows, 0.4))),
-    ]
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
-def run_case(name: str, config: Path, data: Path | None, home: Path) -> dict:
-    command = [str(GUARDFLOW), "train", "--config", str(config), "--run-dir", str(home / "runs" / name)]
-    if data is not None:
-        command += ["--data", str(data)]
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PREFECT_", "MLFLOW_"))}
-    env["GUARDFLOW_HOME"] = str(home)
-    started = time.perf_counter()
-    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    summary_path = home / "runs" / name / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    gate = summary.get("gate") or {}
-    return {
-        "case": name,
-        "exit_code": completed.returncode,
-        "status": summary.get("status"),
-        "seconds": round(time.perf_counter() - started, 1),
-        "failed_lines": [line for line in gate.get("lines", []) if line.startswith("FAIL")],
-        "compared_to": gate.get("compared_to"),
-        "accuracy": (summary.get("metrics") or {}).get("accuracy"),
-        "epsilon": (summary.get("privacy") or {}).get("epsilon"),
-        "error": summary.get("error") or (completed.stderr.strip().splitlines() or [""])[-1],
+def _plain(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def run_seed(
+    case: str, seed: int, settings: Settings, clean: pd.DataFrame, test: pd.DataFrame, champion: Predict
+) -> dict:
+    dataset = settings.dataset
+    rng = np.random.default_rng(seed)
+    drawn: dict[str, object] = {}
+    harm: dict[str, str] = {}
+    backdoor = None
+    training = clean
+    if case.startswith("backdoor"):
+        poisoned, backdoor = plant_attacks.random_backdoor(clean, dataset, BACKDOOR_RATE, rng)
+        drawn = backdoor.describe()
+        harm = {column: _plain(value) for column, value in backdoor.trigger.items()}
+        training = poisoned
+        if case == "backdoor_with_scan":
+            policy = settings.poisoning.model_copy(update={"max_flagged_share": 1.0})
+            scan = scan_poisoning(poisoned, dataset, policy)
+            training = poisoned[~scan.flagged]
+            caught = scan.flagged.reindex(backdoor.rows, fill_value=False)
+            drawn = {
+                **drawn,
+                "scan_flagged": scan.rows_flagged,
+                "scan_recall": round(float(caught.mean()), 4),
+            }
+    elif case == "group_flip":
+        training, flip = plant_attacks.random_group_flip(clean, dataset, rng)
+        drawn = flip.describe()
+        harm = {flip.column: flip.group}
+    candidate, train_seconds = _train(settings, training, seed=1000 + seed)
+    decision, (seconds, cpu_seconds) = judge(settings, candidate, champion, training, test)
+    failed = [line for line in decision.lines if not line.passed]
+    result = {
+        "seed": seed,
+        "model_seed": 1000 + seed,
+        "drawn": drawn,
+        "rejected": not decision.passed,
+        "failed_lines": [line.name for line in failed],
+        "failed_details": [line.describe() for line in failed],
+        "rejected_by_harm_line": any(names_harm(line.describe(), harm) for line in failed) if harm else None,
+        "train_seconds": round(train_seconds, 2),
+        "gate_seconds": round(seconds, 2),
+        "gate_cpu_seconds": round(cpu_seconds, 2),
     }
+    if backdoor is not None:
+        result["asr"] = round(plant_attacks.attack_success_rate(candidate, test, dataset, backdoor), 4)
+        result["asr_champion"] = round(
+            plant_attacks.attack_success_rate(champion, test, dataset, backdoor), 4
+        )
+    return result
+
+
+def summarize(case: str, runs: list[dict]) -> dict:
+    lines = Counter(name for run in runs for name in run["failed_lines"])
+    named = [run["rejected_by_harm_line"] for run in runs if run["rejected_by_harm_line"] is not None]
+    summary = {
+        "case": case,
+        "seeds": [run["seed"] for run in runs],
+        "rejected_share": round(sum(run["rejected"] for run in runs) / len(runs), 4),
+        "rejected_by_harm_line_share": round(sum(named) / len(named), 4) if named else None,
+        "rejecting_lines": dict(lines.most_common()),
+        "median_gate_seconds": round(statistics.median(run["gate_seconds"] for run in runs), 2),
+        "median_gate_cpu_seconds": round(statistics.median(run["gate_cpu_seconds"] for run in runs), 2),
+        "max_gate_seconds": round(max(run["gate_seconds"] for run in runs), 2),
+        "median_train_seconds": round(statistics.median(run["train_seconds"] for run in runs), 2),
+        "runs": runs,
+    }
+    if runs and "asr" in runs[0]:
+        summary["median_asr"] = round(statistics.median(run["asr"] for run in runs), 4)
+        summary["median_asr_champion"] = round(statistics.median(run["asr_champion"] for run in runs), 4)
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "planted_candidates.json")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=CASES)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--fixed", action="store_true", help="the older fixed cases, as full flows")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="guardflow-planted-") as scratch:
-        folder = Path(scratch)
-        home = folder / "home"
-        results = []
-        for name, config, data in cases(folder):
-            print(f"{name} ...", flush=True)
-            results.append(run_case(name, config, data, home))
-    expected = {"sound": "promoted"}
-    verdicts = {
-        result["case"]: result["status"] == expected.get(result["case"], "rejected") for result in results
-    }
+    if args.fixed:
+        return run_fixed(args.output.with_name("planted_candidates_fixed.json"))
+    torch.set_num_threads(1)
+    settings = load_settings(CONFIG)
+    dataset = settings.dataset
+    cpu_started, wall_started = time.process_time(), time.perf_counter()
+    with threadpool_limits(limits=1):
+        contract = validate_contract(read_split(dataset, "train").rows, dataset, settings.contract)
+        clean = contract.accepted
+        test = labelled_rows(read_split(dataset, "test").rows, dataset)
+        champion, champion_seconds = _train(settings, clean, settings.model.seed)
+        # One candidate judged with no champion and with plots, as the first run of `guardflow train` is.
+        with tempfile.TemporaryDirectory() as folder:
+            first, (first_seconds, first_cpu) = judge(
+                settings, champion, None, clean, test, plots=Path(folder)
+            )
+        print(f"champion: trained in {champion_seconds:.1f}s; judged alone (with plots) in {first_seconds:.2f}s, "
+              f"{'passed' if first.passed else 'REJECTED'}", flush=True)  # fmt: skip
+        cases = []
+        for case in args.cases:
+            runs = []
+            for seed in range(args.seeds):
+                run = run_seed(case, seed, settings, clean, test, champion)
+                runs.append(run)
+                print(f"{case:<20} seed {seed:>2} {'REJECTED' if run['rejected'] else 'passed  '} "
+                      f"asr {run.get('asr', '-')}  {'; '.join(run['failed_lines'])}", flush=True)  # fmt: skip
+            cases.append(summarize(case, runs))
     report = {
         "benchmark": "planted_candidates",
         "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "results": results,
-        "all_as_expected": all(verdicts.values()),
-    }
+        "config": str(CONFIG.relative_to(ROOT)),
+        "backdoor_rate": BACKDOOR_RATE,
+        "champion": {"model_seed": settings.model.seed, "train_seconds": round(champion_seconds, 2),
+                     "judged_alone_seconds_with_plots": round(first_seconds, 2),
+                     "judged_alone_cpu_seconds_with_plots": round(first_cpu, 2), "passed_alone": first.passed},
+        "gate": settings.gate.model_dump(mode="json"),
+        "cases": cases,
+        "cpu_seconds": round(time.process_time() - cpu_started, 1),
+        "wall_seconds": round(time.perf_counter() - wall_started, 1),
+        "load_average": list(os.getloadavg()),
+    }  # fmt: skip
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
-    for result in results:
-        lines = "; ".join(result["failed_lines"]) or result["error"] or "-"
-        print(f"{result['case']:<16} {result['status'] or 'failed':<10} exit {result['exit_code']}  {lines}")
-    print(f"all as expected: {report['all_as_expected']}  (saved {args.output})")
-    return 0 if report["all_as_expected"] else 1
+    print(f"\n{'case':<20} {'seeds':>5} {'rejected':>8} {'by harm line':>12} {'gate cpu s':>10}  lines")
+    for case in cases:
+        named = case["rejected_by_harm_line_share"]
+        lines = ", ".join(f"{name} {count}" for name, count in list(case["rejecting_lines"].items())[:4])
+        by_harm = "-" if named is None else f"{named:.0%}"
+        print(f"{case['case']:<20} {len(case['seeds']):>5} {case['rejected_share']:>8.0%} "
+              f"{by_harm:>12} {case['median_gate_cpu_seconds']:>10.2f}  {lines}")  # fmt: skip
+    print(f"saved {args.output}")
+    return 0
 
 
 if __name__ == "__main__":

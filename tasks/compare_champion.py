@@ -1,22 +1,36 @@
-"""Score the current champion on the candidate's held-out rows, so the gate can hold the candidate to it."""
+"""Score the current champion on the candidate's held-out rows and training rows, so the gate can hold the
+candidate to it: headline figures, every group's rates, and where predictions moved."""
 
 import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from guardflow.contract.validate_contract import ContractResult
+from guardflow.data.encode_features import encode_features
 from guardflow.data.table import Table, label_vector, labelled_rows
-from guardflow.evaluation.decide_gate import ChampionComparison
-from guardflow.evaluation.evaluate_safety import Evaluation, champion_figures
+from guardflow.evaluation.compare_champion import ChampionComparison, ScoredRows, compare_with_champion
+from guardflow.evaluation.evaluate_safety import Evaluation
 from guardflow.io import registry
 from guardflow.io.lineage import file_dataset
+from guardflow.poisoning.scan_poisoning import ScanResult
+from guardflow.privacy.network import predict_proba
+from guardflow.privacy.train_private import SavedModel
 from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
 
 
 @task(name="compare-champion", cache_policy=NO_CACHE)
-def compare_champion(context: RunContext, test: Table, evaluation: Evaluation) -> ChampionComparison | None:
-    """The champion's accuracy, ROC AUC and ECE on the same rows (None when there is no champion yet)."""
+def compare_champion(
+    context: RunContext,
+    test: Table,
+    evaluation: Evaluation,
+    saved: SavedModel,
+    contract: ContractResult,
+    scan: ScanResult,
+) -> ChampionComparison | None:
+    """The champion against the candidate on the same rows (None when there is no champion yet): the test rows,
+    and the rows the candidate trained on (accepted by the contract, not flagged by the scan)."""
     settings = context.settings
     dataset = settings.dataset
     with context.stage("compare_champion", inputs=[file_dataset(test.path, sha256=test.sha256)]):
@@ -25,20 +39,35 @@ def compare_champion(context: RunContext, test: Table, evaluation: Evaluation) -
         if champion is None:
             stage_log.info("champion  none yet: the gate judges on absolute lines only")
             return None
+        model = registry.load_model(champion.model_uri)
+
+        def scored(frame: pd.DataFrame, labels: np.ndarray | None = None) -> ScoredRows:
+            features = frame[list(dataset.features)]
+            predictions = np.asarray(
+                pd.DataFrame(model.predict(features)).to_numpy(), dtype="float64"
+            ).ravel()
+            candidate = predict_proba(saved.trained.model, encode_features(frame, dataset)).double().numpy()
+            return ScoredRows(frame, candidate, predictions, labels)
+
         held_out = labelled_rows(test.rows, dataset)
-        predictions = registry.load_model(champion.model_uri).predict(held_out[list(dataset.features)])
-        probabilities = np.asarray(pd.DataFrame(predictions).to_numpy(), dtype="float64").ravel()
-        figures = champion_figures(probabilities, label_vector(held_out, dataset).to_numpy())
-        comparison = ChampionComparison(
-            champion_version=champion.version,
-            champion=figures,
-            candidate_interval={
-                metric: (evaluation.intervals[metric].low, evaluation.intervals[metric].high)
-                for metric in settings.gate.max_regression
-            },
+        training = contract.accepted[~scan.flagged]
+        comparison = compare_with_champion(
+            champion.version,
+            scored(held_out),
+            scored(training, label_vector(training, dataset).to_numpy()),
+            label_vector(held_out, dataset).to_numpy(),
+            evaluation,
+            dataset,
+            settings.gate,
+            seed=settings.model.seed,
         )
     stage_log.info(
         "champion  version %s on the same rows: %s",
-        champion.version, ", ".join(f"{name} {value:.4f}" for name, value in figures.items()),
+        champion.version, ", ".join(f"{name} {value:.4f}" for name, value in comparison.champion.items()),
     )  # fmt: skip
+    for check in comparison.differential:
+        strongest = check.strongest.describe() if check.strongest else "no slice"
+        stage_log.info(
+            "          %s: %s slices, strongest %s", check.judged_on, f"{check.slices_tested:,}", strongest
+        )
     return comparison

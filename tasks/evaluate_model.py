@@ -63,7 +63,12 @@ def evaluate_model(
         probabilities = predict(held_out)
         membership = audit_training_rows(context, saved, contract.accepted[~scan.flagged], predict)
         evaluation = evaluate_safety(
-            probabilities, labels, held_out[dataset.sensitive], membership, seed=seed
+            probabilities,
+            labels,
+            held_out[dataset.sensitive],
+            membership,
+            seed=seed,
+            min_group_size=context.settings.gate.min_group_size,
         )
         evaluation = check_behaviour(evaluation, predict, held_out, labels, dataset, seed=seed)
         save_plots(evaluation, context.run_dir / "plots")

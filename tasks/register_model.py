@@ -63,6 +63,7 @@ def register_model(
     tags = {
         "guardflow.gate": "passed" if decision.passed else "rejected",
         "guardflow.gate_failed": "; ".join(line.name for line in decision.lines if not line.passed) or "none",
+        "guardflow.gate_waived": "; ".join(line.name for line in decision.lines if line.waived) or "none",
         "guardflow.epsilon": f"{privacy.epsilon:.4f}",
         "guardflow.delta": f"{privacy.delta:g}",
         "guardflow.accountant": privacy.accountant,

@@ -1,17 +1,31 @@
 """The gate: policy as code. Each line compares one figure with its threshold; all must pass to promote.
 
-Absolute lines hold every candidate to the policy's thresholds. No-regression lines hold it to the current
-champion, evaluated on the same held-out rows: a candidate fails only when even the favourable end of its 95%
-confidence interval is worse than the champion by more than the policy's margin (single values would flag noise).
-With no champion, those lines are WAIVED and say so; the policy can also waive a line by name, with a reason.
+Absolute lines hold every candidate to the policy's thresholds; the fairness gaps are judged on the favourable
+end of their 95% intervals, over groups with at least `min_group_size` rows (smaller groups are listed, their
+lines WAIVED). No-regression lines hold it to the current champion, evaluated on the same held-out rows: a
+candidate fails only when even the favourable end of its 95% interval (for groups: of the paired interval of
+candidate - champion) is worse than the champion by more than the policy's margin (single values would flag
+noise); a drift retrain also gets them on its window (`no_regression_window`). Every line says which rows it
+was judged on (`judged_on`). The differential lines fail a candidate whose predictions moved far more in one
+slice of its training or test rows than elsewhere. With no champion, the champion lines are WAIVED and say so;
+the policy can also waive a line by name, with a reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from guardflow.evaluation.compare_champion import HIGHER_IS_BETTER_RATE, ChampionComparison, GroupChange
+from guardflow.evaluation.differential import DifferentialCheck
 from guardflow.evaluation.evaluate_safety import Evaluation
+from guardflow.evaluation.fairness import MEASURED_ON, RATES, GroupFairness
+from guardflow.evaluation.intervals import Interval
 from guardflow.settings import GateSettings
+
+__all__ = ["ChampionComparison", "GateDecision", "GateLine", "decide_gate"]
+
+NO_CHAMPION = "no champion to compare to"
+DIFFERENTIAL_ROWS = ("training rows", "test rows")
 
 
 @dataclass(frozen=True)
@@ -23,8 +37,8 @@ class GateLine:
     comparison: str
     threshold: float
     waived: str | None = None  # why the line does not count, when it does not
-    # Which rows the figure was measured on (the test set, a drift window, the audit split).
-    judged_on: str | None = None
+    detail: str | None = None  # what the value is made of: interval, slice, group sizes
+    judged_on: str | None = None  # which rows the line was judged on, when not obvious
 
     @property
     def status(self) -> str:
@@ -40,23 +54,14 @@ class GateLine:
     def describe(self) -> str:
         if self.waived is not None:
             return f"WAIVED {self.name} ({self.waived})"
+        detail = f"; {self.detail}" if self.detail else ""
         where = f" on {self.judged_on}" if self.judged_on else ""
-        rule = f"(must be {self.comparison} {self.threshold:.4g})"
+        rule = f"(must be {self.comparison} {self.threshold:.4g}{detail})"
         return f"{self.status} {self.name} {self.value:.4f} {rule}{where}"
 
 
 # Which way is better, for the metrics a no-regression line can name.
 HIGHER_IS_BETTER = {"accuracy": True, "roc_auc": True, "ece": False}
-
-
-@dataclass(frozen=True)
-class ChampionComparison:
-    """The champion's figures on the candidate's held-out rows, and the candidate's 95% intervals."""
-
-    champion_version: str
-    champion: dict[str, float]
-    candidate_interval: dict[str, tuple[float, float]]
-    judged_on: str | None = None  # the rows both were scored on, when not the test set
 
 
 # No-regression lines judged on a drift retrain's window (the batch's held-out rows), beside the test set's.
@@ -70,7 +75,7 @@ def _regression_lines(
     for metric, margin in gate.max_regression.items():
         name = f"{prefix}[{metric}]"
         if comparison is None:
-            lines.append(GateLine(name, 0.0, ">=", 0.0, waived="no champion to compare to"))
+            lines.append(GateLine(name, 0.0, ">=", 0.0, waived=NO_CHAMPION))
             continue
         low, high = comparison.candidate_interval[metric]
         champion = comparison.champion[metric]
@@ -80,6 +85,118 @@ def _regression_lines(
         else:
             lines.append(GateLine(name, low, "<=", champion + margin, judged_on=where))
     return lines
+
+
+def _interval_text(interval: Interval | None) -> str:
+    return (
+        f"95% interval [{interval.low:.3f}, {interval.high:.3f}]" if interval is not None else "no interval"
+    )
+
+
+def _gap_line(
+    name: str, point: float, interval: Interval | None, threshold: float, group: GroupFairness
+) -> GateLine:
+    """A fairness gap judged on the low (favourable) end of its interval; the point value without one."""
+    judged = interval.low if interval is not None and interval.low == interval.low else point
+    detail = f"point {point:.3f}, {_interval_text(interval)}, groups of >= {group.min_group_size} rows"
+    return GateLine(name, judged, "<=", threshold, detail=detail, judged_on=None)
+
+
+def _fairness_lines(evaluation: Evaluation, gate: GateSettings) -> list[GateLine]:
+    lines = []
+    for group in evaluation.fairness:
+        lines.append(
+            _gap_line(
+                f"dp_difference[{group.attribute}]",
+                group.demographic_parity_difference,
+                group.intervals.get("dp_difference"),
+                gate.max_demographic_parity_difference,
+                group,
+            )
+        )
+        if gate.max_equalized_odds_difference is not None:
+            lines.append(
+                _gap_line(
+                    f"eo_difference[{group.attribute}]",
+                    group.equalized_odds_difference,
+                    group.intervals.get("eo_difference"),
+                    gate.max_equalized_odds_difference,
+                    group,
+                )
+            )
+        for name in group.rows:
+            small = [rate for rate in RATES if not group.judged(rate, name)]
+            if small:
+                sizes = ", ".join(
+                    f"{rate} on {group.measured_rows(rate, name)} {MEASURED_ON[rate]}" for rate in small
+                )
+                lines.append(
+                    GateLine(
+                        f"min_group_size[{group.attribute}={name}]",
+                        float(min(group.measured_rows(rate, name) for rate in small)),
+                        ">=",
+                        float(group.min_group_size),
+                        waived=f"too few to judge: {sizes} < {group.min_group_size}; "
+                        f"left out of the gaps of {group.attribute}",
+                    )
+                )
+    return lines
+
+
+def _group_line(change: GroupChange, margin: float, min_group_size: int) -> GateLine:
+    name = f"no_regression[{change.attribute}={change.group}, {change.rate}]"
+    if change.measured_on < min_group_size:
+        reason = f"too few to judge: {change.measured_on} {MEASURED_ON[change.rate]} < {min_group_size}"
+        return GateLine(name, 0.0, ">=", 0.0, waived=reason, judged_on=None)
+    detail = (
+        f"candidate {change.candidate:.3f}, champion {change.champion:.3f}, difference "
+        f"{_interval_text(change.difference)} on {change.measured_on:,} {MEASURED_ON[change.rate]}"
+    )
+    if HIGHER_IS_BETTER_RATE[change.rate]:
+        return GateLine(name, change.favourable_end, ">=", -margin, detail=detail, judged_on=None)
+    return GateLine(name, change.favourable_end, "<=", margin, detail=detail, judged_on=None)
+
+
+def _group_regression_lines(
+    evaluation: Evaluation, gate: GateSettings, comparison: ChampionComparison | None
+) -> list[GateLine]:
+    rates = [rate for rate in RATES if rate in gate.max_group_regression]
+    if comparison is not None:
+        return [
+            _group_line(change, gate.max_group_regression[change.rate], gate.min_group_size)
+            for change in comparison.groups
+            if change.rate in rates
+        ]
+    lines = []
+    for group in evaluation.fairness:
+        for name in group.rows:
+            for rate in rates:
+                line_name = f"no_regression[{group.attribute}={name}, {rate}]"
+                lines.append(GateLine(line_name, 0.0, ">=", 0.0, waived=NO_CHAMPION, judged_on=None))
+    return lines
+
+
+def _differential_line(judged_on: str, check: DifferentialCheck | None, gate: GateSettings) -> GateLine:
+    name = f"differential[{judged_on}]"
+    if check is None:
+        return GateLine(name, 0.0, "<=", 0.0, waived=NO_CHAMPION, judged_on=judged_on)
+    limit = (
+        gate.differential.max_label_fit_gain
+        if check.aligned_with_labels
+        else gate.differential.max_slice_move
+    )
+    tested = f"{check.slices_tested:,} slices of >= {gate.differential.min_slice_size} rows tested"
+    if check.aligned_with_labels:
+        tested += ", moves towards each row's training label"
+    worst = check.worst
+    if worst is None:
+        strongest = f"; strongest {check.strongest.describe()}" if check.strongest else ""
+        return GateLine(
+            name, 0.0, "<=", limit, detail=f"no slice stands out, {tested}{strongest}", judged_on=judged_on
+        )
+    return GateLine(
+        name, abs(worst.move), "<=", limit, detail=f"slice {worst.describe()}, {tested}", judged_on=judged_on
+    )
 
 
 @dataclass(frozen=True)
@@ -129,15 +246,7 @@ def decide_gate(
             judged_on=audited,
         ),
     ]
-    lines += [
-        GateLine(
-            f"dp_difference[{group.attribute}]",
-            group.demographic_parity_difference,
-            "<=",
-            gate.max_demographic_parity_difference,
-        )
-        for group in evaluation.fairness
-    ]
+    lines += _fairness_lines(evaluation, gate)
     if gate.max_epsilon is not None:
         lines.append(
             GateLine("epsilon", claimed_epsilon, "<=", gate.max_epsilon, judged_on="the privacy accountant")
@@ -145,6 +254,22 @@ def decide_gate(
     lines += _regression_lines(gate, comparison)
     if window is not None:
         lines += _regression_lines(gate, window, WINDOW_REGRESSION)
+    lines += _group_regression_lines(evaluation, gate, comparison)
+    checks = {check.judged_on: check for check in comparison.differential} if comparison else {}
+    for judged_on in DIFFERENTIAL_ROWS:
+        if comparison is not None and judged_on not in checks:
+            lines.append(
+                GateLine(
+                    f"differential[{judged_on}]",
+                    0.0,
+                    "<=",
+                    0.0,
+                    waived=f"{judged_on} not scored",
+                    judged_on=judged_on,
+                )
+            )
+        else:
+            lines.append(_differential_line(judged_on, checks.get(judged_on), gate))
     lines = [replace(line, judged_on=line.judged_on or test_rows) for line in lines]
     lines = [
         replace(line, waived=gate.waivers[line.name]) if line.name in gate.waivers else line for line in lines

@@ -26,6 +26,17 @@ def render_model_card(
     decision: GateDecision,
 ) -> str:
     """A markdown card: intended use, data, privacy, poisoning scan, evaluation, gate and limits."""
+    small_groups = [
+        f"{group.attribute} {note}" for group in evaluation.fairness for note in group.small_groups()
+    ]
+    minimum = max((group.min_group_size for group in evaluation.fairness), default=0)
+    small_text = (
+        f"Groups too small to judge (a rate measured on fewer than {minimum} rows): "
+        + "; ".join(small_groups)
+        + ". They keep their figures above but are left out of the gaps, and their gate lines are WAIVED."
+        if small_groups
+        else f"Every group has at least {minimum} rows for each rate: none is left out of the gaps."
+    )
     return render_template(
         "guardflow.evaluation",
         "model_card.md.j2",
@@ -43,6 +54,7 @@ def render_model_card(
         interval=_interval,
         with_interval=_with_interval,
         percent=_percent,
+        small_text=small_text,
     )
 
 

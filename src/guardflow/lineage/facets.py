@@ -186,6 +186,7 @@ def gate_facet(decision: GateDecision) -> dict[str, RunFacet]:
     lines: list[dict[str, object]] = [
         {"name": line.name, "comparison": line.comparison, "passed": line.passed, "status": line.status}
         | ({"waived": line.waived} if line.waived else {"value": line.value, "threshold": line.threshold})
+        | ({"detail": line.detail} if line.detail else {})
         | ({"judgedOn": line.judged_on} if line.judged_on else {})
         for line in decision.lines
     ]

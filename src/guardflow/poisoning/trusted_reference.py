@@ -6,7 +6,8 @@ for the new slice's very rows (so a value combination the reference never saw st
 beta-binomial tests, Benjamini-Hochberg over every test made, and a minimum effect (odds ratio and excess rows) so a
 genuine large-sample shift of a few points is not a finding. Inside each shifted slice, the rows carrying the
 shifted label that the reference model finds least likely are flagged, as many as the slice's excess (times a
-margin), the slice named in their reason. Values new or newly frequent against the reference are reported too.
+margin; where the excess is a small share of the slice, only rows the model finds likelier of the other label), the
+slice named in their reason. Values new or newly frequent against the reference are reported too.
 """
 
 from __future__ import annotations
@@ -25,12 +26,10 @@ from threadpoolctl import threadpool_limits
 
 from guardflow.data.encode_features import ordinal_features
 from guardflow.data.table import label_vector
-from guardflow.settings import CategoricalFeature, DatasetSettings, PoisoningSettings
+from guardflow.poisoning.slices import SliceColumn, decode_slice, slice_columns, slice_keys
+from guardflow.settings import DatasetSettings, PoisoningSettings
 
 TRUSTED_REFERENCE = "trusted_reference"
-# A numeric column with at most this many distinct values is compared by exact value (age, hours, capital gain);
-# beyond it, by its public bins, or left out without them.
-_MAX_EXACT_VALUES = 200
 # Weight, in rows, of the reference model's expectation against the slice's own reference rate.
 _PRIOR_ROWS = 20.0
 # A prior weight that makes a slice's expectation the reference model's prediction for its new rows alone.
@@ -108,42 +107,6 @@ class ReferenceComparison:
     model_rate: float = float("nan")
 
 
-@dataclass(frozen=True)
-class _Column:
-    name: str
-    codes: np.ndarray  # over reference rows then new rows
-    labels: list[str]
-
-
-def _columns(rows: pd.DataFrame, dataset: DatasetSettings) -> list[_Column]:
-    """Each feature as integer codes with their text: categories by value, numerics by exact value when they take
-    few values, else by their public bins (as the scan's other pair statistics do)."""
-    columns: list[_Column] = []
-    for name, feature in dataset.features.items():
-        if isinstance(feature, CategoricalFeature):
-            codes, uniques = pd.factorize(rows[name].astype("object"), use_na_sentinel=False)
-            columns.append(_Column(name, codes.astype("int64"), [_text(value) for value in uniques]))
-            continue
-        values = rows[name].to_numpy(dtype="float64", na_value=np.nan)
-        if pd.Series(values).nunique(dropna=False) <= _MAX_EXACT_VALUES:
-            codes, uniques = pd.factorize(values, use_na_sentinel=False)
-            columns.append(_Column(name, codes.astype("int64"), [_text(value) for value in uniques]))
-        elif feature.bins:
-            edges = [feature.min, *feature.bins, feature.max]
-            codes = np.digitize(np.nan_to_num(values, nan=feature.min), feature.bins).astype("int64")
-            labels = [f"[{_text(low)}, {_text(high)})" for low, high in itertools.pairwise(edges)]
-            columns.append(_Column(name, codes, labels))
-    return columns
-
-
-def _text(value: object) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "missing"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _reference_model(
     reference: pd.DataFrame, frame: pd.DataFrame, dataset: DatasetSettings, seed: int
 ) -> np.ndarray:
@@ -162,26 +125,8 @@ def _reference_model(
         return np.asarray(model.predict_proba(ordinal_features(frame, dataset)[0])[:, 1])
 
 
-def _slice_keys(columns: list[_Column], chosen: tuple[int, ...]) -> np.ndarray:
-    """One integer per row (reference rows then new rows) for its values of the `chosen` columns."""
-    key = np.zeros(len(columns[0].codes), dtype="int64")
-    for position in chosen:
-        key = key * (int(columns[position].codes.max()) + 1) + columns[position].codes
-    return key
-
-
-def _decode(key: int, chosen: tuple[int, ...], columns: list[_Column]) -> tuple[str, ...]:
-    """The text of each value of a slice key made by `_slice_keys`."""
-    values: list[str] = []
-    for position in reversed(chosen):
-        base = int(columns[position].codes.max()) + 1
-        values.append(columns[position].labels[key % base])
-        key //= base
-    return tuple(values[::-1])
-
-
 def _tests(
-    columns: list[_Column],
+    columns: list[SliceColumn],
     split: int,
     reference_labels: np.ndarray,
     labels: np.ndarray,
@@ -194,7 +139,7 @@ def _tests(
     parts: list[pd.DataFrame] = []
     for size in (1, 2):
         for chosen in itertools.combinations(range(len(columns)), size):
-            cells, group = np.unique(_slice_keys(columns, chosen), return_inverse=True)
+            cells, group = np.unique(slice_keys(columns, chosen), return_inverse=True)
             reference_group, current_group = group[:split], group[split:]
             n_ref = np.bincount(reference_group, minlength=len(cells)).astype("float64")
             n = np.bincount(current_group, minlength=len(cells)).astype("float64")
@@ -327,7 +272,7 @@ def compare_reference(
     moved beyond it stand out."""
     started = time.perf_counter()
     features = list(dataset.features)
-    columns = _columns(pd.concat([reference[features], frame[features]], ignore_index=True), dataset)
+    columns = slice_columns(pd.concat([reference[features], frame[features]], ignore_index=True), dataset)
     split = len(reference)
     labels = label_vector(frame, dataset).to_numpy()
     positive = _reference_model(reference, frame, dataset, settings.seed)
@@ -343,7 +288,7 @@ def compare_reference(
     )
     candidates = np.flatnonzero(tests["shifted"])
     keys = {
-        chosen: _slice_keys(columns, chosen)[split:] for chosen in {tests["columns"][i] for i in candidates}
+        chosen: slice_keys(columns, chosen)[split:] for chosen in {tests["columns"][i] for i in candidates}
     }
     members = {int(index): keys[tests["columns"][index]] == tests["key"][index] for index in candidates}
     scores = np.zeros(len(frame))
@@ -384,7 +329,7 @@ def compare_reference(
         take = holders[ranked[unlikely[ranked] > min(0.5, 1.0 - excess_share)]]
         record = ShiftedSlice(
             columns=tuple(columns[position].name for position in figure["columns"]),
-            values=_decode(int(figure["key"]), figure["columns"], columns),
+            values=decode_slice(int(figure["key"]), figure["columns"], columns),
             label=(dataset.label.negative, dataset.label.positive)[label],
             reference_rows=int(figure["n_ref"]),
             reference_rate=round(float(figure["k_ref"] / figure["n_ref"]), 4) if figure["n_ref"] else None,
@@ -414,7 +359,7 @@ def compare_reference(
 
 
 def _value_shifts(
-    columns: list[_Column], split: int, rows: int, settings: PoisoningSettings
+    columns: list[SliceColumn], split: int, rows: int, settings: PoisoningSettings
 ) -> list[ValueShift]:
     """Values whose share of the new rows is significantly (BH) above the reference's, by at least
     `reference_min_odds_ratio` and `reference_min_rows` rows: new values, or values that became frequent."""

@@ -80,6 +80,8 @@ class GroupFigures(Record):
     accuracy: dict[str, float]
     positive_rate: dict[str, float]
     rows: dict[str, int]
+    # Groups too small to judge (below gate.min_group_size): left out of the gaps, their gate lines WAIVED.
+    small_groups: list[str] = []
 
 
 class MetricFigures(Record):
@@ -398,6 +400,7 @@ def _training_sections(
                     accuracy=group.accuracy,
                     positive_rate=group.positive_rate,
                     rows=group.rows,
+                    small_groups=group.small_groups(),
                 )
                 for group in evaluation.fairness
             },

@@ -1,18 +1,100 @@
-"""The gate's verdict: one line per policy figure, PASS, FAIL or WAIVED, and only failed lines as reasons."""
+"""The new gate lines where a reviewer reads them: the lineage gate facet (valid against its schema), the model
+card (small groups, per-group and differential lines) and the flat describe() text of summary.json."""
 
-from __future__ import annotations
+import numpy as np
+from openlineage.client.serde import Serde
 
-from guardflow.evaluation.decide_gate import ChampionComparison, GateDecision, decide_gate
+from guardflow.evaluation.compare_champion import ChampionComparison, compare_groups
+from guardflow.evaluation.decide_gate import GateDecision, decide_gate
+from guardflow.evaluation.differential import check_differential
 from guardflow.evaluation.evaluate_safety import (
     Evaluation,
+    GroupFairness,
 )
+from guardflow.evaluation.model_card import render_model_card
+from guardflow.lineage.facets import gate_facet
 from guardflow.privacy.audit_membership import MembershipAudit
-from tests.unit.evaluation.cases import candidate_evaluation
+from guardflow.privacy.train_private import PrivacyReport
+from tests.lineage_validation import load_spec
+from tests.unit.evaluation.conftest import evaluation_of, score_by_relationship
+
+PRIVACY = PrivacyReport(
+    epsilon=1.0, delta=1e-5, accountant="prv", epsilon_rdp=1.2, noise_multiplier=1.0, max_grad_norm=1.0,
+    sample_rate=0.01, steps=100, epochs=5, empty_batches=0, training_rows=900, calibration_rows=100,
+    calibration_epsilon=0.9,
+)  # fmt: skip
+ROWS = {"rows_in": 6000, "rows_accepted": 6000, "rows_quarantined": 0, "quarantined_by_contract": 0,
+        "quarantined_by_scan": 0}  # fmt: skip
+
+
+def _decision(adult_settings, adult_test_rows):
+    """A candidate that pushes wives' predictions up by 0.4 and halves Black people's positive predictions."""
+    frame, labels = adult_test_rows
+    dataset, gate = adult_settings.dataset, adult_settings.gate
+    champion = score_by_relationship(frame)
+    candidate = champion.copy()
+    wives = (frame["relationship"] == "Wife").to_numpy()
+    candidate[wives] = np.clip(candidate[wives] + 0.4, 0, 1)
+    black = np.nonzero((frame["race"] == "Black").to_numpy() & (champion >= 0.5))[0]
+    candidate[black[::2]] = 0.05
+    evaluation = evaluation_of(candidate, labels, frame[dataset.sensitive])
+    comparison = ChampionComparison(
+        "4",
+        {"accuracy": 0.8, "roc_auc": 0.8},
+        {"accuracy": (0.8, 0.8), "roc_auc": (0.8, 0.8)},
+        groups=compare_groups(candidate, champion, labels, frame[dataset.sensitive]),
+        differential=(
+            check_differential(candidate, champion, frame, dataset, gate.differential, "test rows"),
+        ),
+    )
+    return evaluation, decide_gate(evaluation, gate, 1.0, comparison, test_rows="test set (6,000 rows)")
+
+
+def test_the_gate_facet_carries_every_new_line_and_matches_its_schema(
+    adult_settings, adult_test_rows
+) -> None:
+    # given a decision with per-group, differential, waived small-group lines
+    _, decision = _decision(adult_settings, adult_test_rows)
+    # when turned into the lineage facet
+    facet = Serde.to_dict(gate_facet(decision)["guardflow_gate"])
+    # then it validates against the facet schema and holds every line with its status, detail and rows
+    spec = load_spec()
+    schema = {
+        "$ref": "https://guardflow.dev/spec/facets/1-0-0/GuardflowGateRunFacet.json#/$defs/GuardflowGateRunFacet"
+    }
+    errors = [error.message for error in spec.validator(schema).iter_errors(facet)]
+    assert not errors, errors
+    lines = {line["name"]: line for line in facet["lines"]}
+    assert len(lines) == len(decision.lines), "every line reaches the facet"
+    assert lines["differential[test rows]"]["status"] == "FAIL", lines["differential[test rows]"]
+    assert "relationship=Wife" in lines["differential[test rows]"]["detail"], "the slice is named"
+    assert lines["no_regression[race=Black, selection_rate]"]["judgedOn"] == "test set (6,000 rows)", (
+        "a group line names the test rows it was judged on"
+    )
+    assert lines["min_group_size[race=Other]"]["status"] == "WAIVED", "small groups are waived, not dropped"
+    assert lines["differential[training rows]"]["waived"] == "training rows not scored", (
+        "a check not run says so"
+    )
+
+
+def test_the_card_lists_small_groups_and_every_line(adult_settings, adult_test_rows) -> None:
+    # given the same decision / when the model card is rendered
+    evaluation, decision = _decision(adult_settings, adult_test_rows)
+    card = render_model_card(adult_settings, "0" * 64, ROWS, {}, PRIVACY, evaluation, decision)
+    # then the small groups are listed with their sizes, and each new line appears with its verdict
+    assert "Groups too small to judge" in card and "race Other: tpr on" in card, "small groups are reported"
+    assert "- FAIL differential[test rows]" in card, "the differential line is in the card"
+    assert "- FAIL no_regression[race=Black, tpr]" in card, "the harmed group is named in the card"
+    assert "- WAIVED min_group_size[race=Amer-Indian-Eskimo]" in card, "waived lines are in the card"
+    assert "REJECTED" in card, "the verdict follows the failed lines"
+
+
+# --- the gate ---
 
 
 def test_gate_rejects_a_model_whose_audit_proves_more_than_its_claim(adult_settings) -> None:
     # given an audit that proves epsilon 1.5 for a model that claims 1.0
-    evaluation = candidate_evaluation()
+    evaluation = _evaluation()
     proven = MembershipAudit(
         auc=0.55, tpr_at_1pct_fpr=0.05, tpr_at_01pct_fpr=0.01, epsilon_lower_bound=1.5, rows_per_side=500
     )
@@ -23,10 +105,39 @@ def test_gate_rejects_a_model_whose_audit_proves_more_than_its_claim(adult_setti
     assert any("mia_epsilon_lower_bound" in reason for reason in decision.reasons), decision.reasons
 
 
+def _evaluation(
+    accuracy: float = 0.86,
+    roc_auc: float = 0.91,
+    ece: float = 0.03,
+    mia_auc: float = 0.52,
+    dp_difference: float = 0.10,
+) -> Evaluation:
+    fairness = GroupFairness(
+        attribute="sex",
+        accuracy={"Female": 0.9, "Male": 0.84},
+        positive_rate={"Female": 0.10, "Male": 0.10 + dp_difference},
+        rows={"Female": 300, "Male": 700},
+    )
+    return Evaluation(
+        rows=1000,
+        accuracy=accuracy,
+        roc_auc=roc_auc,
+        ece=ece,
+        fairness=(fairness,),
+        membership=MembershipAudit(
+            auc=mia_auc,
+            tpr_at_1pct_fpr=0.01,
+            tpr_at_01pct_fpr=0.001,
+            epsilon_lower_bound=0.0,
+            rows_per_side=500,
+        ),
+    )
+
+
 def test_gate_fails_a_candidate_below_min_accuracy(adult_settings) -> None:
     # given a candidate that meets every threshold but accuracy
     gate = adult_settings.gate
-    decision = decide_gate(candidate_evaluation(accuracy=gate.min_accuracy - 0.04), gate, 1.0)
+    decision = decide_gate(_evaluation(accuracy=gate.min_accuracy - 0.04), gate, 1.0)
     # then it fails, and the only reason given is the accuracy line
     assert not decision.passed, "a candidate below min_accuracy must not pass"
     assert len(decision.reasons) == 1, f"only the failed line is listed, got {decision.reasons}"
@@ -38,7 +149,7 @@ def test_gate_fails_a_candidate_below_min_accuracy(adult_settings) -> None:
 
 def test_gate_passes_a_candidate_meeting_every_threshold(adult_settings) -> None:
     # given a candidate inside every threshold
-    decision = decide_gate(candidate_evaluation(), adult_settings.gate, 1.0)
+    decision = decide_gate(_evaluation(), adult_settings.gate, 1.0)
     # then it passes and the record lists every line as passed
     assert decision.passed, f"a candidate meeting every threshold must pass: {decision.reasons}"
     names = [line.name for line in decision.lines]
@@ -49,21 +160,32 @@ def test_gate_passes_a_candidate_meeting_every_threshold(adult_settings) -> None
         "mia_auc",
         "mia_epsilon_lower_bound",
         "dp_difference[sex]",
+        "eo_difference[sex]",
         "epsilon",
         "no_regression[accuracy]",
         "no_regression[roc_auc]",
+        *(
+            f"no_regression[sex={group}, {rate}]"
+            for group in ("Female", "Male")
+            for rate in ("selection_rate", "tpr", "fpr")
+        ),
+        "differential[training rows]",
+        "differential[test rows]",
     ], "one line per policy figure"
     assert len(decision.reasons) == len(names), "a passed decision records every line"
     assert all(reason.startswith(("PASS", "WAIVED")) for reason in decision.reasons), "every line passes"
-    assert decision.reasons[-1] == "WAIVED no_regression[roc_auc] (no champion to compare to)", (
+    assert "WAIVED no_regression[roc_auc] (no champion to compare to)" in decision.reasons, (
         "with no champion, the no-regression lines are waived and say why"
+    )
+    assert decision.reasons[-1] == "WAIVED differential[test rows] (no champion to compare to)", (
+        "with no champion, the differential lines are waived and say why"
     )
 
 
 def test_gate_lists_exactly_the_failed_lines(adult_settings) -> None:
     # given a candidate that is over-confident, leaky and unfair, but accurate
     gate = adult_settings.gate
-    evaluation = candidate_evaluation(
+    evaluation = _evaluation(
         ece=gate.max_ece + 0.02,
         mia_auc=gate.max_mia_auc + 0.05,
         dp_difference=gate.max_demographic_parity_difference + 0.05,
@@ -81,7 +203,7 @@ def test_gate_lists_exactly_the_failed_lines(adult_settings) -> None:
 def test_gate_accepts_figures_exactly_at_their_thresholds(adult_settings) -> None:
     # given a candidate sitting exactly on every threshold
     gate = adult_settings.gate
-    evaluation = candidate_evaluation(
+    evaluation = _evaluation(
         accuracy=gate.min_accuracy,
         roc_auc=gate.min_roc_auc,
         ece=gate.max_ece,
@@ -95,7 +217,7 @@ def test_gate_accepts_figures_exactly_at_their_thresholds(adult_settings) -> Non
 
 def test_gate_fails_a_figure_that_is_not_a_number(adult_settings) -> None:
     # given a candidate whose calibration error could not be computed
-    decision = decide_gate(candidate_evaluation(ece=float("nan")), adult_settings.gate, 1.0)
+    decision = decide_gate(_evaluation(ece=float("nan")), adult_settings.gate, 1.0)
     # then the gate fails closed on that line
     assert not decision.passed, "a NaN figure must never pass the gate"
     assert decision.reasons[0].startswith("FAIL ece"), f"the NaN line is named: {decision.reasons}"
@@ -110,7 +232,7 @@ def test_no_regression_lines_judge_the_candidate_interval_against_the_champion(a
         comparison = ChampionComparison(
             "7", champion, {"accuracy": accuracy_interval, "roc_auc": (0.90, 0.92)}
         )
-        return decide_gate(candidate_evaluation(), gate, 1.0, comparison)
+        return decide_gate(_evaluation(), gate, 1.0, comparison)
 
     # then a candidate whose interval still reaches the margin passes, one clearly worse fails
     assert judged((0.845, 0.852)).passed, "an interval reaching 0.85 is not a proven regression"
@@ -123,7 +245,7 @@ def test_a_waiver_names_the_line_and_the_reason(adult_settings) -> None:
     # given a policy that waives the accuracy line
     gate = adult_settings.gate.model_copy(update={"waivers": {"accuracy": "known label shift, ticket 42"}})
     # when a candidate below the accuracy threshold is judged
-    decision = decide_gate(candidate_evaluation(accuracy=0.5), gate, 1.0)
+    decision = decide_gate(_evaluation(accuracy=0.5), gate, 1.0)
     # then that line is waived with its reason and does not fail the candidate
     assert decision.passed, f"a waived line does not count: {decision.reasons}"
     assert "WAIVED accuracy (known label shift, ticket 42)" in [line.describe() for line in decision.lines]

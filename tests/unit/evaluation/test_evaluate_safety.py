@@ -1,5 +1,5 @@
-"""Safety figures: calibration error, group fairness, the membership-inference audit (with a power check on a
-model that really leaks), bootstrap intervals, robustness, counterfactual flips, metrics and plots."""
+"""Assembling the evaluation: one fairness entry per attribute, intervals, the membership audit (with a power
+check on a model that really leaks), the flat metrics, the plots and the HTML card."""
 
 from collections.abc import Iterator
 
@@ -12,18 +12,16 @@ from torch import nn
 from guardflow.data.encode_features import encode_features
 from guardflow.data.table import label_vector, typed_frame
 from guardflow.evaluation.evaluate_safety import (
-    counterfactual_flip_rate,
+    Evaluation,
+    check_behaviour,
     evaluate_safety,
-    expected_calibration_error,
-    group_fairness,
-    robustness,
     save_plots,
 )
 from guardflow.io.datasets import read_split
 from guardflow.privacy.audit_membership import MembershipAudit, audit_membership
 from guardflow.privacy.network import build_mlp, predict_proba
 from guardflow.privacy.train_private import split_for_audit
-from tests.unit.evaluation.cases import NO_LEAK, by_relationship, full_evaluation
+from tests.unit.evaluation.conftest import by_relationship
 
 
 def _calibrated_sample(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -31,66 +29,6 @@ def _calibrated_sample(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     generator = np.random.default_rng(seed)
     probabilities = generator.uniform(size=rows)
     return probabilities, (generator.uniform(size=rows) < probabilities).astype("int64")
-
-
-# --- expected calibration error ---
-
-
-def test_ece_is_near_zero_for_calibrated_probabilities() -> None:
-    # given 200,000 labels drawn with exactly their predicted probability
-    probabilities, labels = _calibrated_sample(200_000, seed=0)
-    # when the calibration error is measured, then only sampling noise remains (measured 0.003)
-    ece = expected_calibration_error(probabilities, labels)
-    assert 0.0 <= ece < 0.01, f"ECE of calibrated probabilities should be ~0, got {ece:.4f}"
-
-
-def test_ece_is_large_for_a_constant_overconfident_prediction() -> None:
-    # given balanced labels and a model that always says 0.99
-    labels = np.tile([0, 1], 500)
-    probabilities = np.full(len(labels), 0.99)
-    # then the error is the whole gap between 0.99 and the observed rate of 0.5
-    assert expected_calibration_error(probabilities, labels) == pytest.approx(0.49), (
-        "one bin holding every row: ECE = |0.99 - 0.5|"
-    )
-
-
-def test_ece_counts_probabilities_of_exactly_zero_and_one() -> None:
-    # given predictions at the very ends of [0, 1], each right half the time
-    probabilities = np.array([0.0, 0.0, 1.0, 1.0])
-    labels = np.array([0, 1, 0, 1])
-    # then both end bins count, each with a gap of 0.5
-    assert expected_calibration_error(probabilities, labels) == pytest.approx(0.5), (
-        "0 and 1 fall in the end bins"
-    )
-
-
-# --- group fairness ---
-
-
-def test_group_fairness_gives_the_exact_positive_rates_and_parity_difference() -> None:
-    # given two groups: women predicted positive 1 in 4, men 3 in 5
-    groups = pd.Series(["Female"] * 4 + ["Male"] * 5)
-    predictions = np.array([1, 0, 0, 0, 1, 1, 1, 0, 0])
-    labels = np.array([1, 0, 0, 1, 1, 1, 0, 0, 0])
-    # when fairness is measured on the attribute
-    fairness = group_fairness("sex", groups, predictions, labels)
-    # then rates, accuracies and counts are the hand-computed ones and the gap is 0.6 - 0.25
-    assert fairness.positive_rate == {"Female": 0.25, "Male": 0.6}, "positive-prediction rate per group"
-    assert fairness.accuracy == {"Female": 0.75, "Male": 0.8}, "accuracy per group"
-    assert fairness.rows == {"Female": 4, "Male": 5}, "rows per group"
-    assert fairness.demographic_parity_difference == pytest.approx(0.35), "largest gap in positive rate"
-
-
-def test_missing_sensitive_values_form_their_own_group() -> None:
-    # given one row with no recorded group, predicted positive, among groups predicted positive half the time
-    groups = pd.Series(["A", "A", "B", "B", None])
-    predictions = np.array([1, 0, 0, 1, 1])
-    fairness = group_fairness("race", groups, predictions, np.zeros(5, dtype="int64"))
-    # then it is a group of its own, and it sets the parity gap
-    assert fairness.rows == {"(missing)": 1, "A": 2, "B": 2}, (
-        "missing values are their own group, not dropped"
-    )
-    assert fairness.demographic_parity_difference == pytest.approx(0.5), "gap between 1.0 (missing) and 0.5"
 
 
 def test_evaluate_safety_reports_one_fairness_entry_per_sensitive_column() -> None:
@@ -201,13 +139,18 @@ def _informative_sample(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, p
     return probabilities**2, labels, groups
 
 
+_NO_LEAK = MembershipAudit(
+    auc=0.5, tpr_at_1pct_fpr=0.01, tpr_at_01pct_fpr=0.001, epsilon_lower_bound=0.0, rows_per_side=1
+)
+
+
 def test_intervals_contain_the_point_estimates_and_shrink_with_more_rows() -> None:
     # given the same miscalibrated model scored on 1,000 and on 16,000 rows
     small = evaluate_safety(
-        *_informative_sample(1_000, seed=7)[:2], pd.DataFrame(index=range(1_000)), NO_LEAK
+        *_informative_sample(1_000, seed=7)[:2], pd.DataFrame(index=range(1_000)), _NO_LEAK
     )
     large_sample = _informative_sample(16_000, seed=8)
-    large = evaluate_safety(large_sample[0], large_sample[1], large_sample[2], NO_LEAK)
+    large = evaluate_safety(large_sample[0], large_sample[1], large_sample[2], _NO_LEAK)
     # then every interval holds its point estimate
     for evaluation in (small, large):
         for name in ("accuracy", "roc_auc", "ece"):
@@ -223,113 +166,19 @@ def test_intervals_contain_the_point_estimates_and_shrink_with_more_rows() -> No
         assert ratio > 2.5, f"{name} interval should shrink with more rows, width ratio {ratio:.2f}"
 
 
-def test_bootstrap_auc_equals_sklearn_on_a_resample_with_ties() -> None:
-    # given scores with many ties and one resample's row counts
-    from sklearn.metrics import roc_auc_score
-
-    from guardflow.evaluation.evaluate_safety import _resample_counts, _weighted_auc
-
-    generator = np.random.default_rng(9)
-    scores = generator.integers(0, 5, size=300) / 4
-    labels = (generator.uniform(size=300) < scores).astype("int64")
-    counts = _resample_counts(300, 3, seed=1)
-    # when the weighted AUC is computed, then it equals sklearn's AUC on the rows repeated by their counts
-    for resample in range(3):
-        repeated = np.repeat(np.arange(300), counts[resample].astype(int))
-        expected = roc_auc_score(labels[repeated], scores[repeated])
-        got = _weighted_auc(counts, scores, labels)[resample]
-        assert got == pytest.approx(expected), f"resample {resample}: {got} vs sklearn {expected}"
+# --- plots, metrics and the card ---
 
 
-# --- equalized odds ---
-
-
-def test_equalized_odds_difference_is_the_larger_of_the_tpr_and_fpr_gaps() -> None:
-    # given group A with TPR 2/2 and FPR 1/2, group B with TPR 1/4 and FPR 0/2
-    groups = pd.Series(["A"] * 4 + ["B"] * 6)
-    labels = np.array([1, 1, 0, 0, 1, 1, 1, 1, 0, 0])
-    predictions = np.array([1, 1, 1, 0, 1, 0, 0, 0, 0, 0])
-    # when fairness is measured
-    fairness = group_fairness("group", groups, predictions, labels)
-    # then the TPR gap (0.75) beats the FPR gap (0.5)
-    assert fairness.true_positive_rate == {"A": 1.0, "B": 0.25}, "TPR per group"
-    assert fairness.false_positive_rate == {"A": 0.5, "B": 0.0}, "FPR per group"
-    assert fairness.equalized_odds_difference == pytest.approx(0.75), "max(TPR gap 0.75, FPR gap 0.5)"
-
-
-def test_a_group_without_positives_is_left_out_of_the_tpr_gap() -> None:
-    # given group B has no positive labels at all
-    fairness = group_fairness(
-        "group", pd.Series(["A", "A", "B", "B"]), np.array([1, 0, 1, 0]), np.array([1, 0, 0, 0])
-    )
-    # then its TPR is undefined and the difference comes from the FPR gap alone (A 0, B 0.5)
-    assert np.isnan(fairness.true_positive_rate["B"]), "no positives: TPR is NaN, not 0"
-    assert fairness.equalized_odds_difference == pytest.approx(0.5), "only the FPR gap is defined"
-
-
-# --- robustness and counterfactuals ---
-
-
-def _by_capital_gain(frame: pd.DataFrame) -> np.ndarray:
-    return np.where(frame["capital-gain"].to_numpy() > 5000, 0.9, 0.1)
-
-
-def test_robustness_is_unchanged_for_features_the_model_ignores(adult_settings, adult_held_out) -> None:
-    # given a model reading only a categorical column and one reading only a numeric column
+def _full_evaluation(adult_settings, adult_held_out) -> Evaluation:
     frame, labels = adult_held_out
-    categorical = robustness(by_relationship, frame, labels, adult_settings.dataset, seed=0)
-    numeric = robustness(_by_capital_gain, frame, labels, adult_settings.dataset, seed=0)
-    # then numeric noise leaves the first untouched and category swaps the second
-    for perturbation in categorical.perturbations:
-        if perturbation.kind == "numeric_noise":
-            assert perturbation.accuracy == categorical.baseline_accuracy, f"{perturbation.name} changed it"
-    for perturbation in numeric.perturbations:
-        if perturbation.kind == "category_swap":
-            assert perturbation.accuracy == numeric.baseline_accuracy, f"{perturbation.name} changed it"
-    names = [perturbation.name for perturbation in numeric.perturbations]
-    assert names == [
-        "numeric_noise_5pct",
-        "numeric_noise_10pct",
-        "category_swap_5pct",
-        "category_swap_10pct",
-    ], "the strengths are stated in the names"
-
-
-def test_robustness_drops_for_features_the_model_depends_on(adult_settings, adult_held_out) -> None:
-    # given the same two models
-    frame, labels = adult_held_out
-    categorical = robustness(by_relationship, frame, labels, adult_settings.dataset, seed=0)
-    numeric = robustness(_by_capital_gain, frame, labels, adult_settings.dataset, seed=0)
-    # then perturbing what each reads costs accuracy, more at the larger strength
-    swaps = {p.strength: p.accuracy for p in categorical.perturbations if p.kind == "category_swap"}
-    noise = {p.strength: p.accuracy for p in numeric.perturbations if p.kind == "numeric_noise"}
-    assert swaps[0.10] < swaps[0.05] < categorical.baseline_accuracy, f"swaps must hurt: {swaps}"
-    assert noise[0.10] < noise[0.05] < numeric.baseline_accuracy, f"noise must hurt: {noise}"
-
-
-def test_counterfactual_flip_rate_is_zero_without_and_one_with_only_the_attribute(
-    adult_settings, adult_held_out
-) -> None:
-    # given a model ignoring sex and a model reading nothing but sex
-    frame, _ = adult_held_out
     dataset = adult_settings.dataset
-
-    def by_sex(rows: pd.DataFrame) -> np.ndarray:
-        return np.where(rows["sex"] == "Male", 0.9, 0.1)
-
-    # then changing sex flips none of the first model's predictions and every one of the second's
-    assert counterfactual_flip_rate(by_relationship, frame, dataset, "sex") == 0.0, "sex is not read"
-    assert counterfactual_flip_rate(by_sex, frame, dataset, "sex") == 1.0, "only sex is read"
-    with pytest.raises(ValueError, match="categorical"):
-        counterfactual_flip_rate(by_sex, frame, dataset, "age")
-
-
-# --- plots and metrics ---
+    evaluation = evaluate_safety(by_relationship(frame), labels, frame[dataset.sensitive], _NO_LEAK)
+    return check_behaviour(evaluation, by_relationship, frame, labels, dataset, seed=0)
 
 
 def test_metrics_carry_the_new_figures(adult_settings, adult_held_out) -> None:
     # given a full evaluation / when flattened
-    metrics = full_evaluation(adult_settings, adult_held_out).metrics()
+    metrics = _full_evaluation(adult_settings, adult_held_out).metrics()
     # then intervals, equalized odds, robustness and flip rates are there under short names
     expected = {
         "accuracy_ci_low",
@@ -351,7 +200,7 @@ def test_metrics_carry_the_new_figures(adult_settings, adult_held_out) -> None:
 
 def test_plots_are_written_as_non_empty_pngs(adult_settings, adult_held_out, tmp_path) -> None:
     # given a full evaluation / when plotted
-    paths = save_plots(full_evaluation(adult_settings, adult_held_out), tmp_path / "plots")
+    paths = save_plots(_full_evaluation(adult_settings, adult_held_out), tmp_path / "plots")
     # then the three PNGs exist and are real images
     assert [path.name for path in paths] == ["calibration.png", "groups.png", "robustness.png"], paths
     for path in paths:
