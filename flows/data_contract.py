@@ -11,7 +11,7 @@ from guardflow.settings import load_settings
 from tasks.guard_pii import guard_data
 from tasks.load_data import load_data
 from tasks.record_check import record_contract
-from tasks.record_run import fail_run, finish_run, save_quarantine, start_run
+from tasks.record_run import recorded_run, save_quarantine
 from tasks.validate_data import validate_data, validate_in_chunks
 
 FLOW_NAME = "data-contract"
@@ -26,8 +26,8 @@ def data_contract(
     `chunked`: read and validate the file chunk by chunk in bounded memory (for files too large to hold),
     streaming the quarantine to parquet; no PII policy and no Data Docs page in that mode.
     """
-    context = start_run(FLOW_NAME, config_path, run_dir)
-    try:
+    with recorded_run(FLOW_NAME, config_path, run_dir) as run:
+        context = run.context
         if chunked:
             path = Path(data_path) if data_path else load_settings(config_path).dataset.train.path
             checked = validate_in_chunks(context, path)
@@ -40,7 +40,5 @@ def data_contract(
             quarantine = save_quarantine(context, {"contract": contract.quarantined})
             source = (table.path, table.sha256, table.row_count)
             summary = record_contract(context, source, contract, quarantine)
-    except Exception as error:
-        fail_run(context, error)
-        raise
-    return finish_run(context, summary)
+        run.summary = summary
+    return run.result()

@@ -11,7 +11,7 @@ from guardflow.run.summary import RunSummary, drift_summary, with_screen
 from tasks.check_drift import check_drift, drift_figures, load_reference, split_for_retrain
 from tasks.guard_pii import guard_data, guard_reference
 from tasks.load_data import load_data
-from tasks.record_run import fail_run, finish_run, save_quarantine, start_run
+from tasks.record_run import recorded_run, save_quarantine
 from tasks.request_retrain import request_retrain
 from tasks.screen_batch import screen_batch, suspect_rows
 from tasks.validate_data import validate_data
@@ -33,8 +33,8 @@ def drift_check(
     `retrain="event"` (on a Prefect server): instead of training here, emit `guardflow.drift.detected` with the
     same files; the deployment trigger starts the guarded retrain, which judges it the same way.
     """
-    context = start_run(FLOW_NAME, config_path, run_dir)
-    try:
+    with recorded_run(FLOW_NAME, config_path, run_dir) as run:
+        context = run.context
         reference = load_reference(context)
         batch = load_data(context, "batch", batch_path)
         guarded = guard_data(context, batch, "batch")
@@ -67,8 +67,5 @@ def drift_check(
                 approval_reasons=approval,
             )
         requested = drift.drift_detected and retrain == "event"
-        summary = drift_summary(context.header(), figures, trained, requested=requested)
-    except Exception as error:
-        fail_run(context, error)
-        raise
-    return finish_run(context, summary)
+        run.summary = drift_summary(context.header(), figures, trained, requested=requested)
+    return run.result()

@@ -10,7 +10,7 @@ from tasks.evaluate_model import describe_rows, evaluate_model, evaluate_window
 from tasks.gate_model import gate_model
 from tasks.guard_pii import guard_data
 from tasks.load_data import load_data
-from tasks.record_run import fail_run, finish_run, save_quarantine, start_run, summarize_training
+from tasks.record_run import recorded_run, save_quarantine, summarize_training
 from tasks.register_model import register_model
 from tasks.reserve_budget import reserve_budget
 from tasks.scan_data import load_trusted_reference, scan_data
@@ -39,8 +39,8 @@ def safety_train(
     `approval_reasons`: why a passing candidate must wait as challenger for `guardflow approve` (a drift retrain
     on a suspicious batch); without them, `registry.approval` decides.
     """
-    context = start_run(FLOW_NAME, config_path, run_dir)
-    try:
+    with recorded_run(FLOW_NAME, config_path, run_dir) as run:
+        context = run.context
         train = load_data(context, "train", data_path)
         train = guard_data(context, train, "train")
         contract = validate_data(context, train)
@@ -66,8 +66,7 @@ def safety_train(
         summary = summarize_training(
             context, train, contract, scan, quarantine, saved, evaluation, decision, budgets, window
         )
-        summary = register_model(context, saved, train, evaluation, decision, summary, approval_reasons or [])
-    except Exception as error:
-        fail_run(context, error)
-        raise
-    return finish_run(context, summary)
+        run.summary = register_model(
+            context, saved, train, evaluation, decision, summary, approval_reasons or []
+        )
+    return run.result()

@@ -5,8 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from guardflow.data.table import Table, typed_frame
 from guardflow.drift.detect_drift import DriftResult, Reference, describe_rule, detect_drift
@@ -17,9 +15,10 @@ from guardflow.io.lineage import file_dataset
 from guardflow.run.run_context import RunContext
 from guardflow.run.summary import DriftFigures
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 
-@task(name="load-reference", cache_policy=NO_CACHE, persist_result=False)  # raw rows: never persisted
+@stage_task("load-reference", holds_raw_rows=True)
 def load_reference(context: RunContext) -> Reference:
     """The data the champion was trained on (checked against its recorded sha256), else the configured train file."""
     settings = context.settings
@@ -75,7 +74,7 @@ def champion_scores(
     return ChampionScores(version, reference_scores, batch_scores)
 
 
-@task(name="detect-drift", cache_policy=NO_CACHE)
+@stage_task("detect-drift")
 def check_drift(
     context: RunContext, reference: Reference, batch: pd.DataFrame, batch_table: Table
 ) -> tuple[DriftResult, ChampionScores | None]:
@@ -130,7 +129,7 @@ class RetrainFiles:
     window_rows: int
 
 
-@task(name="write-retrain-window", cache_policy=NO_CACHE)
+@stage_task("write-retrain-window")
 def split_for_retrain(
     context: RunContext, reference: Reference, batch: Table, suspects: pd.Index | None = None
 ) -> RetrainFiles:

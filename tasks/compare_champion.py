@@ -3,8 +3,6 @@ candidate to it: headline figures, every group's rates, and where predictions mo
 
 import numpy as np
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from guardflow.contract.validate_contract import ContractResult
 from guardflow.data.encode_features import encode_features
@@ -18,9 +16,10 @@ from guardflow.privacy.network import predict_proba
 from guardflow.privacy.train_private import SavedModel
 from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 
-@task(name="compare-champion", cache_policy=NO_CACHE)
+@stage_task("compare-champion")
 def compare_champion(
     context: RunContext,
     test: Table,

@@ -5,8 +5,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from guardflow.contract.validate_contract import ContractResult
 from guardflow.data.encode_features import encode_features
@@ -21,6 +19,7 @@ from guardflow.privacy.train_private import SavedModel
 from guardflow.run.run_context import RunContext
 from tasks.check_drift import score_with_champion
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 
 def audit_training_rows(
@@ -46,7 +45,7 @@ def audit_training_rows(
     )
 
 
-@task(name="evaluate-safety", cache_policy=NO_CACHE)
+@stage_task("evaluate-safety")
 def evaluate_model(
     context: RunContext, saved: SavedModel, test: Table, contract: ContractResult, scan: ScanResult
 ) -> Evaluation:
@@ -91,7 +90,7 @@ def describe_rows(label: str, table: Table, rows: int) -> str:
     return f"{label} {table.path.name} ({rows:,} rows)"
 
 
-@task(name="evaluate-window", cache_policy=NO_CACHE)
+@stage_task("evaluate-window")
 def evaluate_window(
     context: RunContext, saved: SavedModel, window: Table, evaluation: Evaluation
 ) -> WindowJudgement:

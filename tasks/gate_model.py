@@ -1,17 +1,15 @@
 """Judge the candidate against the policy's thresholds."""
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from guardflow.evaluation.decide_gate import ChampionComparison, GateDecision, decide_gate
 from guardflow.evaluation.evaluate_safety import Evaluation
 from guardflow.lineage.facets import gate_facet
 from guardflow.privacy.train_private import SavedModel
 from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 
-@task(name="gate", cache_policy=NO_CACHE)
+@stage_task("gate")
 def gate_model(
     context: RunContext,
     evaluation: Evaluation,

@@ -4,9 +4,6 @@ lineage, reports) ever sees a raw value of a column with a PII policy."""
 from dataclasses import replace
 from functools import partial
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from guardflow.data.table import Table
 from guardflow.drift.detect_drift import Reference
 from guardflow.io.lineage import file_dataset
@@ -15,10 +12,11 @@ from guardflow.lineage.facets import pii_facet
 from guardflow.pii.guard_pii import guard_pii, keep_declared, mask_malformed
 from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 
-# persist_result=False: the input holds raw personal data, and no setting may make Prefect write it to storage.
-@task(name="guard-pii", cache_policy=NO_CACHE, persist_result=False)
+# holds_raw_rows: the input holds raw personal data, and no setting may make Prefect write it to storage.
+@stage_task("guard-pii", holds_raw_rows=True)
 def guard_data(context: RunContext, table: Table, split: str = "train") -> Table:
     """The table with PII columns dropped or hashed and stray identifiers redacted; stops the run (PiiError)
     when a column looks like personal data and has no policy, or is blocked."""
@@ -54,7 +52,7 @@ def guard_data(context: RunContext, table: Table, split: str = "train") -> Table
     return replace(table, rows=rows, malformed=malformed)
 
 
-@task(name="guard-pii-reference", cache_policy=NO_CACHE, persist_result=False)
+@stage_task("guard-pii-reference", holds_raw_rows=True)
 def guard_reference(context: RunContext, reference: Reference) -> Reference:
     """The champion's reference data through the same guard, before a drift report shows any of it."""
     return replace(reference, table=guard_data.fn(context, reference.table, "reference"))

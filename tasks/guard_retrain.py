@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from guardflow.drift.guard_retrain import RetrainDecision
 from guardflow.io import records, registry, server_state
 from guardflow.settings import Settings, guardflow_home
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 TRIGGER_EXPERIMENT = "guardflow-drift-triggers"
 _PREFIX = "guardflow.trigger."
@@ -31,7 +30,7 @@ class RetrainTicket:
     decision: RetrainDecision
 
 
-@task(name="enter-retrain", cache_policy=NO_CACHE)
+@stage_task("enter-retrain")
 def enter_retrain(settings: Settings, batch_sha256: str) -> RetrainTicket:
     """Record the trigger and decide: start, or not (cooldown window, or another retrain still in flight)."""
     record_id, decision = server_state.enter_retrain(
@@ -46,7 +45,7 @@ def enter_retrain(settings: Settings, batch_sha256: str) -> RetrainTicket:
     return RetrainTicket(record_id, settings.dataset.id, batch_sha256, decision)
 
 
-@task(name="record-trigger", cache_policy=NO_CACHE)
+@stage_task("record-trigger")
 def record_trigger(
     settings: Settings, ticket: RetrainTicket, drift_run_dir: str, outcome: str, retrain_run_dir: str | None
 ) -> dict[str, str]:

@@ -2,18 +2,16 @@
 
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from guardflow.data.table import Table
 from guardflow.io.datasets import read_split, read_table
 from guardflow.io.lineage import file_dataset
 from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 
-# persist_result=False: raw rows (personal data included) are never written to Prefect result storage.
-@task(name="load-data", cache_policy=NO_CACHE, persist_result=False)
+# holds_raw_rows: raw rows (personal data included) are never written to Prefect result storage.
+@stage_task("load-data", holds_raw_rows=True)
 def load_data(context: RunContext, split: str = "train", path: str | None = None) -> Table:
     """Read the configured split (checksum enforced) or, when `path` is given, that file (checksum recorded)."""
     dataset = context.settings.dataset

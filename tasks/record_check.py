@@ -2,9 +2,6 @@
 
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from guardflow.contract.validate_contract import ContractResult
 from guardflow.io import registry
 from guardflow.io.validate_file import FileContractResult
@@ -12,9 +9,10 @@ from guardflow.run.run_context import RunContext
 from guardflow.run.summary import RunSummary, contract_summary
 from guardflow.settings import settings_hash
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 
-@task(name="record-contract", cache_policy=NO_CACHE)
+@stage_task("record-contract")
 def record_contract(
     context: RunContext,
     source: tuple[Path, str, int],

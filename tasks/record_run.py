@@ -1,10 +1,11 @@
 """Open a run (folder, lineage) and write its record: quarantine.parquet and summary.json."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from guardflow.contract.validate_contract import ContractResult
@@ -30,9 +31,10 @@ from guardflow.run.summary import (
 from guardflow.settings import guardflow_home, load_settings
 from tasks.register_model import model_dataset
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 
-@task(name="open-run", cache_policy=NO_CACHE)
+@stage_task("open-run")
 def start_run(flow_name: str, config_path: str, run_dir: str | None) -> RunContext:
     """Validate the config, make the run folder and emit the flow's lineage START."""
     settings = load_settings(config_path)
@@ -47,7 +49,7 @@ def start_run(flow_name: str, config_path: str, run_dir: str | None) -> RunConte
     return context
 
 
-@task(name="write-quarantine", cache_policy=NO_CACHE)
+@stage_task("write-quarantine")
 def save_quarantine(context: RunContext, parts: dict[str, pd.DataFrame]) -> Path:
     with context.stage("write_quarantine", inputs=[]) as stage:
         path = run_folder.write_quarantine(context.run_dir, parts)
@@ -57,7 +59,7 @@ def save_quarantine(context: RunContext, parts: dict[str, pd.DataFrame]) -> Path
     return path
 
 
-@task(name="summarize-training", cache_policy=NO_CACHE)
+@stage_task("summarize-training")
 def summarize_training(
     context: RunContext,
     train: Table,
@@ -93,7 +95,7 @@ def summarize_training(
     return summary.model_copy(update={"window": figures})
 
 
-@task(name="summarize-scan", cache_policy=NO_CACHE)
+@stage_task("summarize-scan")
 def summarize_scan(
     context: RunContext, train: Table, contract: ContractResult, scan: ScanResult, quarantine: Path
 ) -> RunSummary:
@@ -118,7 +120,7 @@ def _write_summary(context: RunContext, summary: RunSummary) -> RunSummary:
     return recorded
 
 
-@task(name="finish-run", cache_policy=NO_CACHE)
+@stage_task("finish-run")
 def finish_run(context: RunContext, summary: RunSummary) -> RunSummary:
     """Emit the flow's lineage COMPLETE (with the model version as output) and write summary.json."""
     outputs = [model_dataset(context, summary.model)] if summary.model else []
@@ -127,7 +129,7 @@ def finish_run(context: RunContext, summary: RunSummary) -> RunSummary:
     return _write_summary(context, summary)
 
 
-@task(name="fail-run", cache_policy=NO_CACHE)
+@stage_task("fail-run")
 def fail_run(context: RunContext, error: BaseException) -> RunSummary:
     """Emit the flow's lineage FAIL, give back a budget reservation that no training used, and write
     summary.json with status failed and the reason."""
@@ -147,3 +149,34 @@ def _release_budget(context: RunContext) -> int:
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return 0  # no store yet: the run stopped before it could reserve anything
     return Ledger(url).release(str(context.run_dir))
+
+
+@dataclass
+class RecordedRun:
+    """A flow run in progress: its context, and the summary the flow's body sets before it ends."""
+
+    context: RunContext
+    summary: RunSummary | None = None
+    finished: RunSummary | None = None
+
+    def result(self) -> RunSummary:
+        """The summary as written to summary.json (after `recorded_run` has closed)."""
+        if self.finished is None:
+            raise RuntimeError(f"{self.context.flow_name} has not finished")
+        return self.finished
+
+
+@contextmanager
+def recorded_run(flow_name: str, config_path: str, run_dir: str | None) -> Iterator[RecordedRun]:
+    """The bracket of every flow: open the run (folder, lineage START); if the body raises, record the failure
+    (lineage FAIL, summary.json `failed`, a budget reservation no training used given back) and re-raise; else
+    write the summary the body set, with the lineage COMPLETE."""
+    run = RecordedRun(start_run(flow_name, config_path, run_dir))
+    try:
+        yield run
+        if run.summary is None:
+            raise RuntimeError(f"{flow_name} ended without a summary")
+    except Exception as error:
+        fail_run(run.context, error)
+        raise
+    run.finished = finish_run(run.context, run.summary)

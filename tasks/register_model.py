@@ -1,8 +1,5 @@
 """Register the candidate in MLflow with its tags, card and run record; only a passing one becomes champion."""
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from guardflow import __version__
 from guardflow.data.table import Table, typed_frame
 from guardflow.evaluation.decide_gate import GateDecision
@@ -16,6 +13,7 @@ from guardflow.run.run_context import RunContext
 from guardflow.run.summary import ModelFigures, RunSummary, with_model
 from guardflow.settings import settings_hash
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 
 def model_dataset(context: RunContext, model: ModelFigures) -> LineageDataset:
@@ -28,7 +26,7 @@ def model_dataset(context: RunContext, model: ModelFigures) -> LineageDataset:
     )
 
 
-@task(name="register-model", cache_policy=NO_CACHE)
+@stage_task("register-model")
 def register_model(
     context: RunContext,
     saved: SavedModel,

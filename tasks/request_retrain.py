@@ -1,13 +1,12 @@
 """Ask for a drift retrain with a Prefect event; the server's automation starts the guarded retrain."""
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from guardflow.data.table import Table
 from guardflow.run.run_context import RunContext
 from tasks.check_drift import RetrainFiles
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 DRIFT_EVENT = "guardflow.drift.detected"
 
@@ -20,7 +19,7 @@ def dataset_resource(dataset_id: str) -> str:
     return f"guardflow.dataset.{dataset_id}"
 
 
-@task(name="request-retrain", cache_policy=NO_CACHE)
+@stage_task("request-retrain")
 def request_retrain(
     context: RunContext,
     batch: Table,

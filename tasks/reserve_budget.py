@@ -1,17 +1,15 @@
 """Reserve this run's privacy budget in the ledger, atomically, before any training happens."""
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from guardflow.data.table import Table
 from guardflow.io import registry
 from guardflow.io.ledger import open_ledger
 from guardflow.privacy.privacy_budget import SourceBudget
 from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 
-@task(name="reserve-privacy-budget", cache_policy=NO_CACHE)
+@stage_task("reserve-privacy-budget")
 def reserve_budget(context: RunContext, train: Table, sources: list[str] | None) -> list[SourceBudget]:
     """Refuse the run (BudgetError, exit 2) if any source file lacks room for the target epsilon; else charge it,
     in one transaction, so two runs can never both take the last of a budget."""

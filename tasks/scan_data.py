@@ -2,9 +2,6 @@
 
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from guardflow.contract.validate_contract import ContractResult
 from guardflow.data.table import labelled_rows
 from guardflow.drift.detect_drift import Reference
@@ -15,9 +12,10 @@ from guardflow.lineage.facets import poisoning_facet
 from guardflow.poisoning.scan_poisoning import ScanResult, scan_poisoning
 from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 
-@task(name="load-trusted-reference", cache_policy=NO_CACHE, persist_result=False)  # raw rows: never persisted
+@stage_task("load-trusted-reference", holds_raw_rows=True)
 def load_trusted_reference(context: RunContext) -> Reference | None:
     """The data the champion was trained on (checked against its recorded sha256), or None without a champion."""
     settings = context.settings
@@ -34,7 +32,7 @@ def load_trusted_reference(context: RunContext) -> Reference | None:
     return Reference(table=table, sources=sources)
 
 
-@task(name="scan-poisoning", cache_policy=NO_CACHE)
+@stage_task("scan-poisoning")
 def scan_data(
     context: RunContext, contract: ContractResult, reference: Reference | None = None
 ) -> ScanResult:

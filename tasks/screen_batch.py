@@ -1,8 +1,6 @@
 """Screen a drifted batch against the champion's training data before it joins a retrain."""
 
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from guardflow.contract.validate_contract import ContractResult
 from guardflow.data.table import labelled_rows
@@ -11,9 +9,10 @@ from guardflow.drift.detect_drift import DriftResult, Reference
 from guardflow.io.lineage import file_dataset
 from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 
-@task(name="screen-batch", cache_policy=NO_CACHE, persist_result=False)  # raw rows: never persisted
+@stage_task("screen-batch", holds_raw_rows=True)
 def screen_batch(
     context: RunContext, reference: Reference, contract: ContractResult, drift: DriftResult
 ) -> screening.BatchScreen:

@@ -2,9 +2,6 @@
 
 from dataclasses import replace
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from guardflow.contract.validate_contract import ContractResult
 from guardflow.data.encode_features import encode_features, feature_layout
 from guardflow.data.table import Table, label_vector
@@ -17,9 +14,10 @@ from guardflow.privacy.train_private import SavedModel, split_for_audit, train_p
 from guardflow.run.run_context import RunContext
 from guardflow.settings import require_reviewed
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 
-@task(name="train-private", cache_policy=NO_CACHE)
+@stage_task("train-private")
 def train_model(context: RunContext, train: Table, contract: ContractResult, scan: ScanResult) -> SavedModel:
     settings = context.settings
     require_reviewed(settings, context.config_path)  # also when a deployment starts the flow, not the CLI

@@ -4,8 +4,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from openlineage.client.facet_v2 import InputDatasetFacet
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from guardflow.contract.validate_contract import ContractResult, validate_table
 from guardflow.data.table import Table
@@ -20,11 +18,12 @@ from guardflow.pii.guard_pii import contract_dataset, guard_pii
 from guardflow.run.run_context import RunContext, StageOutputs
 from guardflow.settings import Settings
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 DATA_DOCS_FILE = "contract/data_docs.html"
 
 
-@task(name="validate-contract", cache_policy=NO_CACHE)
+@stage_task("validate-contract")
 def validate_data(context: RunContext, table: Table) -> ContractResult:
     """Split the table by its contract; its Data Docs page goes to the run folder, its accounting to lineage."""
     settings = context.settings
@@ -70,7 +69,7 @@ def _log_verdict(result: ContractResult | FileContractResult, prefix: str) -> No
     )
 
 
-@task(name="validate-contract-in-chunks", cache_policy=NO_CACHE, persist_result=False)
+@stage_task("validate-contract-in-chunks", holds_raw_rows=True)
 def validate_in_chunks(context: RunContext, path: Path) -> FileContractResult:
     """The contract over a file of any size, chunk by chunk in bounded memory; quarantine streamed to parquet.
 

@@ -7,9 +7,7 @@ import shutil
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
-from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from guardflow.drift.detect_drift import describe_rule
@@ -20,6 +18,7 @@ from guardflow.io.server_state import BatchClaim
 from guardflow.run.summary import DriftFigures, RunSummary
 from guardflow.settings import Settings, guardflow_home
 from tasks.stage_log import stage_log
+from tasks.stage_task import stage_task
 
 PROCESSED = "processed"
 MONITOR_TAG = "guardflow.drift_monitor"
@@ -54,7 +53,7 @@ def file_batch(inbox: Path, path: Path) -> Path:
     return target
 
 
-@task(name="claim-batches", cache_policy=NO_CACHE)
+@stage_task("claim-batches")
 def claim_batches(settings: Settings) -> list[BatchClaim]:
     """Claim every file in the inbox not finished before (oldest name first); file the finished ones away."""
     inbox = inbox_of(settings)
@@ -81,7 +80,7 @@ def claim_batches(settings: Settings) -> list[BatchClaim]:
     return claims
 
 
-@task(name="finish-batch", cache_policy=NO_CACHE)
+@stage_task("finish-batch")
 def finish_batch(settings: Settings, claim: BatchClaim, outcome: str, run_dir: str) -> Path:
     """Record the batch as finished (never taken again), then move it to `inbox/processed/`."""
     server_state.finish_batch(server_state.state_path(guardflow_home()), claim, outcome, run_dir)
@@ -101,7 +100,7 @@ def _monitor_run_id(client: MlflowClient, experiment_id: str, dataset_id: str) -
     return str(run.info.run_id)
 
 
-@task(name="publish-drift", cache_policy=NO_CACHE)
+@stage_task("publish-drift")
 def publish_drift(settings: Settings, summary: RunSummary, claim: BatchClaim) -> None:
     """Drift figures as MLflow time series (one monitor run per dataset) and a Prefect markdown artifact."""
     drift = summary.drift
