@@ -254,7 +254,7 @@ def _history(args: argparse.Namespace) -> int:
 
 def _contract_draft(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    from guardflow.onboarding import draft_suite, write_new_file
+    from guardflow.run.onboarding import draft_suite, write_new_file
 
     if args.out.exists() and not args.force:
         raise ConfigError(f"{args.out} exists; pass --force to overwrite it (a reviewed suite would be lost)")
@@ -274,7 +274,7 @@ def _contract_draft(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from guardflow.onboarding import init_config
+    from guardflow.run.onboarding import init_config
 
     drafted = init_config(
         args.data, args.label, args.sensitive, args.out, args.test, args.encoding, force=args.force

@@ -14,7 +14,7 @@ from faker import Faker
 
 from guardflow.cli import main
 from guardflow.io.datasets import content_sha256
-from guardflow.onboarding import draft_suite
+from guardflow.run.onboarding import draft_suite
 from guardflow.settings import load_settings
 
 OWNERS = ["Margaret Holloway", "Robert Dunmore", "Linda Farrow", "James Kettering", "Susan Oakley"]
