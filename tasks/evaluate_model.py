@@ -2,6 +2,7 @@
 membership audit, with the plots saved into the run folder; and, for a drift retrain, on the batch's window."""
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,8 @@ from guardflow.contract.validate_contract import ContractResult
 from guardflow.data.encode_features import encode_features
 from guardflow.data.table import Table, label_vector, labelled_rows
 from guardflow.drift.judge_retrain import WindowJudgement, judge_window
+from guardflow.evaluation.decide_gate import WINDOW_ROWS
+from guardflow.evaluation.differential import check_differential
 from guardflow.evaluation.evaluate_safety import Evaluation, check_behaviour, evaluate_safety, save_plots
 from guardflow.io.lineage import file_dataset
 from guardflow.poisoning.scan_poisoning import ScanResult
@@ -113,6 +116,13 @@ def evaluate_window(
             membership=evaluation.membership,
             seed=settings.model.seed,
         )
+        if judgement.comparison is not None and scored is not None:
+            # The gate's differential check on the batch's own held-out rows: a slice of the new data where the
+            # retrain's predictions moved far more than elsewhere (the training rows' check covers the rest).
+            moved = check_differential(
+                candidate, scored[1][0], held_out, dataset, settings.gate.differential, WINDOW_ROWS
+            )
+            judgement = replace(judgement, comparison=replace(judgement.comparison, differential=(moved,)))
     champion = judgement.champion
     stage_log.info(
         "window    %s rows: candidate accuracy %.4f, champion %s",

@@ -26,6 +26,9 @@ __all__ = ["ChampionComparison", "GateDecision", "GateLine", "decide_gate"]
 
 NO_CHAMPION = "no champion to compare to"
 DIFFERENTIAL_ROWS = ("training rows", "test rows")
+WINDOW_ROWS = (
+    "window rows"  # a drift retrain's window: its differential line, beside the training and test rows
+)
 
 
 @dataclass(frozen=True)
@@ -254,6 +257,7 @@ def decide_gate(
     lines += _regression_lines(gate, comparison)
     if window is not None:
         lines += _regression_lines(gate, window, WINDOW_REGRESSION)
+        lines += [_differential_line(WINDOW_ROWS, check, gate) for check in window.differential]
     lines += _group_regression_lines(evaluation, gate, comparison)
     checks = {check.judged_on: check for check in comparison.differential} if comparison else {}
     for judged_on in DIFFERENTIAL_ROWS:

@@ -185,7 +185,10 @@ def _p_values(k: np.ndarray, n: np.ndarray, alpha: np.ndarray, beta: np.ndarray)
 
 
 def _judge(
-    tests: Figures, settings: PoisoningSettings, scale: np.ndarray | None = None, prior_rows: float = _PRIOR_ROWS
+    tests: Figures,
+    settings: PoisoningSettings,
+    scale: np.ndarray | None = None,
+    prior_rows: float = _PRIOR_ROWS,
 ) -> Figures:
     """Each test's expected rate (the slice's reference rate with `_PRIOR_ROWS` pseudo-rows at the reference
     model's mean on its new rows), excess rows, odds ratio, one-sided p-value and verdict. The p-value is the chance

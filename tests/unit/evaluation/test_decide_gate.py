@@ -5,7 +5,7 @@ import numpy as np
 from openlineage.client.serde import Serde
 
 from guardflow.evaluation.compare_champion import ChampionComparison, compare_groups
-from guardflow.evaluation.decide_gate import GateDecision, decide_gate
+from guardflow.evaluation.decide_gate import WINDOW_ROWS, GateDecision, decide_gate
 from guardflow.evaluation.differential import check_differential
 from guardflow.evaluation.evaluate_safety import (
     Evaluation,
@@ -249,3 +249,33 @@ def test_a_waiver_names_the_line_and_the_reason(adult_settings) -> None:
     # then that line is waived with its reason and does not fail the candidate
     assert decision.passed, f"a waived line does not count: {decision.reasons}"
     assert "WAIVED accuracy (known label shift, ticket 42)" in [line.describe() for line in decision.lines]
+
+
+def test_a_drift_window_gets_its_own_differential_line(adult_settings, adult_test_rows) -> None:
+    # given a drift retrain's window on which the candidate pushed wives' predictions up by 0.4, and one where it
+    # moved nothing
+    frame, labels = adult_test_rows
+    dataset, gate = adult_settings.dataset, adult_settings.gate
+    champion = score_by_relationship(frame)
+    moved = champion.copy()
+    wives = (frame["relationship"] == "Wife").to_numpy()
+    moved[wives] = np.clip(moved[wives] + 0.4, 0, 1)
+    evaluation = evaluation_of(champion, labels, frame[dataset.sensitive])
+
+    def window_of(candidate: np.ndarray) -> ChampionComparison:
+        check = check_differential(candidate, champion, frame, dataset, gate.differential, WINDOW_ROWS)
+        figures = {"accuracy": 0.8, "roc_auc": 0.8}
+        return ChampionComparison(
+            "4", figures, {"accuracy": (0.8, 0.8), "roc_auc": (0.8, 0.8)}, differential=(check,),
+            judged_on="drift window (6,000 rows)",
+        )  # fmt: skip
+
+    # when the gate judges a retrain with each window
+    lines = {
+        name: {line.name: line for line in decide_gate(evaluation, gate, 1.0, None, window=window).lines}
+        for name, window in (("moved", window_of(moved)), ("still", window_of(champion)))
+    }
+    # then the window's differential line fails the moved one, naming the slice, and passes the other
+    failed = lines["moved"]["differential[window rows]"]
+    assert failed.status == "FAIL" and "relationship=Wife" in (failed.detail or ""), failed.describe()
+    assert lines["still"]["differential[window rows]"].status == "PASS", lines["still"]["differential[window rows]"]
