@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
 from guardflow.evaluation.evaluate_safety import (
     Evaluation,
     GroupFairness,
@@ -12,6 +9,7 @@ from guardflow.evaluation.evaluate_safety import (
     evaluate_safety,
 )
 from guardflow.privacy.audit_membership import MembershipAudit
+from tests.unit.evaluation.conftest import NO_LEAK, by_relationship
 
 
 def candidate_evaluation(
@@ -41,15 +39,6 @@ def candidate_evaluation(
             rows_per_side=500,
         ),
     )
-
-
-NO_LEAK = MembershipAudit(
-    auc=0.5, tpr_at_1pct_fpr=0.01, tpr_at_01pct_fpr=0.001, epsilon_lower_bound=0.0, rows_per_side=1
-)
-
-
-def by_relationship(frame: pd.DataFrame) -> np.ndarray:
-    return np.where(frame["relationship"].isin(["Husband", "Wife"]), 0.8, 0.2)
 
 
 def full_evaluation(adult_settings, adult_held_out) -> Evaluation:

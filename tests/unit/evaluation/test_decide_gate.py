@@ -9,13 +9,13 @@ from guardflow.evaluation.decide_gate import WINDOW_ROWS, GateDecision, decide_g
 from guardflow.evaluation.differential import check_differential
 from guardflow.evaluation.evaluate_safety import (
     Evaluation,
-    GroupFairness,
 )
 from guardflow.evaluation.model_card import render_model_card
 from guardflow.lineage.facets import gate_facet
 from guardflow.privacy.audit_membership import MembershipAudit
 from guardflow.privacy.train_private import PrivacyReport
 from tests.lineage_validation import load_spec
+from tests.unit.evaluation.cases import candidate_evaluation
 from tests.unit.evaluation.conftest import evaluation_of, score_by_relationship
 
 PRIVACY = PrivacyReport(
@@ -94,7 +94,7 @@ def test_the_card_lists_small_groups_and_every_line(adult_settings, adult_test_r
 
 def test_gate_rejects_a_model_whose_audit_proves_more_than_its_claim(adult_settings) -> None:
     # given an audit that proves epsilon 1.5 for a model that claims 1.0
-    evaluation = _evaluation()
+    evaluation = candidate_evaluation()
     proven = MembershipAudit(
         auc=0.55, tpr_at_1pct_fpr=0.05, tpr_at_01pct_fpr=0.01, epsilon_lower_bound=1.5, rows_per_side=500
     )
@@ -105,39 +105,10 @@ def test_gate_rejects_a_model_whose_audit_proves_more_than_its_claim(adult_setti
     assert any("mia_epsilon_lower_bound" in reason for reason in decision.reasons), decision.reasons
 
 
-def _evaluation(
-    accuracy: float = 0.86,
-    roc_auc: float = 0.91,
-    ece: float = 0.03,
-    mia_auc: float = 0.52,
-    dp_difference: float = 0.10,
-) -> Evaluation:
-    fairness = GroupFairness(
-        attribute="sex",
-        accuracy={"Female": 0.9, "Male": 0.84},
-        positive_rate={"Female": 0.10, "Male": 0.10 + dp_difference},
-        rows={"Female": 300, "Male": 700},
-    )
-    return Evaluation(
-        rows=1000,
-        accuracy=accuracy,
-        roc_auc=roc_auc,
-        ece=ece,
-        fairness=(fairness,),
-        membership=MembershipAudit(
-            auc=mia_auc,
-            tpr_at_1pct_fpr=0.01,
-            tpr_at_01pct_fpr=0.001,
-            epsilon_lower_bound=0.0,
-            rows_per_side=500,
-        ),
-    )
-
-
 def test_gate_fails_a_candidate_below_min_accuracy(adult_settings) -> None:
     # given a candidate that meets every threshold but accuracy
     gate = adult_settings.gate
-    decision = decide_gate(_evaluation(accuracy=gate.min_accuracy - 0.04), gate, 1.0)
+    decision = decide_gate(candidate_evaluation(accuracy=gate.min_accuracy - 0.04), gate, 1.0)
     # then it fails, and the only reason given is the accuracy line
     assert not decision.passed, "a candidate below min_accuracy must not pass"
     assert len(decision.reasons) == 1, f"only the failed line is listed, got {decision.reasons}"
@@ -149,7 +120,7 @@ def test_gate_fails_a_candidate_below_min_accuracy(adult_settings) -> None:
 
 def test_gate_passes_a_candidate_meeting_every_threshold(adult_settings) -> None:
     # given a candidate inside every threshold
-    decision = decide_gate(_evaluation(), adult_settings.gate, 1.0)
+    decision = decide_gate(candidate_evaluation(), adult_settings.gate, 1.0)
     # then it passes and the record lists every line as passed
     assert decision.passed, f"a candidate meeting every threshold must pass: {decision.reasons}"
     names = [line.name for line in decision.lines]
@@ -185,7 +156,7 @@ def test_gate_passes_a_candidate_meeting_every_threshold(adult_settings) -> None
 def test_gate_lists_exactly_the_failed_lines(adult_settings) -> None:
     # given a candidate that is over-confident, leaky and unfair, but accurate
     gate = adult_settings.gate
-    evaluation = _evaluation(
+    evaluation = candidate_evaluation(
         ece=gate.max_ece + 0.02,
         mia_auc=gate.max_mia_auc + 0.05,
         dp_difference=gate.max_demographic_parity_difference + 0.05,
@@ -203,7 +174,7 @@ def test_gate_lists_exactly_the_failed_lines(adult_settings) -> None:
 def test_gate_accepts_figures_exactly_at_their_thresholds(adult_settings) -> None:
     # given a candidate sitting exactly on every threshold
     gate = adult_settings.gate
-    evaluation = _evaluation(
+    evaluation = candidate_evaluation(
         accuracy=gate.min_accuracy,
         roc_auc=gate.min_roc_auc,
         ece=gate.max_ece,
@@ -217,7 +188,7 @@ def test_gate_accepts_figures_exactly_at_their_thresholds(adult_settings) -> Non
 
 def test_gate_fails_a_figure_that_is_not_a_number(adult_settings) -> None:
     # given a candidate whose calibration error could not be computed
-    decision = decide_gate(_evaluation(ece=float("nan")), adult_settings.gate, 1.0)
+    decision = decide_gate(candidate_evaluation(ece=float("nan")), adult_settings.gate, 1.0)
     # then the gate fails closed on that line
     assert not decision.passed, "a NaN figure must never pass the gate"
     assert decision.reasons[0].startswith("FAIL ece"), f"the NaN line is named: {decision.reasons}"
@@ -232,7 +203,7 @@ def test_no_regression_lines_judge_the_candidate_interval_against_the_champion(a
         comparison = ChampionComparison(
             "7", champion, {"accuracy": accuracy_interval, "roc_auc": (0.90, 0.92)}
         )
-        return decide_gate(_evaluation(), gate, 1.0, comparison)
+        return decide_gate(candidate_evaluation(), gate, 1.0, comparison)
 
     # then a candidate whose interval still reaches the margin passes, one clearly worse fails
     assert judged((0.845, 0.852)).passed, "an interval reaching 0.85 is not a proven regression"
@@ -245,7 +216,7 @@ def test_a_waiver_names_the_line_and_the_reason(adult_settings) -> None:
     # given a policy that waives the accuracy line
     gate = adult_settings.gate.model_copy(update={"waivers": {"accuracy": "known label shift, ticket 42"}})
     # when a candidate below the accuracy threshold is judged
-    decision = decide_gate(_evaluation(accuracy=0.5), gate, 1.0)
+    decision = decide_gate(candidate_evaluation(accuracy=0.5), gate, 1.0)
     # then that line is waived with its reason and does not fail the candidate
     assert decision.passed, f"a waived line does not count: {decision.reasons}"
     assert "WAIVED accuracy (known label shift, ticket 42)" in [line.describe() for line in decision.lines]
@@ -278,4 +249,6 @@ def test_a_drift_window_gets_its_own_differential_line(adult_settings, adult_tes
     # then the window's differential line fails the moved one, naming the slice, and passes the other
     failed = lines["moved"]["differential[window rows]"]
     assert failed.status == "FAIL" and "relationship=Wife" in (failed.detail or ""), failed.describe()
-    assert lines["still"]["differential[window rows]"].status == "PASS", lines["still"]["differential[window rows]"]
+    assert lines["still"]["differential[window rows]"].status == "PASS", lines["still"][
+        "differential[window rows]"
+    ]
