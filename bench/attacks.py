@@ -33,8 +33,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from bench import plant_attacks
-from guardflow.data.encode_features import encode_features
-from guardflow.data.table import label_vector, labelled_rows, typed_frame
+from guardflow.data.table import labelled_rows, typed_frame
 from guardflow.io.datasets import read_split
 from guardflow.poisoning.scan_poisoning import ScanResult, scan_poisoning
 from guardflow.settings import Settings, load_settings
@@ -121,28 +120,6 @@ def _kinds(settings: Settings) -> dict[str, tuple[Plant, bool]]:
     return kinds
 
 
-def _train_predict(rows: pd.DataFrame, settings: Settings) -> Predict:
-    """The project's DP model trained on `rows`; returns its positive-class probability function."""
-    import torch
-
-    from guardflow.privacy.network import predict_proba
-    from guardflow.privacy.train_private import train_private
-
-    dataset = settings.dataset
-    trained = train_private(
-        encode_features(rows, dataset),
-        label_vector(rows, dataset).to_numpy(),
-        settings.privacy,
-        settings.model,
-    )
-
-    def predict(frame: pd.DataFrame) -> np.ndarray:
-        with torch.no_grad():
-            return predict_proba(trained.model, torch.tensor(encode_features(frame, dataset))).numpy()
-
-    return predict
-
-
 def _recall(flags: pd.Series, planted: pd.Index) -> float | None:
     return round(float(flags.loc[planted].mean()), 4) if len(planted) else None
 
@@ -193,7 +170,7 @@ def _run_seed(
     if drawn.backdoor is not None and asr:
         success = plant_attacks.attack_success_rate
         clean_model = clean_models["half" if with_reference else "full"]
-        kept = _train_predict(drawn.poisoned[~scan.flagged], settings)
+        kept = plant_attacks.train_dp_model(drawn.poisoned[~scan.flagged], settings)
         record["asr_clean"] = round(success(clean_model, test, dataset, drawn.backdoor), 4)
         record["asr_after_scan"] = round(success(kept, test, dataset, drawn.backdoor), 4)
     return record
@@ -254,7 +231,10 @@ def run_dataset(
     clean_models: dict[str, Predict] = {}
     if asr:
         half = clean.iloc[np.sort(np.random.default_rng(0).permutation(len(clean))[: len(clean) // 2])]
-        clean_models = {"full": _train_predict(clean, settings), "half": _train_predict(half, settings)}
+        clean_models = {
+            "full": plant_attacks.train_dp_model(clean, settings),
+            "half": plant_attacks.train_dp_model(half, settings),
+        }
     results: dict[str, dict] = {}
     for kind, (plant, with_reference) in _kinds(settings).items():
         if only and kind not in only:

@@ -44,15 +44,19 @@ import torch
 from pipeline import machine_info  # bench/pipeline.py, next to this script
 from threadpoolctl import threadpool_limits
 
-from bench.plant_attacks import Backdoor, GroupFlip, apply_trigger, flip_subgroup_labels, random_backdoor
-from guardflow.data.encode_features import encode_features
-from guardflow.data.table import label_vector, labelled_rows
+from bench.plant_attacks import (
+    Backdoor,
+    GroupFlip,
+    apply_trigger,
+    flip_subgroup_labels,
+    random_backdoor,
+    train_dp_model,
+)
+from guardflow.data.table import labelled_rows
 from guardflow.drift.detect_drift import detect_drift
 from guardflow.drift.screen_batch import screen_batch
 from guardflow.io.datasets import read_split
 from guardflow.poisoning.scan_poisoning import scan_poisoning
-from guardflow.privacy.network import predict_proba
-from guardflow.privacy.train_private import train_private
 from guardflow.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -143,24 +147,6 @@ def draw(kind: str, test: pd.DataFrame, settings: Settings, seed: int) -> tuple[
     return _flip(batch, settings, rate, rng), base
 
 
-def _train(rows: pd.DataFrame, settings: Settings) -> Callable[[pd.DataFrame], np.ndarray]:
-    dataset = settings.dataset
-    trained = train_private(
-        encode_features(rows, dataset),
-        label_vector(rows, dataset).to_numpy(),
-        settings.privacy,
-        settings.model,
-    )
-
-    def predict(frame: pd.DataFrame) -> np.ndarray:
-        with torch.no_grad():
-            return (
-                predict_proba(trained.model, torch.tensor(encode_features(frame, dataset))).double().numpy()
-            )
-
-    return predict
-
-
 def _harm(
     attack: Backdoor | GroupFlip,
     candidate: Callable[[pd.DataFrame], np.ndarray],
@@ -236,7 +222,7 @@ def run_seed(
     with threadpool_limits(limits=1):
         scan = scan_poisoning(combined, dataset, state["policy"], reference=reference)
     record["scan_flagged"] = scan.rows_flagged
-    candidate = _train(combined[~scan.flagged.to_numpy()], settings)
+    candidate = train_dp_model(combined[~scan.flagged.to_numpy()], settings)
     record["harm"] = _harm(drawn.attack, candidate, state["champion"], state["test_full"], settings)
     record["harmful"] = record["harm"]["harm"] > HARM
     return record
@@ -283,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "test_pool": test,
         "test_full": test,
         "policy": settings.poisoning.model_copy(update={"max_flagged_share": 1.0}),
-        "champion": _train(reference, settings),
+        "champion": train_dp_model(reference, settings),
     }
     results = []
     for kind in args.kinds:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from guardflow.data.table import SOURCE_ROW
-from guardflow.settings import CategoricalFeature, DatasetSettings, NumericFeature
+from guardflow.settings import CategoricalFeature, DatasetSettings, NumericFeature, Settings
 
 Planted = tuple[pd.DataFrame, pd.Index]
 
@@ -335,3 +335,27 @@ def attack_success_rate(
     triggered = apply_trigger(test[test[label.column] == other], backdoor.trigger)
     positive = predict(triggered) >= 0.5
     return float(positive.mean() if backdoor.target == label.positive else (~positive).mean())
+
+
+def train_dp_model(rows: pd.DataFrame, settings: Settings) -> Callable[[pd.DataFrame], np.ndarray]:
+    """The project's DP model trained on `rows`; returns its positive-class probability function."""
+    import torch
+
+    from guardflow.data.encode_features import encode_features
+    from guardflow.data.table import label_vector
+    from guardflow.privacy.network import predict_proba
+    from guardflow.privacy.train_private import train_private
+
+    dataset = settings.dataset
+    trained = train_private(
+        encode_features(rows, dataset),
+        label_vector(rows, dataset).to_numpy(),
+        settings.privacy,
+        settings.model,
+    )
+
+    def predict(frame: pd.DataFrame) -> np.ndarray:
+        with torch.no_grad():
+            return predict_proba(trained.model, torch.tensor(encode_features(frame, dataset))).numpy()
+
+    return predict
