@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pipeline import machine_info  # bench/pipeline.py, next to this script
 from threadpoolctl import threadpool_limits
 
 from bench import plant_attacks
@@ -314,9 +314,7 @@ def main() -> None:
             "target_kinds": list(TARGET_KINDS),
             "asr_margin": ASR_MARGIN,
             "machine": {
-                "cpu_count": os.cpu_count(),
-                "platform": platform.platform(),
-                "python": platform.python_version(),
+                **machine_info(),
                 "load_average_before": load_before,
                 "load_average_after": list(os.getloadavg()),
             },

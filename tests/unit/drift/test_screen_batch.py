@@ -24,20 +24,16 @@ def frames(adult_settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     return reference, batch
 
 
-def _drift_settings(adult_settings, policy: str):
-    return adult_settings.drift.model_copy(update={"retrain_approval": policy})
+def _screen(adult_settings, batch: pd.DataFrame, reference: pd.DataFrame, policy: str):
+    """The batch screened against the reference under one approval policy."""
+    drift = adult_settings.drift.model_copy(update={"retrain_approval": policy})
+    return screen_batch(batch, reference, adult_settings.dataset, adult_settings.poisoning, drift)
 
 
 def test_a_batch_from_the_same_population_passes(adult_settings, frames) -> None:
     # given a batch drawn like the reference / when it is screened under on_suspicious
     reference, batch = frames
-    screen = screen_batch(
-        batch,
-        reference,
-        adult_settings.dataset,
-        adult_settings.poisoning,
-        _drift_settings(adult_settings, "on_suspicious"),
-    )
+    screen = _screen(adult_settings, batch, reference, "on_suspicious")
     # then nothing is suspect and the retrain need not wait
     assert screen.suspect_count <= 0.005 * len(batch), f"few genuine rows suspected: {screen.suspect_count}"
     assert not screen.suspicious, f"no reason to hold a genuine batch: {screen.hold_reasons}"
@@ -51,16 +47,8 @@ def test_a_backdoored_batch_has_its_rows_quarantined_and_waits(adult_settings, f
         batch, dataset, TRIGGER, dataset.label.positive, 0.03, "relabel", np.random.default_rng(1)
     )
     # when it is screened, under on_suspicious and under auto
-    held = screen_batch(
-        poisoned,
-        reference,
-        dataset,
-        adult_settings.poisoning,
-        _drift_settings(adult_settings, "on_suspicious"),
-    )
-    auto = screen_batch(
-        poisoned, reference, dataset, adult_settings.poisoning, _drift_settings(adult_settings, "auto")
-    )
+    held = _screen(adult_settings, poisoned, reference, "on_suspicious")
+    auto = _screen(adult_settings, poisoned, reference, "auto")
     # then most planted rows are suspects, with the slice named, and only on_suspicious holds the retrain
     found = held.suspects[held.suspects].index.intersection(planted)
     assert len(found) >= 0.9 * len(planted), f"suspects found {len(found)} of {len(planted)} planted rows"
@@ -80,13 +68,7 @@ def test_a_backdoored_batch_has_its_rows_quarantined_and_waits(adult_settings, f
 def test_required_approval_always_waits(adult_settings, frames) -> None:
     # given a genuine batch / when the policy requires approval for every drift retrain
     reference, batch = frames
-    screen = screen_batch(
-        batch,
-        reference,
-        adult_settings.dataset,
-        adult_settings.poisoning,
-        _drift_settings(adult_settings, "required"),
-    )
+    screen = _screen(adult_settings, batch, reference, "required")
     # then it waits, and says why
     assert screen.suspicious and "required" in screen.hold_reasons[0], (
         f"held by policy: {screen.hold_reasons}"
@@ -103,8 +85,6 @@ def test_a_label_prior_moved_wholesale_waits(adult_settings, frames) -> None:
     moved = batch.copy()
     moved.loc[relabelled, dataset.label.column] = dataset.label.positive
     # when it is screened
-    screen = screen_batch(
-        moved, reference, dataset, adult_settings.poisoning, _drift_settings(adult_settings, "on_suspicious")
-    )
+    screen = _screen(adult_settings, moved, reference, "on_suspicious")
     # then the retrain waits, with the prior named among the reasons
     assert any("label prior moved" in reason for reason in screen.hold_reasons), f"{screen.hold_reasons}"
