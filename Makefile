@@ -8,6 +8,9 @@ STAMP := $(VENV)/.guardflow-installed
 export GUARDFLOW_HOME ?= $(CURDIR)/.guardflow
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PREFECT_PORT ?= 4200
+# `make serve HOST=0.0.0.0` / `make ui HOST=0.0.0.0` expose a server: refused unless authentication is configured
+# (PREFECT_SERVER_API_AUTH_STRING; MLFLOW_AUTH_CONFIG_PATH and MLFLOW_FLASK_SERVER_SECRET_KEY; see README).
+HOST ?= 127.0.0.1
 # `make serve` runs the local server; `make deploy` talks to it unless PREFECT_API_URL names another one.
 SERVER_ENV := PREFECT_HOME=$(GUARDFLOW_HOME)/prefect PREFECT_SERVER_ANALYTICS_ENABLED=false
 LOCAL_API := http://127.0.0.1:$(PREFECT_PORT)/api
@@ -63,14 +66,14 @@ bench: setup ## benchmarks: JSON figures (and a plot) under bench/results/
 	$(PYTHON) bench/poisoning.py
 	$(PYTHON) bench/attacks.py
 
-ui: setup ## MLflow UI on the embedded store, at http://127.0.0.1:5000
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(GUARDFLOW_HOME)/mlflow/mlflow.db \
-		--default-artifact-root $(GUARDFLOW_HOME)/mlflow/artifacts --host 127.0.0.1 --port 5000
+ui: setup ## MLflow UI on the embedded store, at http://127.0.0.1:5000 (HOST=... only with basic auth)
+	$(VENV)/bin/guardflow ui --host $(HOST) --port 5000
 
 serve: setup ## Prefect server on 127.0.0.1 (SQLite under $GUARDFLOW_HOME/prefect), the deployments and a worker; Ctrl-C stops both
 	@mkdir -p $(GUARDFLOW_HOME)/prefect
 	@export $(SERVER_ENV) PREFECT_API_URL=$(LOCAL_API); \
-	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) & server=$$!; \
+	if [ -n "$$PREFECT_SERVER_API_AUTH_STRING" ]; then export PREFECT_API_AUTH_STRING=$$PREFECT_SERVER_API_AUTH_STRING; fi; \
+	$(VENV)/bin/guardflow serve --host $(HOST) --port $(PREFECT_PORT) & server=$$!; \
 	stop() { kill $$worker $$server 2>/dev/null; for _ in $$(seq 20); do kill -0 $$worker 2>/dev/null || kill -0 $$server 2>/dev/null || break; \
 		sleep 1; done; kill -9 $$worker $$server 2>/dev/null; wait; }; \
 	trap stop INT TERM EXIT; \

@@ -19,7 +19,7 @@ from tasks.stage_task import stage_task
 def model_dataset(context: RunContext, model: ModelFigures) -> LineageDataset:
     """The model version as a lineage dataset, named in the tracking store's namespace, with the model facet."""
     return LineageDataset(
-        namespace=registry.tracking_uri(context.home),
+        namespace=registry.public_tracking_uri(context.home),
         name=f"models/{model.name}/{model.version}",
         version=model.version,
         extra_facets=model_facet(model.weights_sha256, model.name, model.version, model.aliases),

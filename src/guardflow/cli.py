@@ -48,10 +48,20 @@ def _check_files(*paths: Path) -> None:
             raise DataError(f"data file not found: {path}")
 
 
+def _require_shared_ledger() -> None:
+    """Refuse at once, in one line, a tracking server (http) with no shared privacy ledger named: the runs
+    would otherwise fail at the budget stage, or worse, each machine would keep a ledger of its own."""
+    _prepare()  # before MLflow is imported
+    from guardflow.io.ledger import ledger_url
+
+    ledger_url(guardflow_home())
+
+
 def _train(args: argparse.Namespace) -> int:
     from guardflow.settings import require_reviewed
 
     require_reviewed(load_settings(args.config), args.config)
+    _require_shared_ledger()
     return _run_data_flow(args, "flows.safety_train:safety_train", needs_test_split=True)
 
 
@@ -94,6 +104,7 @@ def _run_data_flow(
 def _drift(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     _check_files(args.batch, settings.dataset.train.path, settings.contract.suite)
+    _require_shared_ledger()
     _prepare()
     from flows.drift_check import drift_check
     from guardflow.run.summary import format_summary
@@ -137,11 +148,33 @@ def _deploy(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     pool = args.pool or (load_settings(args.config).deploy.work_pool if args.config else "guardflow")
+    _require_shared_ledger()
     _prepare()
     _require_server()
     command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
     # The worker's flow runs inherit this environment: GUARDFLOW_HOME, PREFECT_API_URL and the quiet defaults.
     os.execv(sys.executable, command)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from guardflow.io.servers import prefect_server_command
+
+    command = prefect_server_command(args.host, args.port, os.environ)
+    _prepare()  # the server's home and quiet defaults, as for every other command
+    os.execv(command[0], command)
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from guardflow.io.servers import mlflow_server_command
+
+    home = guardflow_home()
+    store = args.backend_store_uri or f"sqlite:///{(home / 'mlflow' / 'mlflow.db').resolve()}"
+    artifacts = args.artifacts_destination or str((home / "mlflow" / "artifacts").resolve())
+    command = mlflow_server_command(args.host, args.port, store, artifacts, os.environ, args.workers)
+    if store.startswith("sqlite:///"):
+        Path(store.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    _prepare()
+    os.execv(command[0], command)
 
 
 def _budget(args: argparse.Namespace) -> int:
@@ -358,6 +391,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which.add_argument("--config", type=Path, help="take the work pool from this config")
     worker.set_defaults(handler=_worker)
+
+    serve = commands.add_parser(
+        "serve", help="start the Prefect server (beyond loopback only with PREFECT_SERVER_API_AUTH_STRING)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=4200, help="port (default: 4200)")
+    serve.set_defaults(handler=_serve)
+
+    ui = commands.add_parser(
+        "ui", help="start the MLflow tracking server and UI (beyond loopback only with basic auth)"
+    )
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
+    ui.add_argument(
+        "--backend-store-uri", help="runs and registry (default: the home's SQLite; postgresql://... for a team)"
+    )
+    ui.add_argument("--artifacts-destination", help="where served artifacts live (default: under the home)")
+    ui.add_argument("--workers", type=int, default=2, help="server processes (default: 2)")
+    ui.set_defaults(handler=_ui)
 
     budget = commands.add_parser("budget", help="print the privacy-budget ledger of the configured dataset")
     budget.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")

@@ -63,20 +63,23 @@ _markers = sa.Table(
 
 
 def ledger_url(home: Path) -> str:
-    """Where the ledger lives: `GUARDFLOW_LEDGER_URL`, else the MLflow store's database (the home's SQLite file
-    unless `MLFLOW_TRACKING_URI` names a database)."""
-    explicit = os.environ.get(LEDGER_URL_ENV)
+    """Where the ledger lives: `GUARDFLOW_LEDGER_URL`, else the tracking store's database (see
+    `registry.tracking_uri`: the PostgreSQL database in `MLFLOW_TRACKING_URI`, or the home's SQLite file).
+
+    A tracking server (http) hides its database: then the ledger must be named, or each machine would keep a
+    ledger of its own and the lifetime budget could be spent once per machine."""
+    from guardflow.io.registry import public_tracking_uri, tracking_uri
+
+    explicit = os.environ.get(LEDGER_URL_ENV, "").strip()
     if explicit:
         return explicit
-    tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
-    if tracking.startswith(("sqlite:", "postgresql")):
-        return tracking
+    tracking = tracking_uri(home)
     if tracking.startswith(("http:", "https:")):
         raise ConfigError(
-            f"MLFLOW_TRACKING_URI is a tracking server ({tracking}); set {LEDGER_URL_ENV} to the database the "
+            f"MLFLOW_TRACKING_URI is a tracking server ({public_tracking_uri(home)}); set {LEDGER_URL_ENV} to the database the "
             "privacy ledger shares with every writer (a postgresql:// URL)"
         )
-    return f"sqlite:///{(home / 'mlflow' / 'mlflow.db').resolve()}"
+    return tracking
 
 
 def _now() -> str:

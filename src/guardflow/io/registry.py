@@ -1,6 +1,7 @@
 """MLflow tracking and model registry: one run per candidate, its model registered without pickle.
 
-The store is SQLite under the guardflow home. Each candidate is a pyfunc logged as code
+The store is SQLite under the guardflow home, unless `MLFLOW_TRACKING_URI` names a store every writer shares
+(a database such as `postgresql://...`, or a tracking server `http(s)://...`). Each candidate is a pyfunc logged as code
 (`guardflow/serving.py`) with safetensors weights and a JSON spec as its only artifacts, so loading a
 model never unpickles anything and works with `MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`.
 """
@@ -12,12 +13,15 @@ import importlib.util
 import json
 import logging
 import os
+import random
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 import numpy as np
@@ -65,9 +69,31 @@ class RegisteredVersion:
     aliases: tuple[str, ...]
 
 
+# Stores many processes and machines can write at once, taken from MLFLOW_TRACKING_URI. An `sqlite:` value there
+# is not one of them: MLflow itself exports the URI it was last pointed at (`set_tracking_uri` sets the variable
+# for subprocesses), so an SQLite value may be a previous home's file; the home's own file is used instead.
+SHARED_STORE_SCHEMES = ("postgresql", "mysql", "mssql", "http:", "https:")
+# A new version takes max(version)+1; MLflow retries a clash 3 times, then gives up with this message.
+_VERSION_CLASH = "Model Version creation error"
+REGISTER_ATTEMPTS = 8
+
+
+def shared_tracking_uri() -> str | None:
+    """`MLFLOW_TRACKING_URI` when it names a shared store (a database or a tracking server), else None."""
+    configured = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    return configured if configured.startswith(SHARED_STORE_SCHEMES) else None
+
+
 def tracking_uri(home: Path) -> str:
-    """The SQLite store for runs and the registry, under the guardflow home."""
-    return f"sqlite:///{(home / 'mlflow' / 'mlflow.db').resolve()}"
+    """The store for runs and the registry: the shared one in `MLFLOW_TRACKING_URI`, else SQLite under `home`."""
+    return shared_tracking_uri() or f"sqlite:///{(home / 'mlflow' / 'mlflow.db').resolve()}"
+
+
+def public_tracking_uri(home: Path) -> str:
+    """`tracking_uri` without any user name or password in it (for lineage namespaces and messages)."""
+    parts = urlsplit(tracking_uri(home))
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _quiet_mlflow() -> None:
@@ -94,8 +120,10 @@ def track_dataset(home: Path, dataset_id: str, kind: str = "") -> str:
 
 
 def configure_tracking(home: Path, experiment: str) -> str:
-    """Point MLflow at the store under `home`, make `experiment` active (creating it once), return its id.
+    """Point MLflow at the store (`tracking_uri`), make `experiment` active (creating it once), return its id.
 
+    Artifacts go under `<home>/mlflow/artifacts` on a local store (SQLite, or a database named directly); a
+    tracking server keeps them where it was told to (`--artifacts-destination`), so every machine reads them.
     A fresh store runs MLflow's database migrations here (seconds), under a file lock: two processes
     migrating one new SQLite file at once collide ("duplicate column name"). Afterwards MLflow's own
     `PRAGMA busy_timeout = 20000` on every session lets a few concurrent writers wait instead of failing
@@ -110,7 +138,9 @@ def configure_tracking(home: Path, experiment: str) -> str:
     with _exclusive(store / "init.lock"):
         # The client opens the store (and migrates it) lazily, on its first call: inside the lock.
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        experiment_id = _active_experiment_id(client, experiment, (store / "artifacts").resolve().as_uri())
+        served = uri.startswith(("http:", "https:"))
+        artifacts = None if served else (store / "artifacts").resolve().as_uri()
+        experiment_id = _active_experiment_id(client, experiment, artifacts)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -126,13 +156,24 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _active_experiment_id(client: MlflowClient, experiment: str, artifact_location: str) -> str:
-    """The id of `experiment`, created with `artifact_location` if missing; deleted ones are refused."""
+def _active_experiment_id(client: MlflowClient, experiment: str, artifact_location: str | None) -> str:
+    """The id of `experiment`, created with `artifact_location` if missing; deleted ones are refused.
+
+    On a shared store another machine may create it between the lookup and the create: then it is looked up
+    again."""
     existing = client.get_experiment_by_name(experiment)
     if existing is None:
-        experiment_id = client.create_experiment(experiment, artifact_location=artifact_location)
-        _logger.info("created MLflow experiment %s (%s) at %s", experiment, experiment_id, artifact_location)
-        return experiment_id
+        try:
+            experiment_id = client.create_experiment(experiment, artifact_location=artifact_location)
+        except MlflowException as error:
+            if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                raise
+            existing = client.get_experiment_by_name(experiment)
+            if existing is None:
+                raise
+        else:
+            _logger.info("created MLflow experiment %s (%s)", experiment, experiment_id)
+            return experiment_id
     if existing.lifecycle_stage != "active":
         raise RegistryError(
             f"MLflow experiment {experiment!r} is deleted; restore it (`mlflow experiments restore`) "
@@ -181,12 +222,33 @@ def _register(
     except MlflowException as error:
         if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
             raise
-    version = client.create_model_version(
-        model_name, source=f"models:/{model_id}", run_id=run_id, tags=tags, model_id=model_id
-    )
+    version = create_version(client, model_name, model_id, run_id, tags)
     link = [{"name": version.name, "version": str(version.version)}]
     client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(link)})
     return version
+
+
+def create_version(
+    client: MlflowClient, model_name: str, model_id: str, run_id: str, tags: dict[str, str]
+) -> ModelVersion:
+    """`create_model_version`, retried with a random pause when MLflow's own retries lost to other writers.
+
+    The store numbers a version max(version)+1 inside a transaction; two writers that read the same maximum
+    clash on the key, MLflow retries three times at once and then raises "Model Version creation error". A
+    clash means no version was created, so trying again cannot leave a gap or a duplicate."""
+    attempt = 1
+    while True:
+        try:
+            return client.create_model_version(
+                model_name, source=f"models:/{model_id}", run_id=run_id, tags=tags, model_id=model_id
+            )
+        except MlflowException as error:
+            if _VERSION_CLASH not in error.message or attempt == REGISTER_ATTEMPTS:
+                raise
+        pause = random.uniform(0.05, 0.1 * 2**attempt)
+        _logger.info("version clash on %s; retry %d in %.2f s", model_name, attempt, pause)
+        time.sleep(pause)
+        attempt += 1
 
 
 def _check_scores(model_uri: str, example: pd.DataFrame) -> None:
