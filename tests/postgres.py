@@ -84,3 +84,18 @@ def running_postgres(database: str = "guardflow") -> Iterator[str]:
         )
         time.sleep(0.2)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def create_database(url: str, name: str) -> str:
+    """Create one more database on the cluster of `url` (from `running_postgres`); its URL, same driver."""
+    binaries = postgres_bin()
+    if binaries is None:
+        raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
+    server, _, _ = url.rpartition("/")
+    port = server.rpartition(":")[2]
+    subprocess.run(
+        [str(binaries / "createdb"), "-h", "127.0.0.1", "-p", port, "-U", USER, name],
+        check=True,
+        capture_output=True,
+    )
+    return f"{server}/{name}"

@@ -153,3 +153,38 @@ def test_train_on_a_bad_file_is_one_line_and_exit_2(
     assert len(lines) == 1 and str(path) in lines[0], f"one line naming the file, got {result.stderr[-2000:]}"
     assert kind.error is not None and re.search(kind.error[1], lines[0]), f"the problem is named: {lines[0]}"
     assert "Traceback" not in result.stderr + result.stdout, "no traceback for bad input"
+
+
+@pytest.mark.parametrize(
+    ("command", "setting"),
+    [
+        (["serve", "--host", "0.0.0.0"], "PREFECT_SERVER_API_AUTH_STRING"),
+        (["ui", "--host", "0.0.0.0"], "MLFLOW_AUTH"),
+    ],
+)
+def test_server_beyond_loopback_without_auth_is_one_line_and_exit_2(
+    command: list[str], setting: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given no authentication configured
+    for name in ("PREFECT_SERVER_API_AUTH_STRING", "MLFLOW_AUTH_CONFIG_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    # when a server is asked to listen on every interface
+    code = main(command)
+    # then it is refused before anything starts: one line naming the setting, exit 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, f"exit code must be 2, got {code}"
+    assert len(lines) == 1 and setting in lines[0], f"one line naming {setting}, got {lines}"
+
+
+def test_train_on_a_tracking_server_without_shared_ledger_is_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given MLflow reached over HTTP and no shared ledger database named
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example.org:5000")
+    monkeypatch.delenv("GUARDFLOW_LEDGER_URL", raising=False)
+    # when a training is asked for
+    code = main(["train", "--config", str(write_adult_config(tmp_path))])
+    # then it is refused at once, in one line naming the setting, rather than keeping a per-machine ledger
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, f"exit code must be 2, got {code}"
+    assert len(lines) == 1 and "GUARDFLOW_LEDGER_URL" in lines[0], f"one line naming the ledger, got {lines}"

@@ -76,8 +76,8 @@ def ledger_url(home: Path) -> str:
     tracking = tracking_uri(home)
     if tracking.startswith(("http:", "https:")):
         raise ConfigError(
-            f"MLFLOW_TRACKING_URI is a tracking server ({public_tracking_uri(home)}); set {LEDGER_URL_ENV} to the database the "
-            "privacy ledger shares with every writer (a postgresql:// URL)"
+            f"MLFLOW_TRACKING_URI is a tracking server ({public_tracking_uri(home)}); set {LEDGER_URL_ENV} to "
+            "the database the privacy ledger shares with every writer (a postgresql:// URL)"
         )
     return tracking
 

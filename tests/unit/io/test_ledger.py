@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from guardflow.errors import BudgetError
+from guardflow.errors import BudgetError, ConfigError
 from guardflow.io import registry
 from guardflow.io.ledger import Ledger, ledger_url, open_ledger
 from guardflow.privacy.privacy_budget import summarize_budget
@@ -161,3 +161,23 @@ def test_ledger_persists_in_the_tracking_store(tmp_path: Path) -> None:
     assert summarize_budget("adult", SOURCE_A, spends, 10).spent == 1.5, "charges add up per source"
     assert summarize_budget("adult", SOURCE_B, spends, 10).spent == 0.5, "a retrain charges every source"
     assert ledger_url(tmp_path) == registry.tracking_uri(tmp_path), "the ledger shares the tracking store"
+
+
+def test_ledger_url_follows_a_shared_store_and_refuses_a_server_without_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given MLflow on a PostgreSQL store, then behind a tracking server, then the server with a named ledger
+    database = "postgresql+psycopg2://team@db.example.org:5432/mlflow"
+    ledger_database = "postgresql+psycopg2://team@db.example.org:5432/ledger"
+    monkeypatch.delenv("GUARDFLOW_LEDGER_URL", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", database)
+    on_database = ledger_url(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example.org:5000")
+    with pytest.raises(ConfigError) as refused:
+        ledger_url(tmp_path)
+    monkeypatch.setenv("GUARDFLOW_LEDGER_URL", ledger_database)
+    named = ledger_url(tmp_path)
+    # then the ledger shares the database, is refused behind a server in one line, and goes where it is named
+    assert on_database == database, f"ledger on the tracking database: {on_database}"
+    assert "GUARDFLOW_LEDGER_URL" in str(refused.value) and "\n" not in str(refused.value), str(refused.value)
+    assert named == ledger_database, f"ledger where GUARDFLOW_LEDGER_URL says: {named}"

@@ -109,6 +109,39 @@ def test_tracking_uri__home_given__sqlite_file_under_home_mlflow(tmp_path: Path)
     assert not (tmp_path / "mlflow").exists(), "tracking_uri created the store folder"
 
 
+@pytest.mark.parametrize(
+    "shared",
+    ["postgresql+psycopg2://team@db.example.org:5432/mlflow", "http://mlflow.example.org:5000"],
+)
+def test_tracking_uri__shared_store_in_environment__taken(
+    shared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given MLFLOW_TRACKING_URI naming a store every writer shares (a database or a tracking server)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared)
+    # when the tracking URI of a home is derived / then it is the shared store, not the home's file
+    assert registry.tracking_uri(tmp_path) == shared, "the ecosystem's own setting is honoured"
+
+
+def test_tracking_uri__sqlite_in_environment__the_homes_own_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given MLFLOW_TRACKING_URI naming another home's SQLite file (MLflow exports the last URI it was set to)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'elsewhere' / 'mlflow.db'}")
+    # when the tracking URI of this home is derived / then it is this home's file
+    expected = f"sqlite:///{tmp_path.resolve()}/mlflow/mlflow.db"
+    assert registry.tracking_uri(tmp_path) == expected, "an SQLite value is not a shared store"
+
+
+def test_public_tracking_uri__credentials_in_url__left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a database URL with a user name and password
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql+psycopg2://team:s3cret@db.example.org:5432/mlflow")
+    # when the URI is made fit for lineage and messages / then neither user nor password remain
+    public = registry.public_tracking_uri(tmp_path)
+    assert public == "postgresql+psycopg2://db.example.org:5432/mlflow", f"public URI: {public}"
+
+
 def test_configure_tracking__called_twice__same_experiment_with_artifacts_under_home(
     candidate: LoggedCandidate,
 ) -> None:
