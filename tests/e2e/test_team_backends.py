@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +64,7 @@ class Team:
 
     prefect_api: str
     mlflow_url: str
+    mlflow_store: str
     ledger_url: str
     client_env: dict[str, str]
     homes: list[Path]
@@ -154,10 +155,10 @@ def team(tmp_path_factory: pytest.TempPathFactory, adult_settings) -> Iterator[T
         # MLflow's client takes credentials from the environment only: set for this module, then restored.
         patch.setenv("MLFLOW_TRACKING_USERNAME", MLFLOW_AUTH[0])
         patch.setenv("MLFLOW_TRACKING_PASSWORD", MLFLOW_AUTH[1])
-        state = Team("", "", ledger_url, {}, [], folder, logs)
+        state = Team("", "", "", ledger_url, {}, [], folder, logs)
         try:
             state.mark("postgres_up")
-            mlflow_store = create_database(ledger_url, "mlflow")
+            mlflow_store = state.mlflow_store = create_database(ledger_url, "mlflow")
             prefect_store = create_database(ledger_url, "prefect").replace("+psycopg2", "+asyncpg")
             mlflow_port, prefect_port = free_port(), free_port()
             state.mlflow_url = f"http://127.0.0.1:{mlflow_port}"
@@ -341,17 +342,26 @@ def test_concurrent_trainings_keep_registry_ledger_and_lineage_exact(
     assert started and not started - ended, f"{len(started - ended)} of {len(started)} lineage runs left open"
 
 
-def test_32_concurrent_registrations_leave_no_gap(team: Team) -> None:
-    # given 32 logged models in one experiment of the shared MLflow server
+@dataclass
+class Load:
+    """What one burst of concurrent registrations gave: versions per writer, errors, guardflow's retries."""
+
+    created: list[str]
+    errors: list[str]
+    retries: int
+    seconds: float
+
+
+def _register_at_once(make_client: Callable[[], Any], model_name: str, experiment_id: str) -> Load:
+    """REGISTRATIONS threads, one client each, register a version of `model_name` at the same moment."""
     from guardflow.io import registry
 
-    client = _mlflow_client(team)
-    experiment_id = client.create_experiment("guardflow-team-load")
-    run = client.create_run(experiment_id)
+    client = make_client()
+    run_id = client.create_run(experiment_id).info.run_id
     models = [
         client.create_logged_model(experiment_id, name=f"load-{n}").model_id for n in range(REGISTRATIONS)
     ]
-    client.create_registered_model(LOAD_MODEL_NAME)
+    client.create_registered_model(model_name)
     retries: list[str] = []
 
     class Retries(logging.Handler):
@@ -369,13 +379,12 @@ def test_32_concurrent_registrations_leave_no_gap(team: Team) -> None:
     def register(model_id: str) -> str:
         barrier.wait()
         try:
-            own = _mlflow_client(team)  # one client (and HTTP session) per writer
-            return str(registry.create_version(own, LOAD_MODEL_NAME, model_id, run.info.run_id, {}).version)
+            own = make_client()  # one client (and HTTP session) per writer
+            return str(registry.create_version(own, model_name, model_id, run_id, {}).version)
         except Exception as error:  # recorded: an error surfaced to the user is the failure under test
             errors.append(f"{type(error).__name__}: {error}")
             return ""
 
-    # when all 32 register a version at the same moment
     began = time.monotonic()
     try:
         with ThreadPoolExecutor(max_workers=REGISTRATIONS) as pool:
@@ -383,18 +392,67 @@ def test_32_concurrent_registrations_leave_no_gap(team: Team) -> None:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous_level)
-    seconds = time.monotonic() - began
-    team.timings["load"] = {
+    return Load(created, errors, len(retries), round(time.monotonic() - began, 1))
+
+
+def _stored_versions(client: Any, model_name: str) -> list[int]:
+    return sorted(int(version.version) for version in client.search_model_versions(f"name='{model_name}'"))
+
+
+def test_32_concurrent_registrations_through_the_server_leave_no_gap(team: Team) -> None:
+    # given 32 logged models in one experiment of the shared MLflow server
+    client = _mlflow_client(team)
+    experiment_id = client.create_experiment("guardflow-team-load")
+    log = team.folder / "mlflow.log"
+    clashes_before = log.read_text().count("Model Version creation error")
+    # when 32 writers register a version each at the same moment
+    load = _register_at_once(lambda: _mlflow_client(team), LOAD_MODEL_NAME, experiment_id)
+    server_log = log.read_text()
+    team.timings["load_http"] = {
         "registrations": REGISTRATIONS,
-        "versions_created": len([version for version in created if version]),
-        "guardflow_retries": len(retries),
-        "errors": len(errors),
-        "wall_seconds": round(seconds, 1),
+        "versions_created": len([version for version in load.created if version]),
+        "mlflow_store_clashes": server_log.count("Model Version creation error") - clashes_before,
+        "mlflow_gave_up_http_500": server_log.count("Giving up after"),
+        "guardflow_retries": load.retries,
+        "errors": len(load.errors),
+        "wall_seconds": load.seconds,
     }
-    stored = sorted(
-        int(version.version) for version in client.search_model_versions(f"name='{LOAD_MODEL_NAME}'")
-    )
+    stored = _stored_versions(client, LOAD_MODEL_NAME)
     # then no error reached the caller and the versions are exactly 1..32, each returned to one writer
-    assert not errors, f"{len(errors)} registrations failed: {errors[:3]}"
+    assert not load.errors, f"{len(load.errors)} registrations failed: {load.errors[:3]}"
     assert stored == list(range(1, REGISTRATIONS + 1)), f"versions stored: {stored}"
-    assert sorted(int(version) for version in created) == stored, f"versions returned: {sorted(created)}"
+    assert sorted(int(version) for version in load.created) == stored, f"versions returned: {load.created}"
+
+
+def test_32_concurrent_registrations_on_the_database_leave_no_gap(
+    team: Team, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given MLFLOW_TRACKING_URI naming the PostgreSQL store itself (no server: no HTTP retry in between)
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from guardflow.io import registry
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", team.mlflow_store)
+    try:
+        experiment_id = registry.configure_tracking(tmp_path, "guardflow-team-load-database")
+        # when 32 writers register a version each at the same moment
+        load = _register_at_once(MlflowClient, f"{LOAD_MODEL_NAME}-database", experiment_id)
+        stored = _stored_versions(MlflowClient(), f"{LOAD_MODEL_NAME}-database")
+    finally:
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+        mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+    team.timings["load_database"] = {
+        "registrations": REGISTRATIONS,
+        "versions_created": len([version for version in load.created if version]),
+        "guardflow_retries": load.retries,
+        "errors": len(load.errors),
+        "wall_seconds": load.seconds,
+    }
+    # then the experiment guardflow created is the server's too (one store), no error reached the caller,
+    # and the versions are exactly 1..32
+    shared = _mlflow_client(team).get_experiment_by_name("guardflow-team-load-database")
+    assert shared is not None and shared.experiment_id == experiment_id, "the database is the server's store"
+    assert not load.errors, f"{len(load.errors)} registrations failed: {load.errors[:3]}"
+    assert stored == list(range(1, REGISTRATIONS + 1)), f"versions stored: {stored}"
+    assert sorted(int(version) for version in load.created) == stored, f"versions returned: {load.created}"
