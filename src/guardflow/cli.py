@@ -152,6 +152,8 @@ def _worker(args: argparse.Namespace) -> int:
     _prepare()
     _require_server()
     command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
+    if args.limit:
+        command += ["--limit", str(args.limit)]
     # The worker's flow runs inherit this environment: GUARDFLOW_HOME, PREFECT_API_URL and the quiet defaults.
     os.execv(sys.executable, command)
 
@@ -390,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pool", help="the work pool (default: the config's deploy.work_pool, else guardflow)"
     )
     which.add_argument("--config", type=Path, help="take the work pool from this config")
+    worker.add_argument("--limit", type=int, help="at most this many flow runs at once on this machine")
     worker.set_defaults(handler=_worker)
 
     serve = commands.add_parser(
@@ -405,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
     ui.add_argument(
-        "--backend-store-uri", help="runs and registry (default: the home's SQLite; postgresql://... for a team)"
+        "--backend-store-uri",
+        help="runs and registry (default: the home's SQLite; postgresql://... for a team)",
     )
     ui.add_argument("--artifacts-destination", help="where served artifacts live (default: under the home)")
     ui.add_argument("--workers", type=int, default=2, help="server processes (default: 2)")
