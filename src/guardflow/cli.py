@@ -20,7 +20,8 @@ from guardflow.errors import ConfigError, DataError, GuardflowError
 from guardflow.settings import guardflow_home, load_settings, settings_json_schema
 
 if TYPE_CHECKING:
-    from guardflow.io.promotion import ChampionMove
+    from guardflow.io.history import ChampionMove
+    from guardflow.privacy.privacy_budget import Spend
     from guardflow.run.summary import RunSummary
 
 EXIT_OK = 0
@@ -146,13 +147,9 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _budget(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    _prepare()
-    from guardflow.io import registry
-    from guardflow.io.ledger import open_ledger
     from guardflow.privacy.privacy_budget import summarize_budget
 
-    registry.track_dataset(guardflow_home(), settings.dataset.id)
-    spends = open_ledger(guardflow_home()).spends(settings.dataset.id)
+    spends = _recorded_spends(settings.dataset.id)
     lifetime = settings.privacy.lifetime_epsilon
     sources = list(dict.fromkeys([settings.dataset.train.sha256, *(spend.source_sha256 for spend in spends)]))
     print(f"privacy budget of dataset {settings.dataset.id}: lifetime epsilon {lifetime:g} per source file")
@@ -167,6 +164,28 @@ def _budget(args: argparse.Namespace) -> int:
                 f"{spend.state:<8}  {spend.run_dir}"
             )
     return EXIT_OK
+
+
+def _recorded_spends(dataset_id: str) -> list[Spend]:
+    """Every charge of a dataset in the ledger, read without importing MLflow (seconds) when it can be.
+
+    MLflow is opened only to import the ledger an earlier version kept as MLflow runs, once per store; a
+    home with no store yet has no charges, and this read-only command does not create one.
+    """
+    from guardflow.io.ledger import Ledger, ledger_url, open_ledger
+
+    home = guardflow_home()
+    url = ledger_url(home)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return []
+    ledger = Ledger(url)
+    if ledger.legacy_imported():
+        return ledger.spends(dataset_id)
+    _prepare()
+    from guardflow.io import registry
+
+    registry.track_dataset(home, dataset_id)
+    return open_ledger(home).spends(dataset_id)
 
 
 def _lineage_flush(args: argparse.Namespace) -> int:
@@ -241,10 +260,12 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from guardflow.io import promotion
+    settings = load_settings(args.config)
+    from guardflow.io.history import champion_history
+    from guardflow.io.records import tracking_uri
 
-    name = _open_registry(args)
-    moves = promotion.champion_history(name)
+    name = settings.registry.model_name
+    moves = champion_history(name, store=tracking_uri(guardflow_home()))
     print(f"champion history of {name}: {len(moves)} moves")
     for move in moves:
         when, previous = move.recorded_at[:19], move.previous or "-"

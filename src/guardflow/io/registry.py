@@ -33,6 +33,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 from packaging.version import Version
 
 from guardflow.errors import RegistryError
+from guardflow.io.records import tracking_uri
 
 _logger = logging.getLogger(__name__)
 
@@ -63,11 +64,6 @@ class RegisteredVersion:
     run_id: str
     model_uri: str
     aliases: tuple[str, ...]
-
-
-def tracking_uri(home: Path) -> str:
-    """The SQLite store for runs and the registry, under the guardflow home."""
-    return f"sqlite:///{(home / 'mlflow' / 'mlflow.db').resolve()}"
 
 
 def _quiet_mlflow() -> None:
