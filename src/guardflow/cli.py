@@ -11,6 +11,7 @@ import getpass
 import logging
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -76,12 +77,14 @@ def _run_data_flow(
     test_files = [settings.dataset.test.path] if needs_test_split else []
     _check_files(args.data or settings.dataset.train.path, *test_files, settings.contract.suite)
     _prepare()
+    api_ready = _start_prefect_api(flow.split(":")[1].replace("_", "-"), settings.dataset.id)
     import importlib
 
     from guardflow.run.summary import format_summary
 
     module_name, function_name = flow.split(":")
     run: Callable[..., RunSummary] = getattr(importlib.import_module(module_name), function_name)
+    api_ready()
     summary = run(
         config_path=str(args.config),
         run_dir=str(args.run_dir) if args.run_dir else None,
@@ -96,9 +99,11 @@ def _drift(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     _check_files(args.batch, settings.dataset.train.path, settings.contract.suite)
     _prepare()
+    api_ready = _start_prefect_api("drift-check", settings.dataset.id)
     from flows.drift_check import drift_check
     from guardflow.run.summary import format_summary
 
+    api_ready()
     summary = drift_check(
         config_path=str(args.config),
         batch_path=str(args.batch),
@@ -106,6 +111,45 @@ def _drift(args: argparse.Namespace) -> int:
     )
     print(format_summary(summary))
     return _exit_code(summary.status)
+
+
+def _start_prefect_api(flow_name: str, dataset_id: str) -> Callable[[], None]:
+    """Say what starts, then start the Prefect API the flow will run on, in the background; return a function
+    that waits until it answers (and raises if it could not start).
+
+    With `PREFECT_API_URL` set, the flow reports to that server and nothing is started. Otherwise Prefect's
+    ephemeral API (a server subprocess on the home's database, the one `make serve` shows) boots on the other
+    core while this process imports the flow's libraries (torch, Great Expectations, MLflow), instead of after:
+    Prefect reuses the running instance when the flow asks for its client.
+    """
+    # The first line, before any heavy import: the user sees at once that the config was accepted.
+    logger.info(
+        "%s: dataset %s, config and files checked; starting Prefect and the pipeline", flow_name, dataset_id
+    )
+    from prefect.settings import get_current_settings
+
+    prefect_settings = get_current_settings()
+    if prefect_settings.api.url or not prefect_settings.server.ephemeral.enabled:
+        return lambda: None
+    from prefect.server.api.server import SubprocessASGIServer
+
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            SubprocessASGIServer().start()
+        except BaseException as error:  # handed to the main thread, which reports it once
+            failures.append(error)
+
+    starting = threading.Thread(target=start, name="prefect-api-start", daemon=True)
+    starting.start()
+
+    def wait() -> None:
+        starting.join()
+        if failures:
+            raise failures[0]
+
+    return wait
 
 
 def _require_server() -> str:
