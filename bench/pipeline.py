@@ -4,16 +4,24 @@ Variants, each run as a subprocess so interpreter start and imports count for bo
 - `train`: `guardflow train --config configs/adult.yaml`, each time in a fresh GUARDFLOW_HOME (Prefect and
   MLflow start from nothing, as on a new machine);
 - `bare`: `bench/bare_dp.py`, the same DP model with no safety stages;
-- `train_warm` (once, unless `--no-warm`): `guardflow train` again in the home the last `train` run left.
-`train` and `bare` runs are interleaved so drift in the machine's load hits both alike. The machine is
+- `train_warm` (`--warm-repeats`, default 1): `guardflow train` again in the home the last `train` run left
+  (Prefect's and MLflow's databases exist: what a user's second and later runs cost);
+- the commands that only read records (`budget`, `history`, `lineage show`), `--read-repeats` times each, in
+  that home.
+Every train run is cut into: startup (command to its first output line), the flow's start (to the flow's own
+first line: imports and the Prefect API), each stage (from the previous stage's line to its own: stages log
+when they end), the flow (as summary.json records it) and total wall. `train` and `bare` runs are interleaved
+so drift in the machine's load hits both alike; each run records the load average before it. The machine is
 shared and noisy: read medians. Figures go to bench/results/pipeline.json; a short table goes to stdout.
 
     .venv/bin/python bench/pipeline.py --repeats 3
+    .venv/bin/python bench/pipeline.py --repeats 3 --source /tmp/old-checkout   # the same, for another tree
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -40,6 +48,12 @@ ISOLATED_PREFIXES = ("PREFECT_", "MLFLOW_", "OPENLINEAGE_", "GUARDFLOW_")
 # A stage line of the CLI's console log: the stage name, then two or more spaces ("scan      574 rows ...").
 STAGE_LINE = re.compile(r"^([a-z][\w-]*)\s{2,}")
 OUTPUT_TAIL_LINES = 20
+# The commands that only read records, timed in the home the train runs left.
+READ_COMMANDS = {
+    "budget": ["budget"],
+    "history": ["history"],
+    "lineage_show": ["lineage", "show"],
+}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -53,15 +67,35 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=True,
         help="also time one train run that reuses the last run's home (default: on)",
     )
+    parser.add_argument(
+        "--warm-repeats", type=int, default=1, help="warm train runs in the last home (default 1)"
+    )
+    parser.add_argument(
+        "--bare",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time bench/bare_dp.py, interleaved (default: on)",
+    )
+    parser.add_argument(
+        "--read-repeats", type=int, default=5, help="runs of each read-only command (default 5; 0: none)"
+    )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=REPO,
+        help="the checkout whose guardflow is measured (default: this one), e.g. an older commit's tree",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before a run is killed")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    args.source = args.source.resolve()
     return args
 
 
-def isolated_environment(home: Path | None) -> dict[str, str]:
-    """This process's environment without Prefect/MLflow/lineage settings, pointed at `home` when given.
+def isolated_environment(home: Path | None, source: Path = REPO) -> dict[str, str]:
+    """This process's environment without Prefect/MLflow/lineage settings, pointed at `home` when given, running
+    the guardflow of `source`.
 
     Unbuffered output, so the time a line is read is the time it was written.
     """
@@ -69,18 +103,21 @@ def isolated_environment(home: Path | None) -> dict[str, str]:
         name: value for name, value in os.environ.items() if not name.startswith(ISOLATED_PREFIXES)
     }
     environment["PYTHONUNBUFFERED"] = "1"
+    environment["PYTHONPATH"] = os.pathsep.join([str(source / "src"), str(source)])
     if home is not None:
         environment["GUARDFLOW_HOME"] = str(home)
     return environment
 
 
-def run_timed(command: list[str], environment: dict[str, str], timeout: float) -> dict[str, Any]:
+def run_timed(
+    command: list[str], environment: dict[str, str], timeout: float, cwd: Path = REPO
+) -> dict[str, Any]:
     """Run a command to the end and time it; keep its output lines with the second each one arrived."""
     started = time.perf_counter()
     lines: list[tuple[float, str]] = []
     with subprocess.Popen(
         command,
-        cwd=REPO,
+        cwd=cwd,
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -113,6 +150,15 @@ def output_notes(timed: dict[str, Any]) -> dict[str, Any]:
     return notes
 
 
+def stage_durations(timeline: list[list[Any]]) -> dict[str, float]:
+    """Seconds per stage from the stage timeline: each stage's line minus the line before it (the flow's own
+    first line opens the timeline), summed over a stage's repeats (load and pii run for train and test)."""
+    durations: dict[str, float] = {}
+    for (before, _), (after, name) in itertools.pairwise(timeline):
+        durations[name] = round(durations.get(name, 0.0) + after - before, 2)
+    return durations
+
+
 def summary_figures(summary_path: Path) -> dict[str, Any]:
     """The figures of a run's summary.json this benchmark reports (None for sections the run never reached)."""
     if not summary_path.is_file():
@@ -132,20 +178,57 @@ def summary_figures(summary_path: Path) -> dict[str, Any]:
     }
 
 
-def run_train(config: Path, home: Path, run_name: str, timeout: float) -> dict[str, Any]:
+def load_average() -> list[float]:
+    return [round(load, 2) for load in os.getloadavg()]
+
+
+def run_train(config: Path, home: Path, run_name: str, timeout: float, source: Path = REPO) -> dict[str, Any]:
     """One `guardflow train` in `home`, its run folder at `home/run_name`."""
     guardflow = Path(sys.executable).parent / "guardflow"
     run_dir = home / run_name
     command = [str(guardflow), "train", "--config", str(config), "--run-dir", str(run_dir)]
-    timed = run_timed(command, isolated_environment(home), timeout)
+    load = load_average()
+    timed = run_timed(command, isolated_environment(home, source), timeout, cwd=source)
     first_line = timed["lines"][0][0] if timed["lines"] else None
+    notes = output_notes(timed)
+    timeline = notes["stage_seconds"]
     return {
         "wall_seconds": round(timed["wall_seconds"], 2),
         "exit_code": timed["exit_code"],
-        # Spawn to the first console line (the run folder opened): imports, Prefect server start, flow run.
+        "load_average_before": load,
+        # Spawn to the first console line: what a user waits in silence.
         "startup_seconds": round(first_line, 2) if first_line is not None else None,
+        # Spawn to the flow's own first line (its run folder opened): imports, the Prefect API, the flow run.
+        "flow_start_seconds": timeline[0][0] if timeline else None,
+        "stages": stage_durations(timeline),
         **summary_figures(run_dir / "summary.json"),
-        **output_notes(timed),
+        **notes,
+    }
+
+
+def run_read_command(
+    config: Path, home: Path, name: str, timeout: float, source: Path = REPO
+) -> dict[str, Any]:
+    """One read-only command (`READ_COMMANDS[name]`) in `home`: wall seconds, first line, exit code."""
+    guardflow = Path(sys.executable).parent / "guardflow"
+    command = [str(guardflow), *READ_COMMANDS[name], "--config", str(config)]
+    timed = run_timed(command, isolated_environment(home, source), timeout, cwd=source)
+    return {
+        "wall_seconds": round(timed["wall_seconds"], 2),
+        "startup_seconds": round(timed["lines"][0][0], 2) if timed["lines"] else None,
+        "exit_code": timed["exit_code"],
+        "lines": len(timed["lines"]),
+    }
+
+
+def describe_reads(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    walls = [run["wall_seconds"] for run in runs]
+    return {
+        "repeats": len(runs),
+        "wall_seconds": walls,
+        "wall_median": statistics.median(walls),
+        "all_exit_zero": all(run["exit_code"] == 0 for run in runs),
+        "runs": runs,
     }
 
 
@@ -169,9 +252,10 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
 
 
 def describe_variant(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every run's wall seconds with their median, min and max, plus medians of the model's figures."""
+    """Every run's wall seconds with their median, min and max, plus medians of the model's figures and, for
+    train runs, of startup, flow start, flow and each stage."""
     walls = [run["wall_seconds"] for run in runs]
-    return {
+    described: dict[str, Any] = {
         "repeats": len(runs),
         "wall_seconds": walls,
         "wall_median": statistics.median(walls),
@@ -180,18 +264,32 @@ def describe_variant(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "accuracy_median": median_of(runs, "accuracy"),
         "epsilon_median": median_of(runs, "epsilon"),
         "all_exit_zero": all(run["exit_code"] == 0 for run in runs),
-        "runs": runs,
     }
+    if any("stages" in run for run in runs):
+        stage_names = list(dict.fromkeys(name for run in runs for name in run.get("stages", {})))
+        described.update(
+            {
+                "startup_median": median_of(runs, "startup_seconds"),
+                "flow_start_median": median_of(runs, "flow_start_seconds"),
+                "flow_median": median_of(runs, "flow_seconds"),
+                "stage_medians": {
+                    name: statistics.median(run["stages"][name] for run in runs if name in run["stages"])
+                    for name in stage_names
+                },
+            }
+        )
+    described["runs"] = runs
+    return described
 
 
-def git_commit() -> dict[str, Any]:
+def git_commit(source: Path = REPO) -> dict[str, Any]:
     """The commit measured and whether the tree had local changes (read-only git calls)."""
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=True
+            ["git", "status", "--porcelain"], cwd=source, capture_output=True, text=True, check=True
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
@@ -206,7 +304,7 @@ def package_version(name: str) -> str | None:
         return None
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(source: Path = REPO) -> dict[str, Any]:
     return {
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
@@ -214,16 +312,18 @@ def machine_info() -> dict[str, Any]:
         "torch": package_version("torch"),
         "prefect": package_version("prefect"),
         "mlflow": package_version("mlflow"),
-        **git_commit(),
+        **git_commit(source),
     }
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    """Interleave train and bare runs, then (optionally) one warm train in the last train run's home."""
+    """Interleave train and bare runs, then warm trains and the read-only commands in the last train's home."""
     config = args.config.resolve()
+    source = args.source
     train_runs: list[dict[str, Any]] = []
     bare_runs: list[dict[str, Any]] = []
     warm_runs: list[dict[str, Any]] = []
+    reads: dict[str, list[dict[str, Any]]] = {name: [] for name in READ_COMMANDS}
     last_home: Path | None = None
     try:
         for repeat in range(1, args.repeats + 1):
@@ -231,23 +331,35 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 shutil.rmtree(last_home, ignore_errors=True)
             last_home = Path(tempfile.mkdtemp(prefix="guardflow-bench-"))
             print(f"[{repeat}/{args.repeats}] train (fresh home) ...", file=sys.stderr, flush=True)
-            train_runs.append(run_train(config, last_home, "run", args.timeout))
-            print(f"[{repeat}/{args.repeats}] bare ...", file=sys.stderr, flush=True)
-            bare_runs.append(run_bare(config, args.timeout))
-        if args.warm and last_home is not None:
-            print("[warm] train (home of the last train run) ...", file=sys.stderr, flush=True)
-            warm_runs.append(run_train(config, last_home, "run-warm", args.timeout))
+            train_runs.append(run_train(config, last_home, "run", args.timeout, source))
+            if args.bare:
+                print(f"[{repeat}/{args.repeats}] bare ...", file=sys.stderr, flush=True)
+                bare_runs.append(run_bare(config, args.timeout))
+        assert last_home is not None
+        for repeat in range(1, args.warm_repeats + 1):
+            print(f"[warm {repeat}] train (home of the last train run) ...", file=sys.stderr, flush=True)
+            warm_runs.append(run_train(config, last_home, f"run-warm-{repeat}", args.timeout, source))
+        for repeat in range(args.read_repeats):
+            for name in READ_COMMANDS:  # interleaved, like the trains
+                print(f"[read {repeat + 1}] {name} ...", file=sys.stderr, flush=True)
+                reads[name].append(run_read_command(config, last_home, name, args.timeout, source))
     finally:
         if last_home is not None:
             shutil.rmtree(last_home, ignore_errors=True)
 
-    variants = {"train": describe_variant(train_runs), "bare": describe_variant(bare_runs)}
+    variants = {"train": describe_variant(train_runs)}
+    if bare_runs:
+        variants["bare"] = describe_variant(bare_runs)
     if warm_runs:
         variants["train_warm"] = describe_variant(warm_runs)
-    return {
-        "variants": variants,
-        "overhead_ratio": round(variants["train"]["wall_median"] / variants["bare"]["wall_median"], 3),
-    }
+    measured: dict[str, Any] = {"variants": variants}
+    if bare_runs:
+        measured["overhead_ratio"] = round(
+            variants["train"]["wall_median"] / variants["bare"]["wall_median"], 3
+        )
+    if args.read_repeats:
+        measured["read_commands"] = {name: describe_reads(runs) for name, runs in reads.items()}
+    return measured
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -267,12 +379,21 @@ def format_table(results: dict[str, Any]) -> str:
             f"{variant['wall_max']:>7.1f} {figure(variant['accuracy_median'], 4):>9} "
             f"{figure(variant['epsilon_median'], 3):>8}  {runs}"
         )
-    train = results["variants"]["train"]
-    lines.append(
-        f"overhead median(train)/median(bare) = {results['overhead_ratio']:.2f}x; train medians: startup "
-        f"{figure(median_of(train['runs'], 'startup_seconds'), 1)}s, "
-        f"flow {figure(median_of(train['runs'], 'flow_seconds'), 1)}s"
-    )
+    for name in ("train", "train_warm"):
+        variant = results["variants"].get(name)
+        if variant is None:
+            continue
+        stages = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in variant["stage_medians"].items())
+        lines.append(
+            f"{name} medians: first line {figure(variant['startup_median'], 2)}s, flow start "
+            f"{figure(variant['flow_start_median'], 1)}s, flow {figure(variant['flow_median'], 1)}s; stages (s): "
+            f"{stages}"
+        )
+    if "overhead_ratio" in results:
+        lines.append(f"overhead median(train)/median(bare) = {results['overhead_ratio']:.2f}x")
+    for name, reads in results.get("read_commands", {}).items():
+        walls = ", ".join(f"{wall:.2f}" for wall in reads["wall_seconds"])
+        lines.append(f"{name:<13} median {reads['wall_median']:.2f}s  ({walls})")
     return "\n".join(lines)
 
 
@@ -286,10 +407,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "benchmark": "pipeline",
         "timestamp_utc": started_at.isoformat(timespec="seconds"),
         "config": str(args.config.resolve()),
+        "source": str(args.source),
         "machine": {
-            **machine_info(),
+            **machine_info(args.source),
             "load_average_before": [round(load, 2) for load in load_before],
-            "load_average_after": [round(load, 2) for load in os.getloadavg()],
+            "load_average_after": load_average(),
         },
         **measured,
     }
@@ -297,7 +419,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(format_table(results))
     print(f"saved {args.output}")
-    all_ok = all(variant["all_exit_zero"] for variant in results["variants"].values())
+    all_ok = all(variant["all_exit_zero"] for variant in results["variants"].values()) and all(
+        reads["all_exit_zero"] for reads in results.get("read_commands", {}).values()
+    )
     return 0 if all_ok else 1
 
 

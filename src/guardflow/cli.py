@@ -11,6 +11,7 @@ import getpass
 import logging
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +21,8 @@ from guardflow.errors import ConfigError, DataError, GuardflowError
 from guardflow.settings import guardflow_home, load_settings, settings_json_schema
 
 if TYPE_CHECKING:
-    from guardflow.io.promotion import ChampionMove
+    from guardflow.io.history import ChampionMove
+    from guardflow.privacy.privacy_budget import Spend
     from guardflow.run.summary import RunSummary
 
 EXIT_OK = 0
@@ -85,12 +87,14 @@ def _run_data_flow(
     test_files = [settings.dataset.test.path] if needs_test_split else []
     _check_files(args.data or settings.dataset.train.path, *test_files, settings.contract.suite)
     _prepare()
+    api_ready = _start_prefect_api(flow.split(":")[1].replace("_", "-"), settings.dataset.id)
     import importlib
 
     from guardflow.run.summary import format_summary
 
     module_name, function_name = flow.split(":")
     run: Callable[..., RunSummary] = getattr(importlib.import_module(module_name), function_name)
+    api_ready()
     summary = run(
         config_path=str(args.config),
         run_dir=str(args.run_dir) if args.run_dir else None,
@@ -106,9 +110,11 @@ def _drift(args: argparse.Namespace) -> int:
     _check_files(args.batch, settings.dataset.train.path, settings.contract.suite)
     _require_shared_ledger()
     _prepare()
+    api_ready = _start_prefect_api("drift-check", settings.dataset.id)
     from flows.drift_check import drift_check
     from guardflow.run.summary import format_summary
 
+    api_ready()
     summary = drift_check(
         config_path=str(args.config),
         batch_path=str(args.batch),
@@ -116,6 +122,45 @@ def _drift(args: argparse.Namespace) -> int:
     )
     print(format_summary(summary))
     return _exit_code(summary.status)
+
+
+def _start_prefect_api(flow_name: str, dataset_id: str) -> Callable[[], None]:
+    """Say what starts, then start the Prefect API the flow will run on, in the background; return a function
+    that waits until it answers (and raises if it could not start).
+
+    With `PREFECT_API_URL` set, the flow reports to that server and nothing is started. Otherwise Prefect's
+    ephemeral API (a server subprocess on the home's database, the one `make serve` shows) boots on the other
+    core while this process imports the flow's libraries (torch, Great Expectations, MLflow), instead of after:
+    Prefect reuses the running instance when the flow asks for its client.
+    """
+    # The first line, before any heavy import: the user sees at once that the config was accepted.
+    logger.info(
+        "%s: dataset %s, config and files checked; starting Prefect and the pipeline", flow_name, dataset_id
+    )
+    from prefect.settings import get_current_settings
+
+    prefect_settings = get_current_settings()
+    if prefect_settings.api.url or not prefect_settings.server.ephemeral.enabled:
+        return lambda: None
+    from prefect.server.api.server import SubprocessASGIServer
+
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            SubprocessASGIServer().start()
+        except BaseException as error:  # handed to the main thread, which reports it once
+            failures.append(error)
+
+    starting = threading.Thread(target=start, name="prefect-api-start", daemon=True)
+    starting.start()
+
+    def wait() -> None:
+        starting.join()
+        if failures:
+            raise failures[0]
+
+    return wait
 
 
 def _require_server() -> str:
@@ -181,13 +226,9 @@ def _ui(args: argparse.Namespace) -> int:
 
 def _budget(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    _prepare()
-    from guardflow.io import registry
-    from guardflow.io.ledger import open_ledger
     from guardflow.privacy.privacy_budget import summarize_budget
 
-    registry.track_dataset(guardflow_home(), settings.dataset.id)
-    spends = open_ledger(guardflow_home()).spends(settings.dataset.id)
+    spends = _recorded_spends(settings.dataset.id)
     lifetime = settings.privacy.lifetime_epsilon
     sources = list(dict.fromkeys([settings.dataset.train.sha256, *(spend.source_sha256 for spend in spends)]))
     print(f"privacy budget of dataset {settings.dataset.id}: lifetime epsilon {lifetime:g} per source file")
@@ -202,6 +243,28 @@ def _budget(args: argparse.Namespace) -> int:
                 f"{spend.state:<8}  {spend.run_dir}"
             )
     return EXIT_OK
+
+
+def _recorded_spends(dataset_id: str) -> list[Spend]:
+    """Every charge of a dataset in the ledger, read without importing MLflow (seconds) when it can be.
+
+    MLflow is opened only to import the ledger an earlier version kept as MLflow runs, once per store; a
+    home with no store yet has no charges, and this read-only command does not create one.
+    """
+    from guardflow.io.ledger import Ledger, ledger_url, open_ledger
+
+    home = guardflow_home()
+    url = ledger_url(home)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return []
+    ledger = Ledger(url)
+    if ledger.legacy_imported():
+        return ledger.spends(dataset_id)
+    _prepare()
+    from guardflow.io import registry
+
+    registry.track_dataset(home, dataset_id)
+    return open_ledger(home).spends(dataset_id)
 
 
 def _lineage_flush(args: argparse.Namespace) -> int:
@@ -276,10 +339,12 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from guardflow.io import promotion
+    settings = load_settings(args.config)
+    from guardflow.io.history import champion_history
+    from guardflow.io.records import tracking_uri
 
-    name = _open_registry(args)
-    moves = promotion.champion_history(name)
+    name = settings.registry.model_name
+    moves = champion_history(name, store=tracking_uri(guardflow_home()))
     print(f"champion history of {name}: {len(moves)} moves")
     for move in moves:
         when, previous = move.recorded_at[:19], move.previous or "-"

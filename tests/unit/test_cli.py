@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from guardflow.cli import main
+from guardflow.io.records import append_record
 from tests.conftest import ROOT, run_guardflow, write_adult_config
 from tests.malformed_corpus import KINDS, write_kind
 
@@ -188,3 +190,69 @@ def test_train_on_a_tracking_server_without_shared_ledger_is_one_line_and_exit_2
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2, f"exit code must be 2, got {code}"
     assert len(lines) == 1 and "GUARDFLOW_LEDGER_URL" in lines[0], f"one line naming the ledger, got {lines}"
+
+
+# What a command that only reads records must not import: each costs seconds (Prefect also starts a server).
+HEAVY_MODULES = (
+    "prefect",
+    "mlflow",
+    "torch",
+    "opacus",
+    "great_expectations",
+    "evidently",
+    "sklearn",
+    "pandas",
+)
+READ_ONLY_COMMANDS = {
+    "budget": (["budget", "--verbose"], "train    eps 1.000"),
+    "history": (["history"], "champion history of guardflow-adult: 1 moves"),
+    "lineage show": (["lineage", "show"], "validate_contract"),
+}
+
+
+@pytest.fixture(scope="module")
+def recorded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with real records: a ledger charge, a champion move in the MLflow store, a lineage event log."""
+    from guardflow.io import registry
+    from guardflow.io.history import HISTORY_EXPERIMENT, HISTORY_PREFIX
+    from guardflow.io.ledger import open_ledger
+    from guardflow.settings import load_settings
+
+    home = tmp_path_factory.mktemp("recorded-home")
+    settings = load_settings(ROOT / "configs" / "adult.yaml")
+    registry.track_dataset(home, settings.dataset.id)
+    ledger = open_ledger(home)
+    ledger.reserve(
+        settings.dataset.id, [settings.dataset.train.sha256], 1.0, 1e-5, 10.0, "train", str(home / "run")
+    )
+    fields = {"model": settings.registry.model_name, "action": "gate", "version": "1", "previous": ""}
+    append_record(HISTORY_EXPERIMENT, HISTORY_PREFIX, "gate-v1", {**fields, "reason": "passed", "by": "test"})
+    log = home / "lineage" / "events.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text((ROOT / "tests" / "data" / "lineage" / "sample_events.jsonl").read_text())
+    return home
+
+
+@pytest.mark.parametrize("command", sorted(READ_ONLY_COMMANDS))
+def test_read_only_commands_import_no_heavy_library(command: str, recorded_home: Path) -> None:
+    # given a home with records / when a command that only reads them runs in a fresh interpreter
+    arguments, expected = READ_ONLY_COMMANDS[command]
+    probe = (
+        "import json, sys\n"
+        "from guardflow.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        f"print(json.dumps([code, sorted(name for name in {HEAVY_MODULES!r} if name in sys.modules)]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *arguments, "--config", str(ROOT / "configs" / "adult.yaml")],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "GUARDFLOW_HOME": str(recorded_home),
+             "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])},
+    )  # fmt: skip
+    # then it printed the records and imported none of the heavy libraries
+    assert result.returncode == 0, f"{command} must succeed: {result.stderr[-2000:]}"
+    *printed, last = result.stdout.strip().splitlines()
+    code, imported = json.loads(last)
+    assert code == 0, f"{command} must exit 0, got {code}: {result.stderr[-2000:]}"
+    assert expected in "\n".join(printed), f"{command} must print its records, got {printed}"
+    assert imported == [], f"{command} imported {imported}: seconds a read-only command must not spend"

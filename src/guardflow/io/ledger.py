@@ -68,7 +68,7 @@ def ledger_url(home: Path) -> str:
 
     A tracking server (http) hides its database: then the ledger must be named, or each machine would keep a
     ledger of its own and the lifetime budget could be spent once per machine."""
-    from guardflow.io.registry import public_tracking_uri, tracking_uri
+    from guardflow.io.records import public_tracking_uri, tracking_uri
 
     explicit = os.environ.get(LEDGER_URL_ENV, "").strip()
     if explicit:

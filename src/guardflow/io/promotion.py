@@ -8,32 +8,16 @@ tracking store, experiment `guardflow-registry-history`), which is also what `ro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from guardflow.errors import RegistryError
-from guardflow.io.records import append_record, read_records
+from guardflow.io.history import HISTORY_EXPERIMENT, HISTORY_PREFIX, ChampionMove, champion_history
+from guardflow.io.records import append_record
 from guardflow.io.registry import CHAMPION_ALIAS, aliases
 
 CHALLENGER_ALIAS = "challenger"
-HISTORY_EXPERIMENT = "guardflow-registry-history"
-_PREFIX = "guardflow.history."
 GATE_TAG = "guardflow.gate"
-
-
-@dataclass(frozen=True)
-class ChampionMove:
-    """One change of champion: from which version to which, why, and by whom."""
-
-    model: str
-    action: str
-    version: str
-    previous: str
-    reason: str
-    by: str
-    recorded_at: str
 
 
 def _gate_verdict(client: MlflowClient, name: str, version: str) -> str:
@@ -41,22 +25,6 @@ def _gate_verdict(client: MlflowClient, name: str, version: str) -> str:
         return client.get_model_version(name, version).tags.get(GATE_TAG, "unknown")
     except MlflowException:
         raise RegistryError(f"model {name!r} has no version {version}") from None
-
-
-def champion_history(name: str) -> list[ChampionMove]:
-    """Every champion move of a model, oldest first."""
-    return [
-        ChampionMove(
-            model=record["model"],
-            action=record["action"],
-            version=record["version"],
-            previous=record.get("previous", ""),
-            reason=record.get("reason", ""),
-            by=record.get("by", ""),
-            recorded_at=record["recorded_at"],
-        )
-        for record in read_records(HISTORY_EXPERIMENT, _PREFIX, {"model": name})
-    ]
 
 
 def _move_champion(
@@ -76,7 +44,7 @@ def _move_champion(
         "reason": reason,
         "by": by,
     }
-    append_record(HISTORY_EXPERIMENT, _PREFIX, f"{name}-{action}-v{version}", fields)
+    append_record(HISTORY_EXPERIMENT, HISTORY_PREFIX, f"{name}-{action}-v{version}", fields)
     return champion_history(name)[-1]
 
 

@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 import numpy as np
@@ -37,6 +36,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 from packaging.version import Version
 
 from guardflow.errors import RegistryError
+from guardflow.io.records import public_tracking_uri, shared_tracking_uri, tracking_uri  # noqa: F401 (re-exported)
 
 _logger = logging.getLogger(__name__)
 
@@ -69,31 +69,9 @@ class RegisteredVersion:
     aliases: tuple[str, ...]
 
 
-# Stores many processes and machines can write at once, taken from MLFLOW_TRACKING_URI. An `sqlite:` value there
-# is not one of them: MLflow itself exports the URI it was last pointed at (`set_tracking_uri` sets the variable
-# for subprocesses), so an SQLite value may be a previous home's file; the home's own file is used instead.
-SHARED_STORE_SCHEMES = ("postgresql", "mysql", "mssql", "http:", "https:")
 # A new version takes max(version)+1; MLflow retries a clash 3 times, then gives up with this message.
 _VERSION_CLASH = "Model Version creation error"
 REGISTER_ATTEMPTS = 8
-
-
-def shared_tracking_uri() -> str | None:
-    """`MLFLOW_TRACKING_URI` when it names a shared store (a database or a tracking server), else None."""
-    configured = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    return configured if configured.startswith(SHARED_STORE_SCHEMES) else None
-
-
-def tracking_uri(home: Path) -> str:
-    """The store for runs and the registry: the shared one in `MLFLOW_TRACKING_URI`, else SQLite under `home`."""
-    return shared_tracking_uri() or f"sqlite:///{(home / 'mlflow' / 'mlflow.db').resolve()}"
-
-
-def public_tracking_uri(home: Path) -> str:
-    """`tracking_uri` without any user name or password in it (for lineage namespaces and messages)."""
-    parts = urlsplit(tracking_uri(home))
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _quiet_mlflow() -> None:
