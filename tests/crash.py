@@ -8,6 +8,7 @@ server the run started included, as when a machine goes down.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,7 +23,9 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 MARKER = "run-marker.json"
-REGISTERED = "registered"  # not a stage: the moment the version exists in the registry, before it is settled
+# Moments that are not a stage's START, seen in the tracking database: the budget reserved (the ledger charge
+# exists, `reserved`), training started (the charge moved to `training`), the model version created (not settled).
+RESERVED, TRAINING, REGISTERED = "reserved", "training", "registered"
 
 
 @dataclass
@@ -49,9 +52,10 @@ def train_command(config: Path, data: Path, run_dir: Path, *extra: str) -> list[
     ]  # fmt: skip
 
 
-def run_train(config: Path, data: Path, run_dir: Path, home: Path, *extra: str) -> subprocess.CompletedProcess:
+def run_command(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m guardflow ARGS` against `home`, to the end."""
     return subprocess.run(
-        train_command(config, data, run_dir, *extra),
+        [sys.executable, "-m", "guardflow", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -68,26 +72,71 @@ def _marker_stage(run_dir: Path) -> str | None:
     return marker.get("last_stage") if marker.get("open_stages") else None
 
 
-def _version_created(home: Path, run_dir: Path) -> bool:
+_QUERIES = {
+    RESERVED: "SELECT 1 FROM guardflow_privacy_ledger WHERE run_dir = ? AND state = 'reserved'",
+    TRAINING: "SELECT 1 FROM guardflow_privacy_ledger WHERE run_dir = ? AND state = 'training'",
+    REGISTERED: "SELECT 1 FROM model_version_tags WHERE key = 'guardflow.run_dir' AND value = ?",
+}
+
+
+def _in_database(home: Path, moment: str, run_dir: Path) -> bool:
     database = home / "mlflow" / "mlflow.db"
     if not database.exists():
         return False
     try:
         with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as connection:
-            row = connection.execute(
-                "SELECT 1 FROM model_version_tags WHERE key = 'guardflow.run_dir' AND value = ?", (str(run_dir),)
-            ).fetchone()
-    except sqlite3.Error:
+            row = connection.execute(_QUERIES[moment], (str(run_dir),)).fetchone()
+    except sqlite3.Error:  # the table is not there yet, or the writer holds a lock
         return False
     return row is not None
 
 
+def ledger_states(home: Path, run_dir: Path) -> list[str]:
+    """The states of the ledger charges of the run in `run_dir`."""
+    with sqlite3.connect(home / "mlflow" / "mlflow.db") as connection:
+        rows = connection.execute(
+            "SELECT state FROM guardflow_privacy_ledger WHERE run_dir = ?", (str(run_dir),)
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def version_of_run(home: Path, run_dir: Path) -> tuple[str, dict[str, str], list[str]] | None:
+    """The model version the run in `run_dir` created: (version, its tags, its aliases), or None."""
+    with sqlite3.connect(home / "mlflow" / "mlflow.db") as connection:
+        found = connection.execute(
+            "SELECT name, version FROM model_version_tags WHERE key = 'guardflow.run_dir' AND value = ?",
+            (str(run_dir),),
+        ).fetchone()
+        if found is None:
+            return None
+        name, version = found
+        tags = dict(
+            connection.execute(
+                "SELECT key, value FROM model_version_tags WHERE name = ? AND version = ?", (name, version)
+            ).fetchall()
+        )
+        aliases = [
+            row[0]
+            for row in connection.execute(
+                "SELECT alias FROM registered_model_aliases WHERE name = ? AND version = ?", (name, version)
+            ).fetchall()
+        ]
+    return str(version), tags, aliases
+
+
+def prefect_state(home: Path, flow_run_id: str) -> str | None:
+    """The state type of a flow run in the home's Prefect database (the ephemeral API's store)."""
+    with sqlite3.connect(home / "prefect" / "prefect.db") as connection:
+        row = connection.execute("SELECT state_type FROM flow_run WHERE id = ?", (flow_run_id,)).fetchone()
+    return None if row is None else str(row[0])
+
+
 def kill_at(config: Path, data: Path, run_dir: Path, home: Path, stage: str, timeout: float = 300) -> KilledRun:
     """Start `guardflow train`, SIGKILL its process group once it reaches `stage` (a lineage stage name, e.g.
-    `train_private`, or `REGISTERED`), and return when it is dead."""
+    `train_private`, or one of `RESERVED`, `TRAINING`, `REGISTERED`), and return when it is dead."""
     reached: Callable[[], bool]
-    if stage == REGISTERED:
-        reached = lambda: _version_created(home, run_dir)  # noqa: E731
+    if stage in _QUERIES:
+        reached = lambda: _in_database(home, stage, run_dir)  # noqa: E731
     else:
         reached = lambda: _marker_stage(run_dir) == stage  # noqa: E731
     process = subprocess.Popen(
@@ -117,10 +166,8 @@ def kill_at(config: Path, data: Path, run_dir: Path, home: Path, stage: str, tim
 
 def _kill_leftovers(group: int) -> None:
     """Anything left in the run's process group (the ephemeral API server) goes too."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(group, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def lineage_runs(home: Path) -> dict[str, list[str]]:

@@ -91,6 +91,7 @@ def _repair(
         ledger=_ledger_sentence(released, kept),
         versions_withdrawn=withdrawn,
         tracking_runs_killed=killed,
+        orchestrator_run_id=marker.orchestrator_run_id,
         orchestrator=orchestrator,
     )
     seconds = _seconds_between(marker.started_at, marker.updated_at)

@@ -184,7 +184,8 @@ class CrashFigures(Record):
     ledger: str  # the two figures above, said in a sentence
     versions_withdrawn: list[str]  # model versions it left half-registered: tagged crashed, aliases removed
     tracking_runs_killed: list[str]  # MLflow runs it left RUNNING, marked KILLED
-    orchestrator: str  # what became of its Prefect flow run
+    orchestrator_run_id: str | None  # its Prefect flow run
+    orchestrator: str  # what became of that flow run
 
 
 class RerunFigures(Record):
