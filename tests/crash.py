@@ -131,7 +131,9 @@ def prefect_state(home: Path, flow_run_id: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def kill_at(config: Path, data: Path, run_dir: Path, home: Path, stage: str, timeout: float = 300) -> KilledRun:
+def kill_at(
+    config: Path, data: Path, run_dir: Path, home: Path, stage: str, timeout: float = 300
+) -> KilledRun:
     """Start `guardflow train`, SIGKILL its process group once it reaches `stage` (a lineage stage name, e.g.
     `train_private`, or one of `RESERVED`, `TRAINING`, `REGISTERED`), and return when it is dead."""
     reached: Callable[[], bool]

@@ -41,7 +41,15 @@ def test_a_run_killed_at_a_stage_is_repaired_by_the_next_run(
     assert not (killed.run_dir / "summary.json").exists(), "a killed run writes no summary itself"
     # when the next run of the home starts (any flow)
     result = crash.run_command(
-        ["validate", "--config", str(config), "--data", str(adult_slice), "--run-dir", str(tmp_path / "next")],
+        [
+            "validate",
+            "--config",
+            str(config),
+            "--data",
+            str(adult_slice),
+            "--run-dir",
+            str(tmp_path / "next"),
+        ],
         home,
     )
     assert result.returncode == 0, f"the next run must work: {result.stderr[-2000:]}"

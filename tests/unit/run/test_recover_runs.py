@@ -22,7 +22,9 @@ SOURCE = "a" * 64
 
 def _crashed_run(home: Path, run_dir: Path, ledger: Ledger, training: bool) -> run_marker.RunMarker:
     """A run that started, reserved budget (and started training, if `training`), then died inside a stage."""
-    marker = marker_for(run_dir, pid=dead_pid(), model_name=MODEL, orchestrator_run_id=f"prefect-{run_dir.name}")
+    marker = marker_for(
+        run_dir, pid=dead_pid(), model_name=MODEL, orchestrator_run_id=f"prefect-{run_dir.name}"
+    )
     emitter = LineageEmitter(namespace="guardflow", log_path=home / "lineage" / "events.jsonl")
     emitter.start(marker.flow_job, marker.lineage_run_id)
     stage_run = str(uuid.uuid4())
@@ -39,7 +41,11 @@ def _crashed_run(home: Path, run_dir: Path, ledger: Ledger, training: bool) -> r
 
 
 def _version(client: MlflowClient, run_dir: Path, registration: str) -> str:
-    tags = {registry.RUN_DIR_TAG: str(run_dir), registry.REGISTRATION_TAG: registration, "guardflow.gate": "passed"}
+    tags = {
+        registry.RUN_DIR_TAG: str(run_dir),
+        registry.REGISTRATION_TAG: registration,
+        "guardflow.gate": "passed",
+    }
     return str(client.create_model_version(MODEL, source="file:///nowhere", tags=tags).version)
 
 
@@ -52,7 +58,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def test_dead_runs_are_repaired_once_and_everything_they_left_open_is_closed(home: Path, tmp_path: Path) -> None:
+def test_dead_runs_are_repaired_once_and_everything_they_left_open_is_closed(
+    home: Path, tmp_path: Path
+) -> None:
     # given a champion (version 1), then two runs that died: one before training, one while registering version 2
     ledger = Ledger(ledger_url(home))
     client = MlflowClient()
@@ -100,3 +108,17 @@ def test_a_crashed_version_cannot_be_promoted_by_hand(home: Path, tmp_path: Path
     with pytest.raises(Exception, match="crashed"):
         promotion.promote(MODEL, crashed, "try", "someone")
     assert registry.aliases(MODEL) == {}, "no alias on a crashed version"
+
+
+def test_a_rerun_matches_only_a_fully_registered_version(home: Path, tmp_path: Path) -> None:
+    # given two versions trained on the same data, config and code: one settled, a later one whose run crashed
+    client = MlflowClient()
+    client.create_registered_model(MODEL)
+    settled = _version(client, tmp_path / "settled", "complete")
+    crashed = _version(client, tmp_path / "crashed", "crashed")
+    for version in (settled, crashed):
+        client.set_model_version_tag(MODEL, version, registry.RUN_KEY_TAG, "k" * 64)
+    # then a rerun with those keys matches the settled one, never the crashed one
+    matched = registry.matching_version(MODEL, "k" * 64)
+    assert matched is not None and matched[0].version == settled, f"matched {matched}"
+    assert registry.matching_version(MODEL, "x" * 64) is None, "other keys match nothing"
