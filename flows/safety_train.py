@@ -42,12 +42,13 @@ def safety_train(
     `approval_reasons`: why a passing candidate must wait as challenger for `guardflow approve` (a drift retrain
     on a suspicious batch); without them, `registry.approval` decides.
     A version already registered from the same data, config and code is reported (status `unchanged`) and
-    nothing is trained; `force` trains again.
+    nothing is trained; `force` trains again. A drift retrain (`window_path`) always trains.
     """
     with recorded_run(FLOW_NAME, config_path, run_dir) as run:
         context = run.context
         evaluated_on = [path for path in (test_path, window_path) if path is not None]
-        run.summary = match_registered(context, data_path, data_sources, evaluated_on, force)
+        retrain = window_path is not None
+        run.summary = match_registered(context, data_path, data_sources, evaluated_on, force, retrain)
         if run.summary is None:
             run.summary = _train_candidate(
                 context, data_path, data_sources, test_path, window_path, approval_reasons or []

@@ -20,10 +20,13 @@ def match_registered(
     data_sources: list[str] | None,
     evaluated_on: list[str],
     force: bool,
+    retrain: bool = False,
 ) -> RunSummary | None:
     """The `unchanged` summary when a registered version matches this training's data (the sha256 of every
     source, and of any file it is judged on: `evaluated_on`), config (its hash) and code version; else None, and
-    the keys stay on the context for the version this run registers. `force`: never a match, train again."""
+    the keys stay on the context for the version this run registers. `force`: never a match, train again.
+    `retrain`: a drift retrain, which always trains (the retrain guard decides whether it runs at all); its keys
+    are still recorded."""
     settings = context.settings
     source = Path(data_path) if data_path else settings.dataset.train.path
     with context.stage("match_registered", inputs=[file_dataset(source)]):
@@ -33,8 +36,10 @@ def match_registered(
         keys = rerun_figures(
             [*(data_sources or [data_sha256]), *judged], settings_hash(settings), code_version()
         )
-        registry.track_dataset(context.home, settings.dataset.id)
-        matched = registry.matching_version(settings.registry.model_name, keys.run_key)
+        matched = None
+        if not retrain:
+            registry.track_dataset(context.home, settings.dataset.id)
+            matched = registry.matching_version(settings.registry.model_name, keys.run_key)
     if matched is None:
         context.rerun = keys
         return None
