@@ -9,6 +9,7 @@ the run folder is.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -155,6 +156,7 @@ def claim_crashed(home: Path) -> list[RunMarker]:
     folder = home.joinpath(*_OPEN_FOLDER)
     if not folder.is_dir():
         return []
+    _return_stale_claims(folder)
     claimed: list[RunMarker] = []
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
@@ -173,6 +175,19 @@ def claim_crashed(home: Path) -> list[RunMarker]:
             continue
         claimed.append(marker)
     return claimed
+
+
+def _return_stale_claims(folder: Path) -> None:
+    """A claim whose repairing process died too goes back to the list, for this repair to take."""
+    for claim in folder.glob(".*.recovering-*"):
+        name, _, pid = claim.name[1:].rpartition(".recovering-")
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(FileNotFoundError):
+                claim.rename(folder / name)
+        except (PermissionError, ValueError):
+            continue
 
 
 def release_claim(home: Path, marker: RunMarker) -> None:

@@ -82,3 +82,16 @@ def test_a_run_that_wrote_its_summary_leaves_no_marker(tmp_path: Path) -> None:
     assert run_marker.claim_crashed(home) == [], "nothing to repair"
     assert list((home / "runs" / "open").iterdir()) == [], "its entry in the home is gone"
     assert os.listdir(marker.run_dir) == [], "no marker (nor scratch file) left in the run folder"
+
+
+def test_a_claim_whose_repairing_process_died_is_taken_again(tmp_path: Path) -> None:
+    # given a crashed run claimed by a repair that died before it finished
+    home = tmp_path / "home"
+    crashed = marker_for(tmp_path / "crashed", pid=dead_pid())
+    run_marker.write_marker(home, crashed)
+    entry = home / "runs" / "open" / crashed.lineage_run_id
+    entry.rename(entry.with_name(f".{entry.name}.recovering-{dead_pid()}"))
+    # when the next repair looks
+    claimed = run_marker.claim_crashed(home)
+    # then it takes the run over
+    assert [marker.run_dir for marker in claimed] == [crashed.run_dir], claimed
