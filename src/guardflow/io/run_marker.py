@@ -190,6 +190,13 @@ def _return_stale_claims(folder: Path) -> None:
             continue
 
 
+def return_claim(home: Path, marker: RunMarker) -> None:
+    """The repair of a claimed run failed: list it again for the next run."""
+    folder = home.joinpath(*_OPEN_FOLDER)
+    with contextlib.suppress(FileNotFoundError):
+        (folder / f".{marker.lineage_run_id}.recovering-{os.getpid()}").rename(folder / marker.lineage_run_id)
+
+
 def release_claim(home: Path, marker: RunMarker) -> None:
     """The claimed run is repaired: drop its marker and its (claimed) entry."""
     (Path(marker.run_dir) / MARKER_FILE).unlink(missing_ok=True)

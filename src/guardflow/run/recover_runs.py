@@ -41,7 +41,13 @@ def recover_crashed_runs(
         if marker.flow_closed and summary_path.exists() and _status(summary_path) != "crashed":
             run_marker.release_claim(home, marker)  # it ended; only the marker's removal was cut short
             continue
-        repaired.append(_repair(home, marker, recovered_by, mark_orchestrator_run))
+        try:
+            repaired.append(_repair(home, marker, recovered_by, mark_orchestrator_run))
+        except Exception as error:  # a repair that cannot finish must not stop the run that found it
+            log.warning("could not repair run %s (%s: %s); the next run tries again", marker.run_dir,
+                        type(error).__name__, error)  # fmt: skip
+            run_marker.return_claim(home, marker)
+            continue
         run_marker.release_claim(home, marker)
     return repaired
 
