@@ -2,10 +2,10 @@
 let the next run of the home repair it, and record what the repair did. Figures go to
 bench/results/crash_recovery.json.
 
-Every kill and repair share one home, as runs on a team's machine do; the repairing run is `guardflow validate`
-(any flow repairs on start). Per stage: whether the run reached it, the last stage the repair saw, the lineage runs
-it aborted, the ledger states after it, the Prefect flow run's state, the version it withdrew, and whether every
-lineage run of the home is closed.
+Every kill and repair share one home, as runs on a team's machine do: each killed run is repaired by the next
+killed run when it starts (any flow repairs on start), the last by a `guardflow validate`. Per stage: whether the
+run reached it, the last stage the repair saw, the lineage runs it aborted, the ledger states after it, the Prefect
+flow run's state and the version it withdrew; and at the end, whether every lineage run of the home is closed.
 
     .venv/bin/python bench/crash_recovery.py            # every stage, once
     .venv/bin/python bench/crash_recovery.py --stages train_private registered
@@ -64,41 +64,27 @@ def _slice(folder: Path, config: Path, rows: int) -> Path:
     return path
 
 
-def sweep_stage(stage: str, home: Path, config: Path, data: Path, folder: Path) -> dict[str, object]:
-    started = time.monotonic()
-    killed = crash.kill_at(config, data, folder / f"killed-{stage}", home, stage)
-    killed_after = round(time.monotonic() - started, 1)
-    started = time.monotonic()
-    args = [
-        "validate",
-        "--config",
-        str(config),
-        "--data",
-        str(data),
-        "--run-dir",
-        str(folder / f"next-{stage}"),
-    ]
-    repair = crash.run_command(args, home)
-    repair_seconds = round(time.monotonic() - started, 1)
+def _outcome(
+    stage: str, killed: crash.KilledRun, home: Path, repair_log: str, seconds: float
+) -> dict[str, object]:
+    """What the repair of the run killed at `stage` did, read from its summary, the stores and the event log."""
     summary_path = killed.run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     report = summary.get("crash") or {}
-    version = crash.version_of_run(home, killed.run_dir)
-    lineage = crash.lineage_runs(home).get((summary.get("lineage") or {}).get("run_id", ""), [])
+    version = crash.version_of_run(home, killed.run_dir) if (home / "mlflow" / "mlflow.db").exists() else None
+    run_id = (summary.get("lineage") or {}).get("run_id", "")
+    has_ledger = (home / "mlflow" / "mlflow.db").exists()
     return {
         "stage": stage,
         "reached": killed.stage_seen is not None,
-        "killed_after_seconds": killed_after,
-        "repair_run_exit": repair.returncode,
-        "repair_run_seconds": repair_seconds,
-        "repair_lines": [line for line in repair.stderr.splitlines() if line.startswith("recovered ")],
+        "stage_seen_at_kill": killed.stage_seen,
+        "killed_after_seconds": seconds,
+        "repair_lines": [line for line in repair_log.splitlines() if line.startswith("recovered ")],
         "status": summary.get("status"),
         "last_stage": report.get("last_stage"),
         "lineage_runs_aborted": report.get("lineage_runs_aborted"),
-        "flow_run_events": lineage,
-        "ledger_states": crash.ledger_states(home, killed.run_dir)
-        if (home / "mlflow" / "mlflow.db").exists()
-        else [],
+        "flow_run_events": crash.lineage_runs(home).get(run_id, []),
+        "ledger_states": crash.ledger_states(home, killed.run_dir) if has_ledger else [],
         "ledger": report.get("ledger"),
         "prefect_state": crash.prefect_state(home, report["orchestrator_run_id"])
         if report.get("orchestrator_run_id")
@@ -110,7 +96,6 @@ def sweep_stage(stage: str, home: Path, config: Path, data: Path, folder: Path) 
             "registration": version[1].get("guardflow.registration"),
             "aliases": version[2],
         },
-        "open_lineage_runs_in_home": len(crash.open_lineage_runs(home)),
     }
 
 
@@ -124,16 +109,34 @@ def main() -> int:
     config = write_adult_config(folder, registry={"model_name": "adult-crash-sweep"}, gate=LENIENT_GATE)
     data = _slice(folder, config, args.rows)
     home = folder / "home"
-    results = []
+    # Each killed run is repaired by the next one (every run repairs on start); a `validate` repairs the last.
+    killed_runs: list[tuple[str, crash.KilledRun, float, Path]] = []
     for stage in args.stages:
-        result = sweep_stage(stage, home, config, data, folder)
-        results.append(result)
+        started = time.monotonic()
+        log = folder / f"killed-{stage}.log"
+        killed = crash.kill_at(config, data, folder / f"killed-{stage}", home, stage, log=log)
+        killed_runs.append((stage, killed, round(time.monotonic() - started, 1), log))
+        print(f"{stage:<18} killed, stage seen {killed.stage_seen} after {killed_runs[-1][2]}s", flush=True)
+    args_validate = [
+        "validate",
+        "--config",
+        str(config),
+        "--data",
+        str(data),
+        "--run-dir",
+        str(folder / "last"),
+    ]
+    last = crash.run_command(args_validate, home)
+    logs = [log.read_text() for _, _, _, log in killed_runs[1:]] + [last.stderr]
+    results = [
+        _outcome(stage, killed, home, repair_log, seconds)
+        for (stage, killed, seconds, _), repair_log in zip(killed_runs, logs, strict=True)
+    ]
+    for result in results:
         print(
-            f"{stage:<18} reached={result['reached']!s:<5} status={result['status']} last={result['last_stage']} "
+            f"{result['stage']:<18} status={result['status']} last={result['last_stage']} "
             f"aborted={result['lineage_runs_aborted']} ledger={result['ledger_states']} "
-            f"prefect={result['prefect_state']} version={result['version']} "
-            f"open={result['open_lineage_runs_in_home']} ({result['killed_after_seconds']}s + "
-            f"{result['repair_run_seconds']}s)",
+            f"prefect={result['prefect_state']} version={result['version']}",
             flush=True,
         )
     repaired = [result for result in results if result["reached"]]
@@ -146,7 +149,8 @@ def main() -> int:
         "stages_reached": len(repaired),
         "repaired_crashed": sum(result["status"] == "crashed" for result in repaired),
         "prefect_crashed": sum(result["prefect_state"] == "CRASHED" for result in repaired),
-        "open_lineage_runs_at_end": results[-1]["open_lineage_runs_in_home"] if results else 0,
+        "open_lineage_runs_at_end": len(crash.open_lineage_runs(home)),
+        "final_repair_exit": last.returncode,
         "results": results,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

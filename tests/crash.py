@@ -60,7 +60,7 @@ def run_command(args: list[str], home: Path) -> subprocess.CompletedProcess[str]
         text=True,
         cwd=ROOT,
         env=environment(home),
-        timeout=600,
+        timeout=1200,
     )
 
 
@@ -132,21 +132,30 @@ def prefect_state(home: Path, flow_run_id: str) -> str | None:
 
 
 def kill_at(
-    config: Path, data: Path, run_dir: Path, home: Path, stage: str, timeout: float = 300
+    config: Path,
+    data: Path,
+    run_dir: Path,
+    home: Path,
+    stage: str,
+    timeout: float = 1200,
+    log: Path | None = None,
 ) -> KilledRun:
     """Start `guardflow train`, SIGKILL its process group once it reaches `stage` (a lineage stage name, e.g.
-    `train_private`, or one of `RESERVED`, `TRAINING`, `REGISTERED`), and return when it is dead."""
+    `train_private`, or one of `RESERVED`, `TRAINING`, `REGISTERED`), and return when it is dead. The run's
+    stderr goes to `log` when given. `timeout` is generous: on a loaded machine the ephemeral API alone can take
+    minutes to start."""
     reached: Callable[[], bool]
     if stage in _QUERIES:
         reached = lambda: _in_database(home, stage, run_dir)  # noqa: E731
     else:
         reached = lambda: _marker_stage(run_dir) == stage  # noqa: E731
+    stderr = log.open("w") if log is not None else None
     process = subprocess.Popen(
         train_command(config, data, run_dir),
         cwd=ROOT,
         env=environment(home),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr or subprocess.DEVNULL,
         start_new_session=True,
     )
     deadline = time.monotonic() + timeout
@@ -163,6 +172,8 @@ def kill_at(
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
         _kill_leftovers(process.pid)
+        if stderr is not None:
+            stderr.close()
     return KilledRun(run_dir=run_dir, stage_seen=seen, exit_code=process.returncode)
 
 
