@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -153,3 +154,21 @@ def test_train_on_a_bad_file_is_one_line_and_exit_2(
     assert len(lines) == 1 and str(path) in lines[0], f"one line naming the file, got {result.stderr[-2000:]}"
     assert kind.error is not None and re.search(kind.error[1], lines[0]), f"the problem is named: {lines[0]}"
     assert "Traceback" not in result.stderr + result.stdout, "no traceback for bad input"
+
+
+def test_recover_repairs_a_dead_run_of_the_home_and_says_so(tmp_path: Path) -> None:
+    # given a home where a run's process died mid-stage (no Prefect flow run to mark)
+    from guardflow.io import run_marker
+    from tests.unit.io.test_run_marker import dead_pid, marker_for
+
+    home = tmp_path / "home"
+    marker = marker_for(tmp_path / "run", pid=dead_pid(), last_stage="scan_poisoning")
+    run_marker.write_marker(home, marker)
+    # when `guardflow recover` runs
+    result = run_guardflow("recover", home=home)
+    # then it repairs that run: one log line, a crashed summary with the last stage
+    assert result.returncode == 0, result.stderr
+    assert "recovered 1 crashed runs" in result.stdout, result.stdout
+    assert f"recovered safety-train run {marker.run_dir}" in result.stderr, result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert (summary["status"], summary["crash"]["last_stage"]) == ("crashed", "scan_poisoning"), summary["crash"]
