@@ -21,6 +21,7 @@ CHALLENGER_ALIAS = "challenger"
 HISTORY_EXPERIMENT = "guardflow-registry-history"
 _PREFIX = "guardflow.history."
 GATE_TAG = "guardflow.gate"
+PREVIOUS_CHAMPION_TAG = "guardflow.previous_champion"
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ def accept_candidate(name: str, version: str, approval_required: bool) -> str:
     client.set_registered_model_alias(name, CHALLENGER_ALIAS, version)
     if approval_required:
         return CHALLENGER_ALIAS
+    # Written before the alias moves: if the run dies in between, its repair knows whom to give `champion` back.
+    client.set_model_version_tag(name, version, PREVIOUS_CHAMPION_TAG, aliases(name).get(CHAMPION_ALIAS, ""))
     _move_champion(client, name, version, "gate", "passed the gate", "guardflow")
     return CHAMPION_ALIAS
 
@@ -145,14 +148,16 @@ def withdraw_crashed(name: str, run_dir: str) -> list[str]:
         if current.get(CHALLENGER_ALIAS) == version:
             client.delete_registered_model_alias(name, CHALLENGER_ALIAS)
         if current.get(CHAMPION_ALIAS) == version:
-            _restore_champion(client, name, version)
+            _restore_champion(client, name, version, found.tags.get(PREVIOUS_CHAMPION_TAG))
         withdrawn.append(version)
     return withdrawn
 
 
-def _restore_champion(client: MlflowClient, name: str, crashed: str) -> None:
-    moves = [move for move in champion_history(name) if move.version == crashed and move.action != "rollback"]
-    previous = moves[-1].previous if moves else ""
+def _restore_champion(client: MlflowClient, name: str, crashed: str, previous: str | None) -> None:
+    """Give `champion` back to the version before `crashed` (its tag, else the history), or remove it."""
+    if previous is None:
+        moves = [move for move in champion_history(name) if move.version == crashed and move.action != "rollback"]
+        previous = moves[-1].previous if moves else ""
     if not previous:
         client.delete_registered_model_alias(name, CHAMPION_ALIAS)
         return
