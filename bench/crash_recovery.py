@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from pipeline import machine_info  # noqa: E402  bench/pipeline.py, next to this
 from tests import crash  # noqa: E402
 from tests.conftest import write_adult_config  # noqa: E402
 from tests.flows.conftest import LENIENT_GATE  # noqa: E402
+from tests.net import free_port  # noqa: E402
 
 # safety-train's stages in order (lineage names), with the moments seen in the tracking database
 STAGES = [
@@ -109,54 +112,105 @@ def main() -> int:
     config = write_adult_config(folder, registry={"model_name": "adult-crash-sweep"}, gate=LENIENT_GATE)
     data = _slice(folder, config, args.rows)
     home = folder / "home"
-    # Each killed run is repaired by the next one (every run repairs on start); a `validate` repairs the last.
-    killed_runs: list[tuple[str, crash.KilledRun, float, Path]] = []
-    for stage in args.stages:
+    server, api_url = _prefect_server(home)
+    try:
+        return _sweep(args, folder, config, data, home, api_url)
+    finally:
+        server.kill()
+        server.wait()
+
+
+def _prefect_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """One Prefect server for every run of the sweep (SQLite in the home's Prefect folder, where an ephemeral API
+    would keep it): a run killed with its process group then takes no API server down with it."""
+    port = free_port()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PREFECT_HOME": str(home / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+    }
+    (home / "prefect").mkdir(parents=True, exist_ok=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    api_url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{api_url}/health", timeout=2)
+            return server, api_url
+        except OSError:
+            time.sleep(1)
+    server.kill()
+    raise RuntimeError("the Prefect server did not start")
+
+
+def _sweep(args: argparse.Namespace, folder: Path, config: Path, data: Path, home: Path, api_url: str) -> int:
+    """Kill at each stage in turn; each killed run is repaired by the next one when it starts (every run repairs
+    on start), the last by a `validate`. The figures are written after every stage, so a cut-short sweep keeps them."""
+    results: list[dict[str, object]] = []
+    previous: tuple[str, crash.KilledRun, float] | None = None
+    for stage in [*args.stages, None]:
         started = time.monotonic()
-        log = folder / f"killed-{stage}.log"
-        killed = crash.kill_at(config, data, folder / f"killed-{stage}", home, stage, log=log)
-        killed_runs.append((stage, killed, round(time.monotonic() - started, 1), log))
-        print(f"{stage:<18} killed, stage seen {killed.stage_seen} after {killed_runs[-1][2]}s", flush=True)
-    args_validate = [
-        "validate",
-        "--config",
-        str(config),
-        "--data",
-        str(data),
-        "--run-dir",
-        str(folder / "last"),
-    ]
-    last = crash.run_command(args_validate, home)
-    logs = [log.read_text() for _, _, _, log in killed_runs[1:]] + [last.stderr]
-    results = [
-        _outcome(stage, killed, home, repair_log, seconds)
-        for (stage, killed, seconds, _), repair_log in zip(killed_runs, logs, strict=True)
-    ]
-    for result in results:
-        print(
-            f"{result['stage']:<18} status={result['status']} last={result['last_stage']} "
-            f"aborted={result['lineage_runs_aborted']} ledger={result['ledger_states']} "
-            f"prefect={result['prefect_state']} version={result['version']}",
-            flush=True,
-        )
-    repaired = [result for result in results if result["reached"]]
+        if stage is None:
+            validate = [
+                "validate",
+                "--config",
+                str(config),
+                "--data",
+                str(data),
+                "--run-dir",
+                str(folder / "last"),
+            ]
+            repair_log = crash.run_command(validate, home, api_url).stderr
+            current = None
+        else:
+            log = folder / f"killed-{stage}.log"
+            killed = crash.kill_at(
+                config, data, folder / f"killed-{stage}", home, stage, log=log, api_url=api_url
+            )
+            repair_log = log.read_text()
+            current = (stage, killed, round(time.monotonic() - started, 1))
+        if previous is not None:
+            results.append(_outcome(*previous[:2], home, repair_log, previous[2]))
+            _print(results[-1])
+            _write(args, home, results)
+        previous = current
+    print(
+        f"{sum(r['status'] == 'crashed' for r in results)} of {len(results)} killed runs repaired -> {args.output}"
+    )
+    return 0
+
+
+def _print(result: dict[str, object]) -> None:
+    print(
+        f"{result['stage']:<18} reached={result['reached']} status={result['status']} last={result['last_stage']} "
+        f"aborted={result['lineage_runs_aborted']} ledger={result['ledger_states']} "
+        f"prefect={result['prefect_state']} version={result['version']} ({result['killed_after_seconds']}s)",
+        flush=True,
+    )
+
+
+def _write(args: argparse.Namespace, home: Path, results: list[dict[str, object]]) -> None:
+    reached = [result for result in results if result["reached"]]
     record = {
         "benchmark": "crash_recovery",
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **machine_info(),
         "rows": args.rows,
         "stages": len(results),
-        "stages_reached": len(repaired),
-        "repaired_crashed": sum(result["status"] == "crashed" for result in repaired),
-        "prefect_crashed": sum(result["prefect_state"] == "CRASHED" for result in repaired),
-        "open_lineage_runs_at_end": len(crash.open_lineage_runs(home)),
-        "final_repair_exit": last.returncode,
+        "stages_reached": len(reached),
+        "repaired_crashed": sum(result["status"] == "crashed" for result in reached),
+        "prefect_crashed": sum(result["prefect_state"] == "CRASHED" for result in reached),
+        "open_lineage_runs_in_home": len(crash.open_lineage_runs(home)),
         "results": results,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"{record['repaired_crashed']} of {len(repaired)} killed runs repaired as crashed -> {args.output}")
-    return 0
 
 
 if __name__ == "__main__":

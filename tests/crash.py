@@ -35,8 +35,10 @@ class KilledRun:
     exit_code: int | None
 
 
-def environment(home: Path) -> dict[str, str]:
-    return {
+def environment(home: Path, api_url: str | None = None) -> dict[str, str]:
+    """A clean environment for a run against `home`; `api_url`: a Prefect server instead of the ephemeral API."""
+    server = {"PREFECT_API_URL": api_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"} if api_url else {}
+    return server | {
         "PATH": "/usr/bin:/bin",
         "HOME": str(home),
         "GUARDFLOW_HOME": str(home),
@@ -52,14 +54,14 @@ def train_command(config: Path, data: Path, run_dir: Path, *extra: str) -> list[
     ]  # fmt: skip
 
 
-def run_command(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
+def run_command(args: list[str], home: Path, api_url: str | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m guardflow ARGS` against `home`, to the end."""
     return subprocess.run(
         [sys.executable, "-m", "guardflow", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env=environment(home),
+        env=environment(home, api_url),
         timeout=1200,
     )
 
@@ -93,15 +95,20 @@ def _in_database(home: Path, moment: str, run_dir: Path) -> bool:
 
 def ledger_states(home: Path, run_dir: Path) -> list[str]:
     """The states of the ledger charges of the run in `run_dir`."""
-    with sqlite3.connect(home / "mlflow" / "mlflow.db") as connection:
-        rows = connection.execute(
-            "SELECT state FROM guardflow_privacy_ledger WHERE run_dir = ?", (str(run_dir),)
-        ).fetchall()
+    try:
+        with sqlite3.connect(home / "mlflow" / "mlflow.db") as connection:
+            rows = connection.execute(
+                "SELECT state FROM guardflow_privacy_ledger WHERE run_dir = ?", (str(run_dir),)
+            ).fetchall()
+    except sqlite3.OperationalError:  # no ledger table yet: no run has reserved anything
+        return []
     return [row[0] for row in rows]
 
 
 def version_of_run(home: Path, run_dir: Path) -> tuple[str, dict[str, str], list[str]] | None:
     """The model version the run in `run_dir` created: (version, its tags, its aliases), or None."""
+    if not (home / "mlflow" / "mlflow.db").exists():
+        return None
     with sqlite3.connect(home / "mlflow" / "mlflow.db") as connection:
         found = connection.execute(
             "SELECT name, version FROM model_version_tags WHERE key = 'guardflow.run_dir' AND value = ?",
@@ -139,6 +146,7 @@ def kill_at(
     stage: str,
     timeout: float = 1200,
     log: Path | None = None,
+    api_url: str | None = None,
 ) -> KilledRun:
     """Start `guardflow train`, SIGKILL its process group once it reaches `stage` (a lineage stage name, e.g.
     `train_private`, or one of `RESERVED`, `TRAINING`, `REGISTERED`), and return when it is dead. The run's
@@ -153,7 +161,7 @@ def kill_at(
     process = subprocess.Popen(
         train_command(config, data, run_dir),
         cwd=ROOT,
-        env=environment(home),
+        env=environment(home, api_url),
         stdout=subprocess.DEVNULL,
         stderr=stderr or subprocess.DEVNULL,
         start_new_session=True,
