@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from prefect import flow
 
+from guardflow.run.run_context import RunContext
 from guardflow.run.summary import RunSummary
 from tasks.compare_champion import compare_champion
 from tasks.evaluate_model import describe_rows, evaluate_model, evaluate_window
 from tasks.gate_model import gate_model
 from tasks.guard_pii import guard_data
 from tasks.load_data import load_data
+from tasks.match_registered import match_registered
 from tasks.record_run import recorded_run, save_quarantine, summarize_training
 from tasks.register_model import register_model
 from tasks.reserve_budget import reserve_budget
@@ -29,6 +31,7 @@ def safety_train(
     test_path: str | None = None,
     window_path: str | None = None,
     approval_reasons: list[str] | None = None,
+    force: bool = False,
 ) -> RunSummary:
     """Train a candidate on the configured data (or `data_path`); promote it only if it passes every stage.
 
@@ -38,35 +41,54 @@ def safety_train(
     compared there (no-regression lines), while the absolute lines stay on the test split.
     `approval_reasons`: why a passing candidate must wait as challenger for `guardflow approve` (a drift retrain
     on a suspicious batch); without them, `registry.approval` decides.
+    A version already registered from the same data, config and code is reported (status `unchanged`) and
+    nothing is trained; `force` trains again. A drift retrain (`window_path`) always trains.
     """
     with recorded_run(FLOW_NAME, config_path, run_dir) as run:
         context = run.context
-        train = load_data(context, "train", data_path)
-        train = guard_data(context, train, "train")
-        contract = validate_data(context, train)
-        reference = load_trusted_reference(context)
-        scan = scan_data(context, contract, reference)
-        quarantine = save_quarantine(
-            context, {"contract": contract.quarantined, "poisoning_scan": scan.quarantined(train.rows)}
-        )
-        budgets = reserve_budget(context, train, data_sources)
-        saved = train_model(context, train, contract, scan)
-        test = load_data(context, "test", test_path)
-        test = guard_data(context, test, "test")
-        evaluation = evaluate_model(context, saved, test, contract, scan)
-        comparison = compare_champion(context, test, evaluation, saved, contract, scan)
-        window = None
-        if window_path is not None:
-            window_table = guard_data(context, load_data(context, "window", window_path), "window")
-            window = evaluate_window(context, saved, window_table, evaluation)
-        test_rows = describe_rows("test set", test, evaluation.rows)
-        decision = gate_model(
-            context, evaluation, saved, comparison, window.comparison if window else None, test_rows
-        )
-        summary = summarize_training(
-            context, train, contract, scan, quarantine, saved, evaluation, decision, budgets, window
-        )
-        run.summary = register_model(
-            context, saved, train, evaluation, decision, summary, approval_reasons or []
-        )
+        evaluated_on = [path for path in (test_path, window_path) if path is not None]
+        retrain = window_path is not None
+        run.summary = match_registered(context, data_path, data_sources, evaluated_on, force, retrain)
+        if run.summary is None:
+            run.summary = _train_candidate(
+                context, data_path, data_sources, test_path, window_path, approval_reasons or []
+            )
     return run.result()
+
+
+def _train_candidate(
+    context: RunContext,
+    data_path: str | None,
+    data_sources: list[str] | None,
+    test_path: str | None,
+    window_path: str | None,
+    approval_reasons: list[str],
+) -> RunSummary:
+    """Every stage from loading the data to registering the candidate; the summary with its model section."""
+
+    train = load_data(context, "train", data_path)
+    train = guard_data(context, train, "train")
+    contract = validate_data(context, train)
+    reference = load_trusted_reference(context)
+    scan = scan_data(context, contract, reference)
+    quarantine = save_quarantine(
+        context, {"contract": contract.quarantined, "poisoning_scan": scan.quarantined(train.rows)}
+    )
+    budgets = reserve_budget(context, train, data_sources)
+    saved = train_model(context, train, contract, scan)
+    test = load_data(context, "test", test_path)
+    test = guard_data(context, test, "test")
+    evaluation = evaluate_model(context, saved, test, contract, scan)
+    comparison = compare_champion(context, test, evaluation, saved, contract, scan)
+    window = None
+    if window_path is not None:
+        window_table = guard_data(context, load_data(context, "window", window_path), "window")
+        window = evaluate_window(context, saved, window_table, evaluation)
+    test_rows = describe_rows("test set", test, evaluation.rows)
+    decision = gate_model(
+        context, evaluation, saved, comparison, window.comparison if window else None, test_rows
+    )
+    summary = summarize_training(
+        context, train, contract, scan, quarantine, saved, evaluation, decision, budgets, window
+    )
+    return register_model(context, saved, train, evaluation, decision, summary, approval_reasons)

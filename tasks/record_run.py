@@ -29,6 +29,7 @@ from guardflow.run.summary import (
     training_summary,
 )
 from guardflow.settings import guardflow_home, load_settings
+from tasks.recover_runs import recover_runs
 from tasks.register_model import model_dataset
 from tasks.stage_log import stage_log
 from tasks.stage_task import stage_task
@@ -40,10 +41,13 @@ def start_run(flow_name: str, config_path: str, run_dir: str | None) -> RunConte
     settings = load_settings(config_path)
     home = guardflow_home()
     folder = run_folder.prepare_run_dir(Path(run_dir)) if run_dir else run_folder.new_run_dir(home, flow_name)
+    recover_runs(home, recovered_by=str(folder))
     context = open_run(flow_name, settings, Path(config_path).resolve(), folder, home)
+    flow_run_id = flow_run.get_id()
     context.begin(
         inputs=[file_dataset(settings.dataset.train.path)],
-        run_facets=prefect_facet(str(flow_run.get_id()), flow_name),
+        run_facets=prefect_facet(str(flow_run_id), flow_name),
+        orchestrator_run_id=str(flow_run_id) if flow_run_id else None,
     )
     stage_log.info("%s  dataset %s, run folder %s", flow_name, settings.dataset.id, folder)
     return context
@@ -114,16 +118,19 @@ def _write_summary(context: RunContext, summary: RunSummary) -> RunSummary:
                 run_id=context.run_id,
             ),
             "columns": context.columns,
+            "rerun": summary.rerun or context.rerun,
         }
     )
     run_folder.write_summary(context.run_dir, recorded.model_dump(mode="json"))
+    context.close_marker()
     return recorded
 
 
 @stage_task("finish-run")
 def finish_run(context: RunContext, summary: RunSummary) -> RunSummary:
     """Emit the flow's lineage COMPLETE (with the model version as output) and write summary.json."""
-    outputs = [model_dataset(context, summary.model)] if summary.model else []
+    # An unchanged run trained nothing: the version it matched is another run's output.
+    outputs = [model_dataset(context, summary.model)] if summary.model and summary.status != "unchanged" else []
     context.finish(inputs=[file_dataset(context.settings.dataset.train.path)], outputs=outputs)
     context.lineage.flush()  # HTTP only: deliver anything an endpoint outage left in the spool
     return _write_summary(context, summary)

@@ -1,11 +1,11 @@
 """Register the candidate in MLflow with its tags, card and run record; only a passing one becomes champion."""
 
-from guardflow import __version__
 from guardflow.data.table import Table, typed_frame
 from guardflow.evaluation.decide_gate import GateDecision
 from guardflow.evaluation.evaluate_safety import Evaluation
 from guardflow.evaluation.model_card import render_model_card, render_model_card_html
 from guardflow.io import promotion, registry
+from guardflow.io.code_version import code_version
 from guardflow.io.lineage import LineageDataset, file_dataset
 from guardflow.lineage.facets import model_facet
 from guardflow.privacy.train_private import SavedModel
@@ -70,9 +70,12 @@ def register_model(
         "guardflow.data_sources": ",".join(summary.privacy.data_sources) if summary.privacy else train.sha256,
         "guardflow.weights_sha256": saved.weights_sha256,
         "guardflow.config_sha256": settings_hash(settings),
-        "guardflow.code_version": __version__,
+        "guardflow.code_version": code_version(),
         "guardflow.dataset": settings.dataset.id,
+        registry.RUN_DIR_TAG: str(context.run_dir),
     }
+    if context.rerun is not None:
+        tags[registry.RUN_KEY_TAG] = context.rerun.run_key
     if decision.passed and waits:
         # MLflow keeps tag values up to a few thousand characters; the summary keeps every reason whole.
         tags["guardflow.approval_reasons"] = " | ".join(reasons)[:4000]
@@ -115,10 +118,12 @@ def register_model(
             spec=spec,
             model_name=settings.registry.model_name,
             input_example=example,
+            version_tags={registry.REGISTRATION_TAG: "pending"},  # `complete` once its aliases are settled
         )
         if decision.passed:
             promotion.accept_candidate(version.name, version.version, waits)
-            version = registry.version_of(version.name, version.version)
+        registry.set_version_tag(version.name, version.version, registry.REGISTRATION_TAG, "complete")
+        version = registry.version_of(version.name, version.version)
         registered = with_model(summary, version, saved.weights_sha256)
         if registered.model is not None:
             stage.datasets.append(model_dataset(context, registered.model))

@@ -64,7 +64,7 @@ def _train(args: argparse.Namespace) -> int:
 
     require_reviewed(load_settings(args.config), args.config)
     _require_shared_ledger()
-    return _run_data_flow(args, "flows.safety_train:safety_train", needs_test_split=True)
+    return _run_data_flow(args, "flows.safety_train:safety_train", needs_test_split=True, force=args.force)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -267,6 +267,15 @@ def _recorded_spends(dataset_id: str) -> list[Spend]:
     return open_ledger(home).spends(dataset_id)
 
 
+def _recover(_: argparse.Namespace) -> int:
+    _prepare()
+    from tasks.recover_runs import recover_runs
+
+    repaired = recover_runs(guardflow_home(), recovered_by="guardflow recover")
+    print(f"recovered {len(repaired)} crashed runs under {guardflow_home()}")
+    return EXIT_OK
+
+
 def _lineage_flush(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     from guardflow.io.lineage import DEFAULT_ENDPOINT, flush_spool
@@ -413,6 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="run the safety-train flow: validate, scan, train with DP, gate"
     )
     _add_data_flow_arguments(train, data_help="train on this file instead of the configured one")
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="train even when a registered version has the same data, config and code",
+    )
     train.set_defaults(handler=_train)
 
     validate = commands.add_parser(
@@ -484,6 +498,11 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
     budget.add_argument("--verbose", action="store_true", help="list every recorded spend")
     budget.set_defaults(handler=_budget)
+
+    recover = commands.add_parser(
+        "recover", help="repair the runs of this home whose process died (every flow also does it on start)"
+    )
+    recover.set_defaults(handler=_recover)
 
     lineage = commands.add_parser("lineage", help="OpenLineage events: deliver the spool, show the graph")
     lineage_commands = lineage.add_subparsers(dest="lineage_command", required=True, metavar="ACTION")

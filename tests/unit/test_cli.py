@@ -256,3 +256,21 @@ def test_read_only_commands_import_no_heavy_library(command: str, recorded_home:
     assert code == 0, f"{command} must exit 0, got {code}: {result.stderr[-2000:]}"
     assert expected in "\n".join(printed), f"{command} must print its records, got {printed}"
     assert imported == [], f"{command} imported {imported}: seconds a read-only command must not spend"
+
+
+def test_recover_repairs_a_dead_run_of_the_home_and_says_so(tmp_path: Path) -> None:
+    # given a home where a run's process died mid-stage (no Prefect flow run to mark)
+    from guardflow.io import run_marker
+    from tests.unit.io.test_run_marker import dead_pid, marker_for
+
+    home = tmp_path / "home"
+    marker = marker_for(tmp_path / "run", pid=dead_pid(), last_stage="scan_poisoning")
+    run_marker.write_marker(home, marker)
+    # when `guardflow recover` runs
+    result = run_guardflow("recover", home=home)
+    # then it repairs that run: one log line, a crashed summary with the last stage
+    assert result.returncode == 0, result.stderr
+    assert "recovered 1 crashed runs" in result.stdout, result.stdout
+    assert f"recovered safety-train run {marker.run_dir}" in result.stderr, result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert (summary["status"], summary["crash"]["last_stage"]) == ("crashed", "scan_poisoning"), summary["crash"]

@@ -186,7 +186,7 @@ def _output_dataset(dataset: LineageDataset) -> OutputDataset:
 
 
 class LineageEmitter:
-    """Emits START, COMPLETE and FAIL run events for jobs in one namespace.
+    """Emits START, COMPLETE, FAIL and ABORT run events for jobs in one namespace.
 
     The transport is chosen once: HTTP to `url`, else to `$OPENLINEAGE_URL`, else a JSON-lines file at
     `log_path`; `OPENLINEAGE_DISABLED=true` turns emission off. Constructing an emitter touches neither
@@ -289,6 +289,14 @@ class LineageEmitter:
         )
         event["run_facets"] = {**(event.get("run_facets") or {}), "errorMessage": error}
         self._emit(RunState.FAIL, job, run_id, **event)
+
+    def abort(self, job: str, run_id: str, message: str, **event: Unpack[EventParts]) -> None:
+        """Record that a run of `job` was cut short (its process died) and will never end by itself."""
+        error = error_message_run.ErrorMessageRunFacet(
+            message=message, programmingLanguage="python", producer=PRODUCER
+        )
+        event["run_facets"] = {**(event.get("run_facets") or {}), "errorMessage": error}
+        self._emit(RunState.ABORT, job, run_id, **event)
 
     def _emit(
         self,

@@ -41,6 +41,11 @@ from guardflow.io.records import public_tracking_uri, shared_tracking_uri, track
 _logger = logging.getLogger(__name__)
 
 CHAMPION_ALIAS = "champion"
+# A version is created `pending` and set `complete` once its aliases are settled; the run that finds it still
+# pending after its run's process died sets it `crashed` (never aliased, never matched by a rerun).
+REGISTRATION_TAG = "guardflow.registration"
+RUN_DIR_TAG = "guardflow.run_dir"
+RUN_KEY_TAG = "guardflow.run_key"  # data, config and code of the run that trained the version, hashed together
 MODEL_NAME_IN_RUN = "model"
 SPEC_FILE_NAME = "model_spec.json"
 
@@ -287,8 +292,11 @@ def log_candidate(
     spec: dict,
     model_name: str,
     input_example: pd.DataFrame,
+    version_tags: dict[str, str] | None = None,
 ) -> RegisteredVersion:
-    """Log one candidate as an MLflow run and register its model as a new version of `model_name`."""
+    """Log one candidate as an MLflow run and register its model as a new version of `model_name`.
+
+    `version_tags` go on the version only (its registration state), on top of `tags`."""
     serving_code = _serving_code_path()
     client = MlflowClient()
     with (
@@ -310,7 +318,9 @@ def log_candidate(
             tags=tags,
         )
         _check_scores(model_info.model_uri, input_example)
-        version = _register(client, model_name, model_info.model_id, run.info.run_id, tags)
+        version = _register(
+            client, model_name, model_info.model_id, run.info.run_id, {**tags, **(version_tags or {})}
+        )
     registered = _registered_version(version)
     _logger.info("registered %s version %s from run %s", model_name, registered.version, registered.run_id)
     return registered
@@ -388,3 +398,40 @@ def load_model(model_uri: str) -> PyFuncModel:
         if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             raise RegistryError(f"no registered model at {model_uri}") from None
         raise
+
+
+def set_version_tag(name: str, version: str, key: str, value: str) -> None:
+    MlflowClient().set_model_version_tag(name, version, key, value)
+
+
+def versions_tagged(name: str, tag: str, value: str) -> list[ModelVersion]:
+    """The versions of model `name` whose `tag` is `value`, newest first; empty when there is no such model."""
+    if "'" in value:
+        raise ValueError(f"a tag value to search for cannot hold a quote: {value!r}")
+    found = MlflowClient().search_model_versions(
+        f"name = '{name}' and tags.`{tag}` = '{value}'", order_by=["version_number DESC"]
+    )
+    return list(found)
+
+
+def matching_version(name: str, run_key: str) -> tuple[RegisteredVersion, str] | None:
+    """The newest fully registered version trained on the same data, config and code (its `RUN_KEY_TAG`), with
+    its weights' sha256; a version whose run crashed, or whose registration never completed, does not count."""
+    for version in versions_tagged(name, RUN_KEY_TAG, run_key):
+        if version.tags.get(REGISTRATION_TAG) == "complete":
+            return _registered_version(version), version.tags.get("guardflow.weights_sha256", "")
+    return None
+
+
+def end_crashed_runs(experiment: str, run_dir: str) -> list[str]:
+    """Mark KILLED the MLflow runs of a crashed run (tag `RUN_DIR_TAG`) still RUNNING; their ids."""
+    client = MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    if found is None or "'" in run_dir:
+        return []
+    runs = client.search_runs(
+        [found.experiment_id], f"tags.`{RUN_DIR_TAG}` = '{run_dir}' and attributes.status = 'RUNNING'"
+    )
+    for run in runs:
+        client.set_terminated(run.info.run_id, status="KILLED")
+    return [run.info.run_id for run in runs]

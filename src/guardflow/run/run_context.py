@@ -16,8 +16,9 @@ from pathlib import Path
 
 from openlineage.client.facet_v2 import RunFacet
 
+from guardflow.io import run_marker
 from guardflow.io.lineage import LineageDataset, LineageEmitter, new_run_id
-from guardflow.run.summary import ColumnFigures, RunHeader
+from guardflow.run.summary import ColumnFigures, RerunFigures, RunHeader
 from guardflow.settings import Settings, settings_hash
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ class RunContext:
     run_id: str = field(default_factory=new_run_id)
     started: float = field(default_factory=time.perf_counter)
     columns: ColumnFigures | None = None  # set by the PII guard, written to summary.json
+    # Kept in the run folder while the run is open (see `guardflow.io.run_marker`); None until `begin`.
+    marker: run_marker.RunMarker | None = None
+    rerun: RerunFigures | None = None  # the keys a training is matched on, tagged on the version it registers
 
     @property
     def job_prefix(self) -> str:
@@ -61,12 +65,15 @@ class RunContext:
         run_id = new_run_id()
         parent = (self.flow_job, self.run_id)
         outputs = StageOutputs()
+        # The marker names the stage run before its START goes out: a crash leaves no START it cannot close.
+        self._mark_stage(name, run_id, job)
         self.lineage.start(job, run_id, inputs=inputs, parent=parent)
         started = time.perf_counter()
         try:
             yield outputs
         except BaseException as error:
             self.lineage.fail(job, run_id, str(error) or type(error).__name__, inputs=inputs, parent=parent)
+            self._mark_stage(name, run_id, None)
             raise
         self.lineage.complete(
             job,
@@ -76,6 +83,7 @@ class RunContext:
             parent=parent,
             run_facets=outputs.run_facets,
         )
+        self._mark_stage(name, run_id, None)
         logger.debug("stage %s took %.1fs", name, time.perf_counter() - started)
 
     def rows_dataset(self, name: str, row_count: int) -> LineageDataset:
@@ -89,15 +97,60 @@ class RunContext:
             row_count=row_count,
         )
 
-    def begin(self, inputs: list[LineageDataset], run_facets: dict[str, RunFacet] | None = None) -> None:
-        """The flow's own START event; stage events point at it as their parent."""
+    def begin(
+        self,
+        inputs: list[LineageDataset],
+        run_facets: dict[str, RunFacet] | None = None,
+        orchestrator_run_id: str | None = None,
+    ) -> None:
+        """The flow's own START event (stage events point at it as their parent), after the run marker is written.
+
+        `orchestrator_run_id`: the Prefect flow run, which the next run marks crashed if this process dies."""
+        self.marker = run_marker.new_marker(
+            flow=self.flow_name,
+            dataset=self.settings.dataset.id,
+            model_name=self.settings.registry.model_name,
+            config=str(self.config_path),
+            config_sha256=settings_hash(self.settings),
+            run_dir=str(self.run_dir),
+            lineage_namespace=self.settings.lineage.namespace,
+            lineage_url=self.settings.lineage.url,
+            flow_job=self.flow_job,
+            lineage_run_id=self.run_id,
+            orchestrator_run_id=orchestrator_run_id,
+        )
+        run_marker.write_marker(self.home, self.marker)
         self.lineage.start(self.flow_job, self.run_id, inputs=inputs, run_facets=run_facets)
 
     def finish(self, inputs: list[LineageDataset], outputs: list[LineageDataset]) -> None:
         self.lineage.complete(self.flow_job, self.run_id, inputs=inputs, outputs=outputs)
+        self._mark_closed()
 
     def abort(self, error: BaseException) -> None:
         self.lineage.fail(self.flow_job, self.run_id, str(error) or type(error).__name__)
+        self._mark_closed()
+
+    def close_marker(self) -> None:
+        """summary.json is written: the run needs no repair, its marker goes."""
+        if self.marker is not None:
+            run_marker.remove_marker(self.home, self.marker)
+
+    def _mark_stage(self, name: str, run_id: str, job: str | None) -> None:
+        """Record that a stage run started (`job` given) or ended (`job` None)."""
+        if self.marker is None:
+            return
+        with run_marker.marker_lock:
+            if job is not None:
+                self.marker.open_stages[run_id] = job
+                self.marker.last_stage = name
+            else:
+                self.marker.open_stages.pop(run_id, None)
+            run_marker.write_marker(self.home, self.marker)
+
+    def _mark_closed(self) -> None:
+        if self.marker is not None:
+            self.marker.flow_closed = True
+            run_marker.write_marker(self.home, self.marker)
 
     def record_minimisation(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -166,6 +168,37 @@ class DriftFigures(Record):
     approval_reasons: list[str] = []
 
 
+class CrashFigures(Record):
+    """A run whose process died, as the run that found it repaired it."""
+
+    last_stage: str | None  # the last stage the run started
+    pid: int
+    host: str
+    started_at: str
+    last_seen: str  # the marker's last update: the run was alive then
+    recovered_at: str
+    recovered_by: str  # the run folder (or `guardflow recover`) that repaired it
+    lineage_runs_aborted: int  # the flow's own run and every stage run left open
+    reservations_released: int  # ledger charges still `reserved`: training never started, given back
+    charges_kept_spent: int  # ledger charges in `training`: the data may have been learnt from, so they count
+    ledger: str  # the two figures above, said in a sentence
+    versions_withdrawn: list[str]  # model versions it left half-registered: tagged crashed, aliases removed
+    tracking_runs_killed: list[str]  # MLflow runs it left RUNNING, marked KILLED
+    orchestrator_run_id: str | None  # its Prefect flow run
+    orchestrator: str  # what became of that flow run
+
+
+class RerunFigures(Record):
+    """The keys that make two trainings the same, and the registered version they matched (if any)."""
+
+    run_key: str
+    data_sources: list[str]
+    config_sha256: str
+    code_version: str
+    matched_version: str | None = None
+    forced: bool = False  # --force: trained even though a version matched
+
+
 Status = Literal[
     "validated",
     "scanned",
@@ -177,6 +210,8 @@ Status = Literal[
     "drift_retrained",
     "drift_rejected",
     "drift_detected",  # on a server: the retrain was requested by an event, it runs as its own flow
+    "crashed",  # the process died; written by the next run (see `crash`)
+    "unchanged",  # a registered version was trained on the same data, config and code: nothing trained
 ]
 
 
@@ -203,6 +238,8 @@ class RunSummary(Record):
     # Why a candidate that passed the gate waits as challenger for `guardflow approve` (awaiting_approval only).
     approval_reasons: list[str] | None = None
     columns: ColumnFigures | None = None
+    crash: CrashFigures | None = None
+    rerun: RerunFigures | None = None
 
 
 def format_summary(summary: RunSummary) -> str:
@@ -283,6 +320,10 @@ def format_summary(summary: RunSummary) -> str:
             lines.append(f"  retrain    {drift.retrain_status} ({drift.retrain_run_dir})")
     for reason in summary.approval_reasons or []:
         lines.append(f"  approval   waits as challenger: {reason}")
+    if summary.rerun and summary.rerun.matched_version:
+        rerun = summary.rerun
+        how = "trained again (--force)" if rerun.forced else "nothing trained; --force trains again"
+        lines.append(f"  rerun      same data, config and code as version {rerun.matched_version}: {how}")
     if summary.lineage:
         lines.append(f"  lineage    {summary.lineage.events} events -> {summary.lineage.path}")
     return "\n".join(lines)
@@ -495,3 +536,23 @@ def drift_summary(
     drift = drift.model_copy(update={"retrain_run_dir": retrain.run_dir, "retrain_status": retrain.status})
     status: Status = "drift_rejected" if retrain.status == "rejected" else "drift_retrained"
     return RunSummary(**header.model_dump(), status=status, seconds=0.0, drift=drift)
+
+
+def rerun_figures(data_sources: list[str], config_sha256: str, code_version: str) -> RerunFigures:
+    """The keys of a training and the one hash of all three (`run_key`) that a registry search matches on."""
+    sources = sorted(set(data_sources))
+    canonical = json.dumps({"data": sources, "config": config_sha256, "code": code_version}, sort_keys=True)
+    return RerunFigures(
+        run_key=hashlib.sha256(canonical.encode()).hexdigest(),
+        data_sources=sources,
+        config_sha256=config_sha256,
+        code_version=code_version,
+    )
+
+
+def unchanged_summary(
+    header: RunHeader, version: RegisteredVersion, weights_sha256: str, rerun: RerunFigures
+) -> RunSummary:
+    """The summary of a training skipped because `version` was trained on the same data, config and code."""
+    unchanged = RunSummary(**header.model_dump(), status="unchanged", seconds=0.0, rerun=rerun)
+    return with_model(unchanged, version, weights_sha256)

@@ -157,3 +157,16 @@ def test_the_printed_summary_has_a_line_per_section_that_ran() -> None:
         "             FAIL accuracy 0.7000 (must be >= 0.8)",
         "             PASS ece 0.0300 (must be <= 0.05)",
     ], f"every gate line is printed: {lines[3:]}"
+
+
+def test_the_run_key_changes_with_any_of_data_config_and_code() -> None:
+    from guardflow.run.summary import rerun_figures
+
+    base = rerun_figures(["a" * 64, "b" * 64], "c" * 64, "0.1.0+gabc")
+    assert rerun_figures(["b" * 64, "a" * 64], "c" * 64, "0.1.0+gabc").run_key == base.run_key, "order-free"
+    for changed in (
+        rerun_figures(["a" * 64, "d" * 64], "c" * 64, "0.1.0+gabc"),
+        rerun_figures(["a" * 64, "b" * 64], "e" * 64, "0.1.0+gabc"),
+        rerun_figures(["a" * 64, "b" * 64], "c" * 64, "0.1.0+gdef"),
+    ):
+        assert changed.run_key != base.run_key, f"a change must change the key: {changed}"
