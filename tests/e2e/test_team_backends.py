@@ -244,13 +244,19 @@ def _wait_for_trainings(team: Team, run_ids: list[str]) -> list[dict[str, Any]]:
 
 
 def _run_trainings(team: Team, count: int) -> list[str]:
-    """Start `count` runs of safety-train at once through the deployment (`run_deployment`, not waiting)."""
+    """Start `count` runs of safety-train at once through the deployment (`run_deployment`, not waiting).
+
+    Each is forced: the runs share data, config and code, so a run that starts after another registered would
+    otherwise report that version unchanged instead of training (an idempotent rerun)."""
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     updates = {PREFECT_API_URL: team.prefect_api, PREFECT_API_AUTH_STRING: ":".join(PREFECT_AUTH)}
     with temporary_settings(updates=updates):
-        runs = [run_deployment(f"safety-train/{DATASET}", timeout=0) for _ in range(count)]
+        runs = [
+            run_deployment(f"safety-train/{DATASET}", parameters={"force": True}, timeout=0)
+            for _ in range(count)
+        ]
     return [str(run.id) for run in runs]
 
 
