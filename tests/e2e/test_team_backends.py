@@ -138,6 +138,7 @@ def team(tmp_path_factory: pytest.TempPathFactory, adult_settings) -> Iterator[T
         dataset={"train": {"path": str(train), "sha256": sha256}},
         registry={"model_name": MODEL_NAME},
         poisoning={"folds": 2},  # the backends are under test here, not the scan: its cheapest setting
+        privacy={"epochs": 2},  # nor the model: training is most of a run's time
         gate={
             **LENIENT_GATE,
             "min_accuracy": 0.6,
