@@ -34,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -331,50 +331,61 @@ def machine_info(source: Path = REPO) -> dict[str, Any]:
     }
 
 
-def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    """Interleave train and bare runs, then warm trains and the read-only commands in the last train's home."""
+def run_benchmark(
+    args: argparse.Namespace, save: Callable[[dict[str, Any]], None] = lambda _: None
+) -> dict[str, Any]:
+    """Train runs in fresh homes, interleaved with bare runs; after the first, the read-only commands in its home;
+    after each, `--warm-repeats` warm trains spread over the repeats. `save` gets the figures so far after every
+    run (on a loaded machine a run can take minutes: what finished is kept)."""
     config = args.config.resolve()
     source = args.source
     train_runs: list[dict[str, Any]] = []
     bare_runs: list[dict[str, Any]] = []
     warm_runs: list[dict[str, Any]] = []
     reads: dict[str, list[dict[str, Any]]] = {name: [] for name in READ_COMMANDS}
-    last_home: Path | None = None
+
+    def measured() -> dict[str, Any]:
+        variants = {"train": describe_variant(train_runs)} if train_runs else {}
+        if bare_runs:
+            variants["bare"] = describe_variant(bare_runs)
+        if warm_runs:
+            variants["train_warm"] = describe_variant(warm_runs)
+        figures: dict[str, Any] = {"variants": variants}
+        if train_runs and bare_runs:
+            figures["overhead_ratio"] = round(
+                variants["train"]["wall_median"] / variants["bare"]["wall_median"], 3
+            )
+        if any(reads.values()):
+            figures["read_commands"] = {name: describe_reads(runs) for name, runs in reads.items() if runs}
+        return figures
+
+    home: Path | None = None
     try:
         for repeat in range(1, args.repeats + 1):
-            if last_home is not None:
-                shutil.rmtree(last_home, ignore_errors=True)
-            last_home = Path(tempfile.mkdtemp(prefix="guardflow-bench-"))
+            if home is not None:
+                shutil.rmtree(home, ignore_errors=True)
+            home = Path(tempfile.mkdtemp(prefix="guardflow-bench-"))
             print(f"[{repeat}/{args.repeats}] train (fresh home) ...", file=sys.stderr, flush=True)
-            train_runs.append(run_train(config, last_home, "run", args.timeout, source))
+            train_runs.append(run_train(config, home, "run", args.timeout, source))
+            save(measured())
             if args.bare:
                 print(f"[{repeat}/{args.repeats}] bare ...", file=sys.stderr, flush=True)
                 bare_runs.append(run_bare(config, args.timeout))
-        assert last_home is not None
-        for repeat in range(1, args.warm_repeats + 1):
-            print(f"[warm {repeat}] train (home of the last train run) ...", file=sys.stderr, flush=True)
-            warm_runs.append(run_train(config, last_home, f"run-warm-{repeat}", args.timeout, source))
-        for repeat in range(args.read_repeats):
-            for name in READ_COMMANDS:  # interleaved, like the trains
-                print(f"[read {repeat + 1}] {name} ...", file=sys.stderr, flush=True)
-                reads[name].append(run_read_command(config, last_home, name, args.timeout, source))
+                save(measured())
+            for read in range(args.read_repeats if repeat == 1 else 0):
+                for name in READ_COMMANDS:  # interleaved, like the trains
+                    print(f"[read {read + 1}] {name} ...", file=sys.stderr, flush=True)
+                    reads[name].append(run_read_command(config, home, name, args.timeout, source))
+                save(measured())
+            warm_here = len(range(repeat - 1, args.warm_repeats, args.repeats))
+            for warm in range(warm_here):
+                print(f"[{repeat}/{args.repeats}] train (warm home) ...", file=sys.stderr, flush=True)
+                warm_runs.append(run_train(config, home, f"run-warm-{warm + 1}", args.timeout, source))
+                save(measured())
     finally:
-        if last_home is not None:
-            shutil.rmtree(last_home, ignore_errors=True)
-
-    variants = {"train": describe_variant(train_runs)}
-    if bare_runs:
-        variants["bare"] = describe_variant(bare_runs)
-    if warm_runs:
-        variants["train_warm"] = describe_variant(warm_runs)
-    measured: dict[str, Any] = {"variants": variants}
-    if bare_runs:
-        measured["overhead_ratio"] = round(
-            variants["train"]["wall_median"] / variants["bare"]["wall_median"], 3
-        )
-    if args.read_repeats:
-        measured["read_commands"] = {name: describe_reads(runs) for name, runs in reads.items()}
-    return measured
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
+    return measured()
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -416,25 +427,28 @@ def format_table(results: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Measure, save the JSON, print the table; exit 1 if any run failed (its figures are still saved)."""
+    """Measure, save the JSON (after every run, `complete` false until the end), print the table; exit 1 if any
+    run failed (its figures are still saved)."""
     args = parse_args(argv)
     started_at = datetime.now(UTC)
-    load_before = os.getloadavg()
-    measured = run_benchmark(args)
-    results = {
-        "benchmark": "pipeline",
-        "timestamp_utc": started_at.isoformat(timespec="seconds"),
-        "config": str(args.config.resolve()),
-        "source": str(args.source),
-        "machine": {
-            **machine_info(args.source),
-            "load_average_before": [round(load, 2) for load in load_before],
-            "load_average_after": load_average(),
-        },
-        **measured,
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    load_before = load_average()
+    machine = machine_info(args.source)
+
+    def save(measured: dict[str, Any], complete: bool = False) -> dict[str, Any]:
+        results = {
+            "benchmark": "pipeline",
+            "timestamp_utc": started_at.isoformat(timespec="seconds"),
+            "config": str(args.config.resolve()),
+            "source": str(args.source),
+            "complete": complete,
+            "machine": {**machine, "load_average_before": load_before, "load_average_after": load_average()},
+            **measured,
+        }
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        return results
+
+    results = save(run_benchmark(args, save), complete=True)
     print(format_table(results))
     print(f"saved {args.output}")
     all_ok = all(variant["all_exit_zero"] for variant in results["variants"].values()) and all(
