@@ -4,10 +4,10 @@ Variants, each run as a subprocess so interpreter start and imports count for bo
 - `train`: `guardflow train --config configs/adult.yaml`, each time in a fresh GUARDFLOW_HOME (Prefect and
   MLflow start from nothing, as on a new machine);
 - `bare`: `bench/bare_dp.py`, the same DP model with no safety stages;
-- `train_warm` (`--warm-repeats`, default 1): `guardflow train` again in the home the last `train` run left
+- `train_warm` (`--warm-repeats`, default 1): `guardflow train` again in the home a `train` run left
   (Prefect's and MLflow's databases exist: what a user's second and later runs cost);
 - the commands that only read records (`budget`, `history`, `lineage show`), `--read-repeats` times each, in
-  that home.
+  the first train run's home.
 Every train run is cut into: startup (command to its first output line), the flow's start (to the flow's own
 first line: imports and the Prefect API), each stage (from the previous stage's line to its own: stages log
 when they end), the flow (as summary.json records it) and total wall. `train` and `bare` runs are interleaved
@@ -63,13 +63,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="guardflow YAML config")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON")
     parser.add_argument(
-        "--warm",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also time one train run that reuses the last run's home (default: on)",
-    )
-    parser.add_argument(
-        "--warm-repeats", type=int, default=1, help="warm train runs in the last home (default 1)"
+        "--warm-repeats",
+        type=int,
+        default=1,
+        help="train runs in the home a fresh run left, spread over the repeats (default 1; 0: none)",
     )
     parser.add_argument(
         "--bare",
@@ -332,7 +329,7 @@ def machine_info(source: Path = REPO) -> dict[str, Any]:
 
 
 def run_benchmark(
-    args: argparse.Namespace, save: Callable[[dict[str, Any]], None] = lambda _: None
+    args: argparse.Namespace, save: Callable[[dict[str, Any]], object] = lambda _: None
 ) -> dict[str, Any]:
     """Train runs in fresh homes, interleaved with bare runs; after the first, the read-only commands in its home;
     after each, `--warm-repeats` warm trains spread over the repeats. `save` gets the figures so far after every
