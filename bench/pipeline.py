@@ -4,10 +4,10 @@ Variants, each run as a subprocess so interpreter start and imports count for bo
 - `train`: `guardflow train --config configs/adult.yaml`, each time in a fresh GUARDFLOW_HOME (Prefect and
   MLflow start from nothing, as on a new machine);
 - `bare`: `bench/bare_dp.py`, the same DP model with no safety stages;
-- `train_warm` (`--warm-repeats`, default 1): `guardflow train` again in the home the last `train` run left
+- `train_warm` (`--warm-repeats`, default 1): `guardflow train` again in the home a `train` run left
   (Prefect's and MLflow's databases exist: what a user's second and later runs cost);
 - the commands that only read records (`budget`, `history`, `lineage show`), `--read-repeats` times each, in
-  that home.
+  the first train run's home.
 Every train run is cut into: startup (command to its first output line), the flow's start (to the flow's own
 first line: imports and the Prefect API), each stage (from the previous stage's line to its own: stages log
 when they end), the flow (as summary.json records it) and total wall. `train` and `bare` runs are interleaved
@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -33,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -62,13 +63,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="guardflow YAML config")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON")
     parser.add_argument(
-        "--warm",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also time one train run that reuses the last run's home (default: on)",
-    )
-    parser.add_argument(
-        "--warm-repeats", type=int, default=1, help="warm train runs in the last home (default 1)"
+        "--warm-repeats",
+        type=int,
+        default=1,
+        help="train runs in the home a fresh run left, spread over the repeats (default 1; 0: none)",
     )
     parser.add_argument(
         "--bare",
@@ -112,7 +110,11 @@ def isolated_environment(home: Path | None, source: Path = REPO) -> dict[str, st
 def run_timed(
     command: list[str], environment: dict[str, str], timeout: float, cwd: Path = REPO
 ) -> dict[str, Any]:
-    """Run a command to the end and time it; keep its output lines with the second each one arrived."""
+    """Run a command to the end and time it; keep its output lines with the second each one arrived.
+
+    `cpu_seconds`: user + system CPU of the command and the processes it waited for (the Prefect API server
+    included), a figure the machine's load barely moves, unlike wall time."""
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     lines: list[tuple[float, str]] = []
     with subprocess.Popen(
@@ -132,7 +134,12 @@ def run_timed(
             exit_code = process.wait()
         finally:
             watchdog.cancel()
-    return {"wall_seconds": time.perf_counter() - started, "exit_code": exit_code, "lines": lines}
+    wall = time.perf_counter() - started
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (children_after.ru_utime - children_before.ru_utime) + (
+        children_after.ru_stime - children_before.ru_stime
+    )
+    return {"wall_seconds": wall, "cpu_seconds": cpu, "exit_code": exit_code, "lines": lines}
 
 
 def output_notes(timed: dict[str, Any]) -> dict[str, Any]:
@@ -194,6 +201,7 @@ def run_train(config: Path, home: Path, run_name: str, timeout: float, source: P
     timeline = notes["stage_seconds"]
     return {
         "wall_seconds": round(timed["wall_seconds"], 2),
+        "cpu_seconds": round(timed["cpu_seconds"], 2),
         "exit_code": timed["exit_code"],
         "load_average_before": load,
         # Spawn to the first console line: what a user waits in silence.
@@ -215,6 +223,8 @@ def run_read_command(
     timed = run_timed(command, isolated_environment(home, source), timeout, cwd=source)
     return {
         "wall_seconds": round(timed["wall_seconds"], 2),
+        "cpu_seconds": round(timed["cpu_seconds"], 2),
+        "load_average_before": load_average(),
         "startup_seconds": round(timed["lines"][0][0], 2) if timed["lines"] else None,
         "exit_code": timed["exit_code"],
         "lines": len(timed["lines"]),
@@ -227,6 +237,7 @@ def describe_reads(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "repeats": len(runs),
         "wall_seconds": walls,
         "wall_median": statistics.median(walls),
+        "cpu_median": median_of(runs, "cpu_seconds"),
         "all_exit_zero": all(run["exit_code"] == 0 for run in runs),
         "runs": runs,
     }
@@ -272,6 +283,7 @@ def describe_variant(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "startup_median": median_of(runs, "startup_seconds"),
                 "flow_start_median": median_of(runs, "flow_start_seconds"),
                 "flow_median": median_of(runs, "flow_seconds"),
+                "cpu_median": median_of(runs, "cpu_seconds"),
                 "stage_medians": {
                     name: statistics.median(run["stages"][name] for run in runs if name in run["stages"])
                     for name in stage_names
@@ -316,50 +328,61 @@ def machine_info(source: Path = REPO) -> dict[str, Any]:
     }
 
 
-def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    """Interleave train and bare runs, then warm trains and the read-only commands in the last train's home."""
+def run_benchmark(
+    args: argparse.Namespace, save: Callable[[dict[str, Any]], object] = lambda _: None
+) -> dict[str, Any]:
+    """Train runs in fresh homes, interleaved with bare runs; after the first, the read-only commands in its home;
+    after each, `--warm-repeats` warm trains spread over the repeats. `save` gets the figures so far after every
+    run (on a loaded machine a run can take minutes: what finished is kept)."""
     config = args.config.resolve()
     source = args.source
     train_runs: list[dict[str, Any]] = []
     bare_runs: list[dict[str, Any]] = []
     warm_runs: list[dict[str, Any]] = []
     reads: dict[str, list[dict[str, Any]]] = {name: [] for name in READ_COMMANDS}
-    last_home: Path | None = None
+
+    def measured() -> dict[str, Any]:
+        variants = {"train": describe_variant(train_runs)} if train_runs else {}
+        if bare_runs:
+            variants["bare"] = describe_variant(bare_runs)
+        if warm_runs:
+            variants["train_warm"] = describe_variant(warm_runs)
+        figures: dict[str, Any] = {"variants": variants}
+        if train_runs and bare_runs:
+            figures["overhead_ratio"] = round(
+                variants["train"]["wall_median"] / variants["bare"]["wall_median"], 3
+            )
+        if any(reads.values()):
+            figures["read_commands"] = {name: describe_reads(runs) for name, runs in reads.items() if runs}
+        return figures
+
+    home: Path | None = None
     try:
         for repeat in range(1, args.repeats + 1):
-            if last_home is not None:
-                shutil.rmtree(last_home, ignore_errors=True)
-            last_home = Path(tempfile.mkdtemp(prefix="guardflow-bench-"))
+            if home is not None:
+                shutil.rmtree(home, ignore_errors=True)
+            home = Path(tempfile.mkdtemp(prefix="guardflow-bench-"))
             print(f"[{repeat}/{args.repeats}] train (fresh home) ...", file=sys.stderr, flush=True)
-            train_runs.append(run_train(config, last_home, "run", args.timeout, source))
+            train_runs.append(run_train(config, home, "run", args.timeout, source))
+            save(measured())
             if args.bare:
                 print(f"[{repeat}/{args.repeats}] bare ...", file=sys.stderr, flush=True)
                 bare_runs.append(run_bare(config, args.timeout))
-        assert last_home is not None
-        for repeat in range(1, args.warm_repeats + 1):
-            print(f"[warm {repeat}] train (home of the last train run) ...", file=sys.stderr, flush=True)
-            warm_runs.append(run_train(config, last_home, f"run-warm-{repeat}", args.timeout, source))
-        for repeat in range(args.read_repeats):
-            for name in READ_COMMANDS:  # interleaved, like the trains
-                print(f"[read {repeat + 1}] {name} ...", file=sys.stderr, flush=True)
-                reads[name].append(run_read_command(config, last_home, name, args.timeout, source))
+                save(measured())
+            for read in range(args.read_repeats if repeat == 1 else 0):
+                for name in READ_COMMANDS:  # interleaved, like the trains
+                    print(f"[read {read + 1}] {name} ...", file=sys.stderr, flush=True)
+                    reads[name].append(run_read_command(config, home, name, args.timeout, source))
+                save(measured())
+            warm_here = len(range(repeat - 1, args.warm_repeats, args.repeats))
+            for warm in range(warm_here):
+                print(f"[{repeat}/{args.repeats}] train (warm home) ...", file=sys.stderr, flush=True)
+                warm_runs.append(run_train(config, home, f"run-warm-{warm + 1}", args.timeout, source))
+                save(measured())
     finally:
-        if last_home is not None:
-            shutil.rmtree(last_home, ignore_errors=True)
-
-    variants = {"train": describe_variant(train_runs)}
-    if bare_runs:
-        variants["bare"] = describe_variant(bare_runs)
-    if warm_runs:
-        variants["train_warm"] = describe_variant(warm_runs)
-    measured: dict[str, Any] = {"variants": variants}
-    if bare_runs:
-        measured["overhead_ratio"] = round(
-            variants["train"]["wall_median"] / variants["bare"]["wall_median"], 3
-        )
-    if args.read_repeats:
-        measured["read_commands"] = {name: describe_reads(runs) for name, runs in reads.items()}
-    return measured
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
+    return measured()
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -386,37 +409,43 @@ def format_table(results: dict[str, Any]) -> str:
         stages = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in variant["stage_medians"].items())
         lines.append(
             f"{name} medians: first line {figure(variant['startup_median'], 2)}s, flow start "
-            f"{figure(variant['flow_start_median'], 1)}s, flow {figure(variant['flow_median'], 1)}s; stages (s): "
+            f"{figure(variant['flow_start_median'], 1)}s, flow {figure(variant['flow_median'], 1)}s, CPU "
+            f"{figure(variant['cpu_median'], 1)}s; stages (s): "
             f"{stages}"
         )
     if "overhead_ratio" in results:
         lines.append(f"overhead median(train)/median(bare) = {results['overhead_ratio']:.2f}x")
     for name, reads in results.get("read_commands", {}).items():
         walls = ", ".join(f"{wall:.2f}" for wall in reads["wall_seconds"])
-        lines.append(f"{name:<13} median {reads['wall_median']:.2f}s  ({walls})")
+        lines.append(
+            f"{name:<13} median {reads['wall_median']:.2f}s wall, {figure(reads['cpu_median'], 2)}s CPU  ({walls})"
+        )
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Measure, save the JSON, print the table; exit 1 if any run failed (its figures are still saved)."""
+    """Measure, save the JSON (after every run, `complete` false until the end), print the table; exit 1 if any
+    run failed (its figures are still saved)."""
     args = parse_args(argv)
     started_at = datetime.now(UTC)
-    load_before = os.getloadavg()
-    measured = run_benchmark(args)
-    results = {
-        "benchmark": "pipeline",
-        "timestamp_utc": started_at.isoformat(timespec="seconds"),
-        "config": str(args.config.resolve()),
-        "source": str(args.source),
-        "machine": {
-            **machine_info(args.source),
-            "load_average_before": [round(load, 2) for load in load_before],
-            "load_average_after": load_average(),
-        },
-        **measured,
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    load_before = load_average()
+    machine = machine_info(args.source)
+
+    def save(measured: dict[str, Any], complete: bool = False) -> dict[str, Any]:
+        results = {
+            "benchmark": "pipeline",
+            "timestamp_utc": started_at.isoformat(timespec="seconds"),
+            "config": str(args.config.resolve()),
+            "source": str(args.source),
+            "complete": complete,
+            "machine": {**machine, "load_average_before": load_before, "load_average_after": load_average()},
+            **measured,
+        }
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        return results
+
+    results = save(run_benchmark(args, save), complete=True)
     print(format_table(results))
     print(f"saved {args.output}")
     all_ok = all(variant["all_exit_zero"] for variant in results["variants"].values()) and all(

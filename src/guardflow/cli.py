@@ -146,9 +146,13 @@ def _start_prefect_api(flow_name: str, dataset_id: str) -> Callable[[], None]:
 
     failures: list[BaseException] = []
 
+    # The server boots while this process imports, the two sharing the CPU: it gets the configured startup time
+    # twice over, so that a start the usual path would allow is not refused for having begun earlier.
+    timeout = 2 * prefect_settings.server.ephemeral.startup_timeout_seconds
+
     def start() -> None:
         try:
-            SubprocessASGIServer().start()
+            SubprocessASGIServer().start(timeout=timeout)
         except BaseException as error:  # handed to the main thread, which reports it once
             failures.append(error)
 
