@@ -205,6 +205,10 @@ class PrivacySettings(StrictModel):
     # standard error ~0.007) for 10% of the rows; nothing is spent on them, so the accounting is unchanged.
     audit_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
     lifetime_epsilon: Annotated[float, Field(gt=0)] = 10.0
+    # Out-of-core training (data on disk, large path) only: stop DP-SGD after this many steps when `epochs`
+    # would take more (10M rows at batch 512 would be 100,000 steps). The noise is calibrated to, and the
+    # accountant records, the steps actually run at the sample rate, so the guarantee stays exact.
+    max_steps: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
     def _target_fits_budget(self) -> PrivacySettings:
