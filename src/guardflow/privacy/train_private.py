@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,6 +31,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from guardflow.privacy.network import build_mlp
 from guardflow.settings import ModelSettings, PrivacySettings
+
+if TYPE_CHECKING:
+    from guardflow.privacy.train_streaming import EncodedArrays
 
 logger = logging.getLogger(__name__)
 
@@ -360,3 +364,5 @@ class SavedModel:
     weights_sha256: str
     # Which accepted rows were trained on and which were held out for the membership audit.
     audit: AuditSplit | None = None
+    # Out of core: the encoded rows on disk by role (training, calibration, audit) and a bounded typed sample.
+    encoded: EncodedArrays | None = None
