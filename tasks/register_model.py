@@ -1,5 +1,7 @@
 """Register the candidate in MLflow with its tags, card and run record; only a passing one becomes champion."""
 
+import pandas as pd
+
 from guardflow import __version__
 from guardflow.data.table import Table, typed_frame
 from guardflow.evaluation.decide_gate import GateDecision
@@ -7,6 +9,7 @@ from guardflow.evaluation.evaluate_safety import Evaluation
 from guardflow.evaluation.model_card import render_model_card, render_model_card_html
 from guardflow.io import promotion, registry
 from guardflow.io.lineage import LineageDataset, file_dataset
+from guardflow.io.validate_file import FileContractResult
 from guardflow.lineage.facets import model_facet
 from guardflow.privacy.train_private import SavedModel
 from guardflow.run.run_context import RunContext
@@ -26,11 +29,20 @@ def model_dataset(context: RunContext, model: ModelFigures) -> LineageDataset:
     )
 
 
+def _example_rows(saved: SavedModel, train: Table | FileContractResult) -> pd.DataFrame:
+    """Five training rows for the model's input example; out of core, from the sample training kept aside."""
+    if isinstance(train, Table):
+        return train.rows.head(5)
+    if saved.encoded is None:
+        raise ValueError("a model trained on partitioned data carries its encoded arrays")
+    return pd.read_parquet(saved.encoded.sample_path).head(5)
+
+
 @stage_task("register-model")
 def register_model(
     context: RunContext,
     saved: SavedModel,
-    train: Table,
+    train: Table | FileContractResult,
     evaluation: Evaluation,
     decision: GateDecision,
     summary: RunSummary,
@@ -102,7 +114,7 @@ def register_model(
         "hidden_units": list(saved.trained.hidden_units),
         "dataset": settings.dataset.model_dump(mode="json"),
     }
-    example = typed_frame(train.rows.head(5), settings.dataset)[list(settings.dataset.features)]
+    example = typed_frame(_example_rows(saved, train), settings.dataset)[list(settings.dataset.features)]
     with context.stage("register_model", inputs=[file_dataset(saved.weights_path)]) as stage:
         registry.track_dataset(context.home, settings.dataset.id)
         version = registry.log_candidate(
