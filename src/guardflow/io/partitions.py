@@ -8,7 +8,7 @@ row number in a Parquet file, and in a folder, numbered on after the previous fi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,3 +134,39 @@ class SourceReader:
                 first += rows
                 groups, size, rows = [], 0, 0
         self._next_offset = first
+
+
+def sample_parts(
+    parts: Sequence[Path],
+    limit: int,
+    seed: int,
+    columns: list[str] | None = None,
+    scan_parts: Sequence[Path] | None = None,
+) -> pd.DataFrame:
+    """A uniform random sample of at most `limit` rows over Parquet parts (index `source_row`), read part by part
+    so memory holds one part and the sample: what drift compares when the data is large. With `scan_parts`,
+    the rows the scan flagged are left out first. All rows, in order, when there are no more than `limit`."""
+    import numpy as np
+
+    from guardflow.data.partitioned import rows_to_train
+
+    pairs = list(zip(parts, scan_parts if scan_parts is not None else [None] * len(parts), strict=True))
+    if scan_parts is None:
+        import pyarrow.parquet as pq
+
+        sizes = [pq.ParquetFile(part).metadata.num_rows for part in parts]
+    else:
+        sizes = [len(rows_to_train(part, scan, columns=[])) for part, scan in pairs]
+    total = sum(sizes)
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(total, size=limit, replace=False)) if total > limit else None
+    frames = []
+    start = 0
+    for (part, scan), size in zip(pairs, sizes, strict=True):
+        rows = rows_to_train(part, scan, columns)
+        if chosen is not None:
+            mine = chosen[(chosen >= start) & (chosen < start + size)] - start
+            rows = rows.iloc[mine]
+        frames.append(rows)
+        start += size
+    return pd.concat(frames)
