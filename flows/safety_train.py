@@ -126,7 +126,5 @@ def _train_partitioned(
     decision = gate_model(
         context, evaluation, saved, comparison, window.comparison if window else None, test_rows
     )
-    summary = summarize_partitioned_training(
-        context, contract, scan, saved, evaluation, decision, budgets
-    )
+    summary = summarize_partitioned_training(context, contract, scan, saved, evaluation, decision, budgets)
     return register_model(context, saved, contract, evaluation, decision, summary, approval_reasons or [])

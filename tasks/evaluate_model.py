@@ -72,7 +72,9 @@ def audit_encoded_rows(context: RunContext, saved: SavedModel) -> MembershipAudi
     )
 
 
-def training_rows(saved: SavedModel, contract: ContractResult | None, scan: ScanResult | None) -> pd.DataFrame:
+def training_rows(
+    saved: SavedModel, contract: ContractResult | None, scan: ScanResult | None
+) -> pd.DataFrame:
     """The rows the candidate trained on (accepted by the contract, not flagged by the scan); out of core, the
     bounded uniform sample of them that training kept aside."""
     if saved.encoded is not None:

@@ -5,8 +5,8 @@ from pathlib import Path
 from guardflow.data.table import Table
 from guardflow.io.cluster import uses_cluster
 from guardflow.io.datasets import read_split, read_table
-from guardflow.io.sources import open_source
 from guardflow.io.lineage import file_dataset
+from guardflow.io.sources import open_source
 from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
 from tasks.stage_task import stage_task

@@ -14,9 +14,9 @@ from guardflow.drift.judge_retrain import WindowJudgement
 from guardflow.evaluation.decide_gate import GateDecision
 from guardflow.evaluation.evaluate_safety import Evaluation
 from guardflow.io import run_folder
+from guardflow.io.lineage import file_dataset
 from guardflow.io.scan_parts import PartitionedScan
 from guardflow.io.validate_file import FileContractResult
-from guardflow.io.lineage import file_dataset
 from guardflow.lineage.facets import prefect_facet
 from guardflow.poisoning.scan_poisoning import ScanResult
 from guardflow.privacy.privacy_budget import SourceBudget
@@ -24,9 +24,9 @@ from guardflow.privacy.train_private import SavedModel
 from guardflow.run.run_context import RunContext, open_run
 from guardflow.run.summary import (
     LineageFigures,
+    PoisoningFigures,
     RunSummary,
     WindowFigures,
-    PoisoningFigures,
     failed_summary,
     partitioned_training_summary,
     scan_summary,

@@ -6,6 +6,7 @@ from pathlib import Path
 from openlineage.client.facet_v2 import InputDatasetFacet
 
 from guardflow.contract.validate_contract import ContractResult, validate_table
+from guardflow.data.partitioned import ACCEPTED_FOLDER
 from guardflow.data.table import Table
 from guardflow.errors import ConfigError, PiiError
 from guardflow.io.cluster import dask_client
@@ -72,12 +73,13 @@ def _log_verdict(result: ContractResult | FileContractResult, prefix: str) -> No
 
 
 @stage_task("validate-contract-in-chunks", holds_raw_rows=True)
-def validate_in_chunks(context: RunContext, path: Path) -> FileContractResult:
+def validate_in_chunks(context: RunContext, path: Path, accepted: bool = False) -> FileContractResult:
     """The contract over a file (or folder) of any size, partition by partition in bounded memory, on Dask
     workers when `io/cluster.py` says so; quarantine streamed to parquet.
 
     No PII policy can be applied chunk by chunk, so the first chunk goes through the guard's detection first:
     a dataset with a `pii.columns` policy, a column that looks personal, or a stray identifier stops the run.
+    `accepted`: the workers write the accepted rows as Parquet parts under `<run_dir>/accepted` (to train on).
     """
     settings = context.settings
     dataset = contract_dataset(settings)
@@ -95,6 +97,7 @@ def validate_in_chunks(context: RunContext, path: Path) -> FileContractResult:
                 skip_rows=skip_rows,
                 chunk_bytes=compute.partition_bytes,
                 client=client,
+                accepted_dir=context.run_dir / ACCEPTED_FOLDER if accepted else None,
                 line_key=None if settings.pii.keep_malformed_text else read_pii_key(context.home),
             )
         checked = file_dataset(path, row_count=result.rows_in, sha256=result.sha256)
