@@ -70,6 +70,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--batch-size", type=int, default=1024, help="privacy.batch_size of the derived config"
     )
+    parser.add_argument(
+        "--sample-rows",
+        type=int,
+        default=50_000,
+        help="compute.sample_rows (the scan's row-comparing detectors)",
+    )
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--keep-data", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
@@ -143,8 +149,7 @@ def derived_config(config: Path, folder: Path, args: argparse.Namespace, workers
         )
     settings["contract"]["suite"] = str((config.parent / settings["contract"]["suite"]).resolve())
     settings["privacy"].update({"delta": 1.0e-8, "max_steps": args.max_steps, "batch_size": args.batch_size})
-    if workers:
-        settings.setdefault("compute", {})["workers"] = workers
+    settings["compute"] = {"sample_rows": args.sample_rows, **({"workers": workers} if workers else {})}
     path = folder / f"scale-{workers}.yaml"
     path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     return path
@@ -304,11 +309,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "code": git_commit(),
-        "settings": {"max_steps": args.max_steps, "batch_size": args.batch_size, "delta": 1.0e-8},
+        "settings": {
+            "max_steps": args.max_steps,
+            "batch_size": args.batch_size,
+            "delta": 1.0e-8,
+            "sample_rows": args.sample_rows,
+        },
         "runs": [],
     }
     try:
-        for rows in sorted(args.rows):
+        for rows in sorted(args.rows, reverse=True):  # the largest first: the run that matters most
             for data_format in args.formats:
                 data = scratch / f"adult-{rows}.{data_format}"
                 seconds = generate(base, rows, data, args.seed, bounds)
