@@ -211,6 +211,18 @@ class MemorySampler(threading.Thread):
         self.join()
 
 
+def run_environment(home: Path) -> dict[str, str]:
+    """A fresh home, telemetry off, and room for Prefect's ephemeral server to start on a loaded machine."""
+    environment = isolated_environment(home)
+    environment.update(
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="600",
+        GX_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+    )
+    return environment
+
+
 def run_train(config: Path, data: Path, home: Path, timeout: float) -> dict[str, Any]:
     """One `guardflow train --data`, timed, with its peak anonymous memory."""
     guardflow = Path(sys.executable).parent / "guardflow"
@@ -230,7 +242,7 @@ def run_train(config: Path, data: Path, home: Path, timeout: float) -> dict[str,
     with subprocess.Popen(
         command,
         cwd=REPO,
-        env=isolated_environment(home),
+        env=run_environment(home),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
