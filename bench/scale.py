@@ -195,25 +195,27 @@ class MemorySampler(threading.Thread):
         self.peak_kb = 0
         self.peak_processes = 0
         self.samples = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             tree = process_tree(self.root)
             total = sum(rss_anon_kb(pid) for pid in tree)
             self.samples += 1
             if total > self.peak_kb:
                 self.peak_kb, self.peak_processes = total, len(tree)
-            self._stop.wait(SAMPLE_SECONDS)
+            self._halt.wait(SAMPLE_SECONDS)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
 def run_environment(home: Path) -> dict[str, str]:
     """A fresh home, telemetry off, and room for Prefect's ephemeral server to start on a loaded machine."""
     environment = isolated_environment(home)
+    # This checkout's code, whichever checkout the venv was installed from.
+    environment["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO)])
     environment.update(
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="600",
@@ -333,7 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rows in sorted(args.rows, reverse=True):  # the largest first: the run that matters most
             for data_format in args.formats:
                 data = scratch / f"adult-{rows}.{data_format}"
-                seconds = generate(base, rows, data, args.seed, bounds)
+                # A file left by an earlier run with --scratch and the same seed is the same data: reuse it.
+                seconds = 0.0 if data.is_file() else generate(base, rows, data, args.seed, bounds)
                 print(
                     f"generated {data.name}: {data.stat().st_size / 2**20:.0f} MiB in {seconds:.0f}s",
                     flush=True,
