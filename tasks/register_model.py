@@ -1,8 +1,11 @@
 """Register the candidate in MLflow with its tags, card and run record; only a passing one becomes champion."""
 
+from pathlib import Path
+
 import pandas as pd
 
 from guardflow import __version__
+from guardflow.data.partitioned import SCAN_FOLDER
 from guardflow.data.table import Table, typed_frame
 from guardflow.evaluation.decide_gate import GateDecision
 from guardflow.evaluation.evaluate_safety import Evaluation
@@ -36,6 +39,12 @@ def _example_rows(saved: SavedModel, train: Table | FileContractResult) -> pd.Da
     if saved.encoded is None:
         raise ValueError("a model trained on partitioned data carries its encoded arrays")
     return pd.read_parquet(saved.encoded.sample_path).head(5)
+
+
+def _quarantine_files(context: RunContext) -> list[Path]:
+    """The run's quarantine: one file in memory; on the large path the contract's and the scan's."""
+    files = [context.run_dir / "quarantine.parquet", context.run_dir / SCAN_FOLDER / "quarantine.parquet"]
+    return [path for path in files if path.is_file()]
 
 
 @stage_task("register-model")
@@ -122,7 +131,7 @@ def register_model(
             params=params,
             metrics=metrics,
             tags=tags,
-            artifacts=[card_path, card_html_path, *plots, context.run_dir / "quarantine.parquet"],
+            artifacts=[card_path, card_html_path, *plots, *_quarantine_files(context)],
             weights_path=saved.weights_path,
             spec=spec,
             model_name=settings.registry.model_name,
