@@ -48,6 +48,7 @@ SAMPLE_SECONDS = 0.2
 RESAMPLED_SHARE = 0.02
 RESAMPLED_COLUMNS = ("workclass", "occupation", "native-country")
 PAGE_KB = 1024
+OUTPUT_TAIL = 20
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -77,6 +78,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="compute.sample_rows (the scan's row-comparing detectors)",
     )
     parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument(
+        "--training-only",
+        action="store_true",
+        help="measure only out-of-core encoding and DP training (no Prefect, no Dask stages) on the whole file",
+    )
     parser.add_argument("--keep-data", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -276,6 +282,69 @@ def run_train(config: Path, data: Path, home: Path, timeout: float) -> dict[str,
     }
 
 
+def train_out_of_core(config: Path, data: Path, out_dir: Path) -> dict[str, Any]:
+    """Encode `data` (as one accepted part, read in chunks) and train on it out of core; judge on the test split.
+    Run in a child process by `run_training_only`, which measures its memory."""
+    from guardflow.data.encode_features import encode_features
+    from guardflow.data.table import label_vector, labelled_rows
+    from guardflow.io.datasets import read_split
+    from guardflow.privacy.network import predict_proba
+    from guardflow.privacy.train_streaming import encode_parts, train_streaming
+    from guardflow.settings import load_settings
+
+    settings = load_settings(config)
+    started = time.perf_counter()
+    arrays = encode_parts([data], None, settings.dataset, settings.privacy, settings.model.seed, out_dir)
+    encoded = time.perf_counter()
+    trained = train_streaming(arrays, settings.privacy, settings.model)
+    finished = time.perf_counter()
+    test = labelled_rows(read_split(settings.dataset, "test").rows, settings.dataset)
+    probabilities = predict_proba(trained.model, encode_features(test, settings.dataset)).numpy()
+    labels = label_vector(test, settings.dataset).to_numpy()
+    return {
+        "encode_seconds": round(encoded - started, 1),
+        "encode_rows_per_second": round(arrays.total / (encoded - started)),
+        "train_seconds": round(finished - encoded, 1),
+        "rows": arrays.rows,
+        "accuracy": round(float(((probabilities >= 0.5) == labels).mean()), 4),
+        "epsilon": trained.privacy.epsilon,
+        "steps": trained.privacy.steps,
+        "sample_rate": trained.privacy.sample_rate,
+        "noise_multiplier": trained.privacy.noise_multiplier,
+    }
+
+
+def run_training_only(config: Path, data: Path, out_dir: Path, timeout: float) -> dict[str, Any]:
+    """`train_out_of_core` in a fresh process, with its peak RssAnon sampled as for a whole run."""
+    code = (
+        "import json, sys; from pathlib import Path; from bench.scale import train_out_of_core; "
+        "print(json.dumps(train_out_of_core(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))))"
+    )
+    started = time.perf_counter()
+    with subprocess.Popen(
+        [sys.executable, "-c", code, str(config), str(data), str(out_dir)],
+        cwd=REPO,
+        env=run_environment(out_dir.parent),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        sampler = MemorySampler(process.pid)
+        sampler.start()
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        finally:
+            sampler.stop()
+    printed = [line for line in output.splitlines() if line.startswith("{")]
+    figures = json.loads(printed[-1]) if printed else {"output_tail": output.splitlines()[-OUTPUT_TAIL:]}
+    return {
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "exit_code": process.returncode,
+        "peak_rss_anon_mb": round(sampler.peak_kb / PAGE_KB, 1),
+        **figures,
+    }
+
+
 def stage_figures(summary_path: Path) -> dict[str, Any]:
     """Row accounting and the privacy figures of the run's summary.json."""
     if not summary_path.is_file():
@@ -341,7 +410,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"generated {data.name}: {data.stat().st_size / 2**20:.0f} MiB in {seconds:.0f}s",
                     flush=True,
                 )
-                for workers in args.workers:
+                if args.training_only:
+                    config = derived_config(args.config, scratch, args, 0)
+                    print(f"out-of-core training on {rows:,} rows", flush=True)
+                    run = run_training_only(config, data, scratch / f"encoded-{rows}", args.timeout)
+                    run.update(rows=rows, format=data_format, variant="training_only")
+                    print(json.dumps(run), flush=True)
+                    results["runs"].append(run)
+                    args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+                    shutil.rmtree(scratch / f"encoded-{rows}", ignore_errors=True)
+                for workers in [] if args.training_only else args.workers:
                     home = scratch / f"home-{rows}-{data_format}-{workers}"
                     config = derived_config(args.config, scratch, args, workers)
                     print(f"run {rows:,} rows, {data_format}, workers {workers or 'auto'}", flush=True)
@@ -358,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if not args.keep_data and args.scratch is None:
             shutil.rmtree(scratch, ignore_errors=True)
-    results["targets"] = targets(results["runs"])
+    results["targets"] = targets([run for run in results["runs"] if "workers" in run])
     args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results["targets"], indent=2))
     return 0
