@@ -298,7 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode, file = args.run
         print(json.dumps(run_inside(mode, Path(file), args.config, args.workers, args.chunk_mb)))
         return 0
-    files = {name: expanded_file(args.config, rows, args.data_dir) for name, rows in SIZES.items()}
+    wanted = {"1M": args.repeats > 0 or args.whole_frame, "10M": args.repeats_10m > 0}
+    files = {
+        name: expanded_file(args.config, rows, args.data_dir) for name, rows in SIZES.items() if wanted[name]
+    }
     variants: dict[str, list[dict[str, Any]]] = {"chunked 1M": [], "chunked 10M": []}
     for _ in range(args.repeats):
         variants["chunked 1M"].append(run_measured("chunked", files["1M"], args))
