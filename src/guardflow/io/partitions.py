@@ -8,18 +8,23 @@ row number in a Parquet file, and in a folder, numbered on after the previous fi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from guardflow.data.table import column_problems, empty_malformed
+from guardflow.data.table import Table, column_problems, empty_malformed
 from guardflow.errors import DataError
 from guardflow.io.datasets import Chunk, FileReader, check_sha256, content_sha256
 from guardflow.io.read_parquet import read_parquet_text
-from guardflow.io.sources import Source
+from guardflow.io.sources import Source, open_source, source_sha256
 from guardflow.settings import DatasetSettings
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 @dataclass(frozen=True)
@@ -170,3 +175,67 @@ def sample_parts(
         frames.append(rows)
         start += size
     return pd.concat(frames)
+
+
+def sample_source(
+    path: Path,
+    dataset: DatasetSettings,
+    limit: int,
+    seed: int,
+    partition_bytes: int,
+    client: Client | None = None,
+    expected_sha256: str | None = None,
+) -> Table:
+    """A uniform seeded random sample of at most `limit` parsed rows of a source of any size, as text rows (a
+    `Table` whose sha256 is the source's): what drift compares when the reference or the batch is large.
+
+    Each partition (read and sampled on `client`'s workers, or here) gives every row a seeded random key and keeps
+    its `limit` smallest; the `limit` smallest over all partitions are a uniform sample without replacement
+    (bottom-k sampling), so memory holds two samples, whatever the source's size. Malformed lines are not
+    sampled (they cannot be compared)."""
+    source = open_source(Path(path), dataset, checksums=False)
+    reader = SourceReader(source, dataset, partition_bytes, expected_sha256=expected_sha256)
+    draw = functools.partial(_bottom_keys, na_values=dataset.na_values, limit=limit, seed=seed)
+    kept: pd.DataFrame | None = None
+    items = enumerate(reader.partitions())
+    results = (
+        (draw(item) for item in items)
+        if client is None
+        else (future.result() for future in _submitted(client, draw, items))
+    )
+    for keyed in results:
+        kept = keyed if kept is None else pd.concat([kept, keyed]).nsmallest(limit, _KEY)
+    rows = kept.drop(columns=[_KEY]).sort_index() if kept is not None else pd.DataFrame()
+    sha256 = source_sha256(list(reader.sha256s.items()))
+    return Table(path=source.path, sha256=sha256, rows=rows)
+
+
+_KEY = "__sample_key__"
+
+
+def _bottom_keys(item: tuple[int, Partition], na_values: list[str], limit: int, seed: int) -> pd.DataFrame:
+    """The partition's `limit` rows with the smallest seeded random keys, with their keys."""
+    import numpy as np
+
+    index, partition = item
+    rows, _ = read_partition(partition, na_values)
+    rows[_KEY] = np.random.default_rng([seed, index]).random(len(rows))
+    return rows.nsmallest(limit, _KEY) if len(rows) > limit else rows
+
+
+def _submitted(
+    client: Client,
+    draw: Callable[[tuple[int, Partition]], pd.DataFrame],
+    items: Iterator[tuple[int, Partition]],
+) -> Iterator[Any]:
+    """Futures of `draw` over the partitions, at most two per worker in flight."""
+    from collections import deque
+
+    window = 2 * max(len(client.scheduler_info(n_workers=-1)["workers"]), 1)
+    pending: deque[Any] = deque()
+    for item in items:
+        (data,) = client.scatter([item])
+        pending.append(client.submit(draw, data, pure=False))
+        if len(pending) >= window:
+            yield pending.popleft()
+    yield from pending

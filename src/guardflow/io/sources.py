@@ -7,6 +7,8 @@ file's `source_row`s are numbered after the previous file's (see `io/partitions.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,3 +77,11 @@ def open_source(
             )
         files.append(SourceFile(path=file, bytes=file.stat().st_size, sha256=digest, parquet=parquet))
     return Source(path=Path(path).resolve(), files=tuple(files))
+
+
+def source_sha256(checksums: Sequence[tuple[Path, str]]) -> str:
+    """A source's identity: a single file's sha256, or for a folder the sha256 of its files' names and sha256s."""
+    if len(checksums) == 1:
+        return checksums[0][1]
+    listing = "".join(f"{path.name}\t{digest}\n" for path, digest in checksums)
+    return hashlib.sha256(listing.encode()).hexdigest()

@@ -27,7 +27,7 @@ from guardflow.data.partitioned import PartitionedData, SourceChecksum, part_nam
 from guardflow.data.table import LINE, REASONS, SOURCE_ROW, empty_malformed, typed_frame
 from guardflow.errors import ContractError
 from guardflow.io.partitions import Partition, SourceReader, read_partition
-from guardflow.io.sources import Source, open_source
+from guardflow.io.sources import Source, open_source, source_sha256
 from guardflow.pii.guard_pii import LINE_HMAC, LINE_LENGTH, mask_malformed
 from guardflow.settings import ContractSettings, DatasetSettings
 
@@ -102,9 +102,7 @@ def validate_file(
         raise ContractError(f"{source.path}: {error}") from None
     return FileContractResult(
         path=source.path,
-        sha256=partitioned.sources[0].sha256
-        if len(partitioned.sources) == 1
-        else _folder_sha256(partitioned),
+        sha256=source_sha256([(source.path, source.sha256) for source in partitioned.sources]),
         suite_name=partitioned.suite_name,
         rows_in=partitioned.rows_in,
         rows_accepted=partitioned.rows_accepted,
@@ -115,14 +113,6 @@ def validate_file(
         chunks=chunks,
         partitioned=partitioned,
     )
-
-
-def _folder_sha256(partitioned: PartitionedData) -> str:
-    """A folder's identity: the sha256 of its files' names and checksums, in order."""
-    import hashlib
-
-    listing = "".join(f"{source.path.name}\t{source.sha256}\n" for source in partitioned.sources)
-    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def _validate_source(

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from guardflow.errors import DataError
-from guardflow.io.partitions import SourceReader, read_partition, sample_parts
+from guardflow.io.partitions import SourceReader, read_partition, sample_parts, sample_source
 from guardflow.io.sources import open_source
 from guardflow.settings import Settings
 
@@ -80,3 +80,22 @@ def test_a_sample_of_parts_is_uniform_bounded_and_seeded(tmp_path: Path) -> None
     assert set(first["x"]) == {0.0, 1.0, 2.0}, "every part contributes"
     assert first.index.equals(again.index), "the same seed draws the same rows"
     assert len(sample_parts(parts, 1000, seed=1)) == 300, "no more rows than the limit: all of them"
+
+
+def test_a_large_source_is_sampled_uniformly_partition_by_partition(
+    base_lines: list[bytes], adult_settings: Settings, tmp_path: Path
+) -> None:
+    # given the 100-row folder read in 2 kB partitions
+    folder = _folder(base_lines, adult_settings, tmp_path / "data")
+    dataset = adult_settings.dataset
+    # when 30 rows are sampled twice with one seed, and once with a limit above the row count
+    first = sample_source(folder, dataset, 30, seed=3, partition_bytes=2000)
+    again = sample_source(folder, dataset, 30, seed=3, partition_bytes=2000)
+    whole = sample_source(folder, dataset, 500, seed=3, partition_bytes=2000)
+    # then the sample is 30 distinct rows from both files, seeded; a small source comes back whole
+    assert len(first.rows) == 30 and first.rows.index.is_unique, "the sample holds `limit` distinct rows"
+    assert first.rows.index.min() < 60 <= first.rows.index.max(), "both files contribute rows"
+    assert first.rows.index.equals(again.rows.index), "the same seed draws the same rows"
+    assert whole.rows.index.tolist() == list(range(100)), "a limit above the rows takes every row, in order"
+    assert list(first.rows.columns) == dataset.expected_columns, "the sample keeps the text columns only"
+    assert first.sha256 == whole.sha256 and len(first.sha256) == 64, "the sample names its source's identity"
