@@ -305,7 +305,7 @@ def train_out_of_core(config: Path, data: Path, out_dir: Path) -> dict[str, Any]
         "encode_seconds": round(encoded - started, 1),
         "encode_rows_per_second": round(arrays.total / (encoded - started)),
         "train_seconds": round(finished - encoded, 1),
-        "rows": arrays.rows,
+        "rows_by_role": arrays.rows,
         "accuracy": round(float(((probabilities >= 0.5) == labels).mean()), 4),
         "epsilon": trained.privacy.epsilon,
         "steps": trained.privacy.steps,
