@@ -64,6 +64,7 @@ bench: setup ## benchmarks: JSON figures (and a plot) under bench/results/
 	$(PYTHON) bench/drift.py
 	$(PYTHON) bench/drift_poisoning.py
 	$(PYTHON) bench/poisoning.py
+	$(PYTHON) bench/scale.py
 	$(PYTHON) bench/attacks.py
 
 ui: setup ## MLflow UI on the embedded store, at http://127.0.0.1:5000 (HOST=... only with basic auth)

@@ -1,13 +1,15 @@
-"""Benchmark: the data contract on Adult expanded to 1M and 10M rows, validated in chunks in bounded memory.
+"""Benchmark: the data contract on Adult expanded to 1M and 10M rows, validated partition by partition on Dask.
 
 The expanded files are written once to a temp folder (`--data-dir`, reused when present): adult.data repeated,
-each copy with `fnlwgt` shifted a little and one row in 1,000 given an impossible age (so the quarantine path
-runs: 0.1% of rows, under the 5% limit). Each run is a fresh subprocess (`--run`) calling
-`validate_file` with GX doing the validation; the parent samples the process tree's memory every 50 ms
-(resident set summed over the workers, and PSS, which counts pages the forked workers share once).
-rows/s is over the `validate_file` call (imports and interpreter start excluded, reported apart). The
-`whole-frame` variant at 1M reads the file into one frame and runs `validate_contract` on it, for reference.
-The machine is shared: read the load averages beside the figures, and medians.
+each copy with seeded noise on `fnlwgt` (so rows are not exact copies) and one row in 1,000 given an impossible
+age (so the quarantine path runs: 0.1% of rows, under the 5% limit). Each run is a fresh subprocess (`--run`)
+that starts a LocalCluster of `--workers` single-threaded worker processes (0: in this process), then calls
+`validate_file` with the accepted rows written as Parquet parts, as the large training path does; the parent
+samples the process tree's memory every 50 ms (resident set summed over the workers, and PSS). rows/s is over
+the `validate_file` call (imports and the cluster's start excluded, reported apart). The `whole-frame` variant
+at 1M reads the file into one frame and runs `validate_contract` on it, for reference. The machine is shared:
+read the load averages beside the figures, and medians. `contract_throughput` is the measure for other
+benchmarks (bench/scale.py).
 
     .venv/bin/python bench/validate.py --repeats 3 --repeats-10m 1
 """
@@ -25,15 +27,19 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO / "configs" / "adult.yaml"
 DEFAULT_OUTPUT = REPO / "bench" / "results" / "validate.json"
 SIZES = {"1M": 1_000_000, "10M": 10_000_000}
 PLANTED_EVERY = 1_000
+NOISE_SEED = 15
 SAMPLE_SECONDS = 0.05
 
 
@@ -41,7 +47,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="chunked runs at 1M rows (default 3)")
     parser.add_argument("--repeats-10m", type=int, default=1, help="chunked runs at 10M rows (default 1)")
-    parser.add_argument("--workers", type=int, default=2, help="GX worker processes (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="Dask worker processes (default 2; 0: none)")
     parser.add_argument("--chunk-mb", type=int, default=0, help="chunk size in MB (default: the library's)")
     parser.add_argument("--whole-frame", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
@@ -65,18 +71,18 @@ def expanded_file(config: Path, rows: int, folder: Path) -> Path:
     dataset = load_settings(config).dataset
     base = read_split(dataset, "train").rows.reset_index(drop=True)
     fnlwgt = base["fnlwgt"].astype("int64")
+    rng = np.random.default_rng(NOISE_SEED)
     partial = path.with_suffix(".partial")
     written = 0
     with partial.open("w", encoding="utf-8", newline="") as handle:
-        copy = 0
         while written < rows:
             part = base.head(rows - written).copy()
-            part["fnlwgt"] = (fnlwgt.head(len(part)) + (copy * 7) % 1000).astype(str)
+            noise = rng.integers(-2000, 2001, size=len(part))
+            part["fnlwgt"] = (fnlwgt.head(len(part)) + noise).clip(lower=1).astype(str)
             planted = part.index[(part.index + written) % PLANTED_EVERY == PLANTED_EVERY - 1]
             part.loc[planted, "age"] = "300"
             part.to_csv(handle, header=False, index=False, na_rep="?", lineterminator="\n")
             written += len(part)
-            copy += 1
     partial.rename(path)
     return path
 
@@ -93,19 +99,27 @@ def run_inside(mode: str, path: Path, config: Path, workers: int, chunk_mb: int)
     settings = load_settings(config)
     load_suite(settings.contract.suite)  # imports GX before the clock starts
     imported = time.perf_counter() - started
-    cpu_before = _cpu_seconds()
-    start = time.perf_counter()
+    cluster_seconds = 0.0
     if mode == "chunked":
         chunk_bytes = chunk_mb * 2**20 if chunk_mb else CHUNK_BYTES
-        with tempfile.TemporaryDirectory() as folder:
+        begun = time.perf_counter()
+        with _client(workers) as client, tempfile.TemporaryDirectory() as folder:
+            if client is not None:
+                client.run(load_suite, settings.contract.suite)  # each worker imports GX before the clock too
+            cluster_seconds = time.perf_counter() - begun
+            cpu_before = _cpu_seconds() + _workers_cpu_seconds(client)
+            start = time.perf_counter()
             result = validate_file(
                 path,
                 settings.dataset,
                 settings.contract,
                 Path(folder) / "quarantine.parquet",
                 chunk_bytes=chunk_bytes,
-                workers=workers,
+                client=client,
+                accepted_dir=Path(folder) / "accepted",
             )
+            seconds = time.perf_counter() - start
+            cpu = _cpu_seconds() + _workers_cpu_seconds(client) - cpu_before
         figures = {
             "rows_in": result.rows_in,
             "rows_accepted": result.rows_accepted,
@@ -115,8 +129,12 @@ def run_inside(mode: str, path: Path, config: Path, workers: int, chunk_mb: int)
             "workers": workers,
         }
     else:
+        cpu_before = _cpu_seconds()
+        start = time.perf_counter()
         table = read_table(path, settings.dataset)
         whole = validate_contract(table.rows, settings.dataset, settings.contract, malformed=table.malformed)
+        seconds = time.perf_counter() - start
+        cpu = _cpu_seconds() - cpu_before
         figures = {
             "rows_in": whole.rows_in,
             "rows_accepted": whole.rows_accepted,
@@ -124,8 +142,7 @@ def run_inside(mode: str, path: Path, config: Path, workers: int, chunk_mb: int)
             "chunks": 1,
             "workers": 1,
         }
-    seconds = time.perf_counter() - start
-    cpu = _cpu_seconds() - cpu_before
+    # CPU time of this process and of the workers over the call (their start and imports excluded).
     return {
         **figures,
         "seconds": seconds,
@@ -133,7 +150,57 @@ def run_inside(mode: str, path: Path, config: Path, workers: int, chunk_mb: int)
         "cpu_seconds": cpu,
         "rows_per_cpu_second": figures["rows_in"] / cpu,
         "import_seconds": imported,
+        "cluster_start_seconds": cluster_seconds,
     }
+
+
+def _workers_cpu_seconds(client: Any) -> float:
+    """User + system CPU time of every Dask worker process so far (0 without a cluster)."""
+    if client is None:
+        return 0.0
+    return float(sum(client.run(_own_cpu_seconds).values()))
+
+
+def _own_cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
+def _client(workers: int) -> Any:
+    """A LocalCluster client of `workers` single-threaded processes, or no client (validate in this process)."""
+    if workers <= 0:
+        return nullcontext(None)
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+
+    class _Both:
+        def __enter__(self) -> Any:
+            self.client = Client(cluster)
+            return self.client
+
+        def __exit__(self, *exc: object) -> None:
+            self.client.close()
+            cluster.close()
+
+    return _Both()
+
+
+def contract_throughput(
+    path: Path, config: Path = DEFAULT_CONFIG, workers: int = 2, chunk_mb: int = 0
+) -> dict[str, Any]:
+    """The contract's figures on `path` (rows/s, CPU, peak memory) in a fresh process with a LocalCluster of
+    `workers`: the measure bench/scale.py takes for its contract stage."""
+    args = argparse.Namespace(config=config, workers=workers, chunk_mb=chunk_mb)
+    return run_measured("chunked", path, args)
 
 
 def _cpu_seconds() -> float:
@@ -231,7 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode, file = args.run
         print(json.dumps(run_inside(mode, Path(file), args.config, args.workers, args.chunk_mb)))
         return 0
-    files = {name: expanded_file(args.config, rows, args.data_dir) for name, rows in SIZES.items()}
+    wanted = {"1M": args.repeats > 0 or args.whole_frame, "10M": args.repeats_10m > 0}
+    files = {
+        name: expanded_file(args.config, rows, args.data_dir) for name, rows in SIZES.items() if wanted[name]
+    }
     variants: dict[str, list[dict[str, Any]]] = {"chunked 1M": [], "chunked 10M": []}
     for _ in range(args.repeats):
         variants["chunked 1M"].append(run_measured("chunked", files["1M"], args))

@@ -1,6 +1,11 @@
-"""`safety-train`: load, guard PII, validate, scan, train with DP, evaluate, gate, register; lineage at every step."""
+"""`safety-train`: load, guard PII, validate, scan, train with DP, evaluate, gate, register; lineage at every step.
+
+Two paths through the same stages: a table in memory, or (for a folder or a file larger than
+`compute.cluster_above_bytes`, or when a Dask cluster is named) partitions on Dask and out-of-core training."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from prefect import flow
 
@@ -10,14 +15,19 @@ from tasks.compare_champion import compare_champion
 from tasks.evaluate_model import describe_rows, evaluate_model, evaluate_window
 from tasks.gate_model import gate_model
 from tasks.guard_pii import guard_data
-from tasks.load_data import load_data
+from tasks.load_data import load_data, training_source_is_large
 from tasks.match_registered import match_registered
-from tasks.record_run import recorded_run, save_quarantine, summarize_training
+from tasks.record_run import (
+    recorded_run,
+    save_quarantine,
+    summarize_partitioned_training,
+    summarize_training,
+)
 from tasks.register_model import register_model
 from tasks.reserve_budget import reserve_budget
-from tasks.scan_data import load_trusted_reference, scan_data
-from tasks.train_model import train_model
-from tasks.validate_data import validate_data
+from tasks.scan_data import load_trusted_reference, scan_data, scan_partitions
+from tasks.train_model import train_model, train_model_out_of_core
+from tasks.validate_data import validate_data, validate_in_chunks
 
 FLOW_NAME = "safety-train"
 
@@ -50,13 +60,12 @@ def safety_train(
         retrain = window_path is not None
         run.summary = match_registered(context, data_path, data_sources, evaluated_on, force, retrain)
         if run.summary is None:
-            run.summary = _train_candidate(
-                context, data_path, data_sources, test_path, window_path, approval_reasons or []
-            )
+            train = _train_partitioned if training_source_is_large(context, data_path) else _train_in_memory
+            run.summary = train(context, data_path, data_sources, test_path, window_path, approval_reasons or [])
     return run.result()
 
 
-def _train_candidate(
+def _train_in_memory(
     context: RunContext,
     data_path: str | None,
     data_sources: list[str] | None,
@@ -65,7 +74,6 @@ def _train_candidate(
     approval_reasons: list[str],
 ) -> RunSummary:
     """Every stage from loading the data to registering the candidate; the summary with its model section."""
-
     train = load_data(context, "train", data_path)
     train = guard_data(context, train, "train")
     contract = validate_data(context, train)
@@ -92,3 +100,41 @@ def _train_candidate(
         context, train, contract, scan, quarantine, saved, evaluation, decision, budgets, window
     )
     return register_model(context, saved, train, evaluation, decision, summary, approval_reasons)
+
+
+def _train_partitioned(
+    context: RunContext,
+    data_path: str | None,
+    data_sources: list[str] | None,
+    test_path: str | None,
+    window_path: str | None,
+    approval_reasons: list[str],
+) -> RunSummary:
+    """The same stages on a source too large for memory: contract and scan partition by partition (on Dask
+    when `io/cluster.py` says so), accepted rows and verdicts as Parquet parts, DP training out of core."""
+    path = Path(data_path) if data_path else context.settings.dataset.train.path
+    contract = validate_in_chunks(context, path, accepted=True)
+    reference = load_trusted_reference(context)
+    scan = scan_partitions(context, contract, reference)
+    budgets = reserve_budget(context, contract, data_sources)
+    saved = train_model_out_of_core(
+        context,
+        path,
+        contract.partitioned.parts,
+        scan.scan_parts,
+        contract.rows_accepted - scan.rows_flagged,
+    )
+    test = load_data(context, "test", test_path)
+    test = guard_data(context, test, "test")
+    evaluation = evaluate_model(context, saved, test)
+    comparison = compare_champion(context, test, evaluation, saved)
+    window = None
+    if window_path is not None:
+        window_table = guard_data(context, load_data(context, "window", window_path), "window")
+        window = evaluate_window(context, saved, window_table, evaluation)
+    test_rows = describe_rows("test set", test, evaluation.rows)
+    decision = gate_model(
+        context, evaluation, saved, comparison, window.comparison if window else None, test_rows
+    )
+    summary = summarize_partitioned_training(context, contract, scan, saved, evaluation, decision, budgets)
+    return register_model(context, saved, contract, evaluation, decision, summary, approval_reasons)

@@ -9,9 +9,13 @@ import pandas as pd
 from guardflow.data.table import Table, typed_frame
 from guardflow.drift.detect_drift import DriftResult, Reference, describe_rule, detect_drift
 from guardflow.drift.judge_retrain import split_window
+from guardflow.errors import DataError
 from guardflow.io import registry
+from guardflow.io.cluster import dask_client, uses_cluster
 from guardflow.io.datasets import read_split, read_table, write_table
 from guardflow.io.lineage import file_dataset
+from guardflow.io.partitions import sample_source
+from guardflow.io.sources import open_source
 from guardflow.run.run_context import RunContext
 from guardflow.run.summary import DriftFigures
 from tasks.stage_log import stage_log
@@ -31,11 +35,32 @@ def load_reference(context: RunContext) -> Reference:
             origin = "configured train file (no champion yet)"
         else:
             path, sha256, sources = champion
-            table = read_table(Path(path), settings.dataset, expected_sha256=sha256)
-            origin = "champion's training data"
+            table, origin = _read_reference(context, Path(path), sha256)
         stage.datasets.append(file_dataset(table.path, row_count=table.row_count))
     stage_log.info("reference %s: %s, %s rows", origin, table.path.name, f"{table.row_count:,}")
     return Reference(table=table, sources=sources)
+
+
+def _read_reference(context: RunContext, path: Path, sha256: str) -> tuple[Table, str]:
+    """The champion's training data whole, or, when it is large (a folder, or past `compute.cluster_above_bytes`),
+    a seeded uniform sample of `drift.sample_rows` rows read partition by partition on Dask: drift compares a
+    sample of that size anyway, and the whole would not fit in memory."""
+    settings = context.settings
+    source = open_source(path, settings.dataset, checksums=False)
+    if not uses_cluster(settings.compute, source):
+        return read_table(path, settings.dataset, expected_sha256=sha256), "champion's training data"
+    with dask_client(settings.compute, source) as client:
+        sample = sample_source(
+            path,
+            settings.dataset,
+            settings.drift.sample_rows,
+            settings.drift.sample_seed,
+            settings.compute.partition_bytes,
+            client,
+        )
+    if sample.sha256 != sha256:
+        raise DataError(f"checksum mismatch for {path}: expected sha256 {sha256}, found {sample.sha256}")
+    return sample, f"a sample of {len(sample.rows):,} rows of the champion's training data"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from guardflow.poisoning.scan_poisoning import ScanResult
 from guardflow.privacy.network import predict_proba
 from guardflow.privacy.train_private import SavedModel
 from guardflow.run.run_context import RunContext
+from tasks.evaluate_model import training_rows
 from tasks.stage_log import stage_log
 from tasks.stage_task import stage_task
 
@@ -25,11 +26,12 @@ def compare_champion(
     test: Table,
     evaluation: Evaluation,
     saved: SavedModel,
-    contract: ContractResult,
-    scan: ScanResult,
+    contract: ContractResult | None = None,
+    scan: ScanResult | None = None,
 ) -> ChampionComparison | None:
     """The champion against the candidate on the same rows (None when there is no champion yet): the test rows,
-    and the rows the candidate trained on (accepted by the contract, not flagged by the scan)."""
+    and the rows the candidate trained on (accepted by the contract, not flagged by the scan; out of core, the
+    bounded sample of them kept at training)."""
     settings = context.settings
     dataset = settings.dataset
     with context.stage("compare_champion", inputs=[file_dataset(test.path, sha256=test.sha256)]):
@@ -49,7 +51,7 @@ def compare_champion(
             return ScoredRows(frame, candidate, predictions, labels)
 
         held_out = labelled_rows(test.rows, dataset)
-        training = contract.accepted[~scan.flagged]
+        training = training_rows(saved, contract, scan)
         comparison = compare_with_champion(
             champion.version,
             scored(held_out),

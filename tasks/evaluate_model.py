@@ -19,6 +19,7 @@ from guardflow.poisoning.scan_poisoning import ScanResult
 from guardflow.privacy.audit_membership import MembershipAudit, audit_membership
 from guardflow.privacy.network import predict_proba
 from guardflow.privacy.train_private import SavedModel
+from guardflow.privacy.train_streaming import sample_rows
 from guardflow.run.run_context import RunContext
 from tasks.check_drift import score_with_champion
 from tasks.stage_log import stage_log
@@ -48,10 +49,51 @@ def audit_training_rows(
     )
 
 
+# Out of core, the membership audit reads at most this many rows a side from the memmaps (seeded, uniform).
+AUDIT_SAMPLE_ROWS = 20_000
+
+
+def audit_encoded_rows(context: RunContext, saved: SavedModel) -> MembershipAudit:
+    """The loss attack out of core: a bounded uniform sample of the rows the MLP trained on against one of the
+    audit split (never trained on), both read from the memory-mapped arrays."""
+    if saved.encoded is None:
+        raise ValueError("the model carries no encoded arrays: train it with tasks.train_model_out_of_core")
+    seed = context.settings.model.seed
+    model = saved.trained.model
+    member_features, member_labels = sample_rows(saved.encoded, "training", AUDIT_SAMPLE_ROWS, seed)
+    held_out_features, held_out_labels = sample_rows(saved.encoded, "audit", AUDIT_SAMPLE_ROWS, seed + 1)
+    return audit_membership(
+        predict_proba(model, member_features).double().numpy(),
+        member_labels,
+        predict_proba(model, held_out_features).double().numpy(),
+        held_out_labels,
+        delta=context.settings.privacy.delta,
+        seed=seed,
+    )
+
+
+def training_rows(
+    saved: SavedModel, contract: ContractResult | None, scan: ScanResult | None
+) -> pd.DataFrame:
+    """The rows the candidate trained on (accepted by the contract, not flagged by the scan); out of core, the
+    bounded uniform sample of them that training kept aside."""
+    if saved.encoded is not None:
+        return pd.read_parquet(saved.encoded.sample_path)
+    if contract is None or scan is None:
+        raise ValueError("an in-memory model needs the contract's accepted rows and the scan's flags")
+    return contract.accepted[~scan.flagged]
+
+
 @stage_task("evaluate-safety")
 def evaluate_model(
-    context: RunContext, saved: SavedModel, test: Table, contract: ContractResult, scan: ScanResult
+    context: RunContext,
+    saved: SavedModel,
+    test: Table,
+    contract: ContractResult | None = None,
+    scan: ScanResult | None = None,
 ) -> Evaluation:
+    """Judge the candidate on the test rows; the membership audit on its own training pool (in memory: the
+    accepted rows; out of core: bounded samples of the encoded arrays, and `contract`/`scan` are not needed)."""
     dataset = context.settings.dataset
     seed = context.settings.model.seed
     inputs = [file_dataset(saved.weights_path), file_dataset(test.path, row_count=test.row_count)]
@@ -63,7 +105,11 @@ def evaluate_model(
         held_out = labelled_rows(test.rows, dataset)
         labels = label_vector(held_out, dataset).to_numpy()
         probabilities = predict(held_out)
-        membership = audit_training_rows(context, saved, contract.accepted[~scan.flagged], predict)
+        membership = (
+            audit_encoded_rows(context, saved)
+            if saved.encoded is not None
+            else audit_training_rows(context, saved, training_rows(saved, contract, scan), predict)
+        )
         evaluation = evaluate_safety(
             probabilities,
             labels,

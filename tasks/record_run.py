@@ -15,6 +15,8 @@ from guardflow.evaluation.decide_gate import GateDecision
 from guardflow.evaluation.evaluate_safety import Evaluation
 from guardflow.io import run_folder
 from guardflow.io.lineage import file_dataset
+from guardflow.io.scan_parts import PartitionedScan
+from guardflow.io.validate_file import FileContractResult
 from guardflow.lineage.facets import prefect_facet
 from guardflow.poisoning.scan_poisoning import ScanResult
 from guardflow.privacy.privacy_budget import SourceBudget
@@ -22,9 +24,11 @@ from guardflow.privacy.train_private import SavedModel
 from guardflow.run.run_context import RunContext, open_run
 from guardflow.run.summary import (
     LineageFigures,
+    PoisoningFigures,
     RunSummary,
     WindowFigures,
     failed_summary,
+    partitioned_training_summary,
     scan_summary,
     training_summary,
 )
@@ -97,6 +101,38 @@ def summarize_training(
         champion_version=window.comparison.champion_version if window.comparison else None,
     )
     return summary.model_copy(update={"window": figures})
+
+
+@stage_task("summarize-training")
+def summarize_partitioned_training(
+    context: RunContext,
+    contract: FileContractResult,
+    scan: PartitionedScan,
+    saved: SavedModel,
+    evaluation: Evaluation,
+    decision: GateDecision,
+    budgets: list[SourceBudget],
+) -> RunSummary:
+    """The training summary of the large path: row accounting from the contract's totals and the scan's flags
+    (both streamed to the one quarantine file)."""
+    poisoning = PoisoningFigures(
+        rows_scanned=scan.rows_in,
+        rows_flagged=scan.rows_flagged,
+        per_detector=scan.per_detector,
+        seconds=round(scan.seconds, 2),
+        detector_seconds=dict(scan.detector_seconds),
+        skipped=dict(scan.skipped),
+    )
+    return partitioned_training_summary(
+        context.header(),
+        contract,
+        poisoning,
+        scan.quarantine_path,
+        saved.trained.privacy,
+        evaluation,
+        decision,
+        budgets,
+    )
 
 
 @stage_task("summarize-scan")

@@ -1,5 +1,10 @@
 """Register the candidate in MLflow with its tags, card and run record; only a passing one becomes champion."""
 
+from pathlib import Path
+
+import pandas as pd
+
+from guardflow.data.partitioned import SCAN_FOLDER
 from guardflow.data.table import Table, typed_frame
 from guardflow.evaluation.decide_gate import GateDecision
 from guardflow.evaluation.evaluate_safety import Evaluation
@@ -7,6 +12,7 @@ from guardflow.evaluation.model_card import render_model_card, render_model_card
 from guardflow.io import promotion, registry
 from guardflow.io.code_version import code_version
 from guardflow.io.lineage import LineageDataset, file_dataset
+from guardflow.io.validate_file import FileContractResult
 from guardflow.lineage.facets import model_facet
 from guardflow.privacy.train_private import SavedModel
 from guardflow.run.run_context import RunContext
@@ -26,11 +32,26 @@ def model_dataset(context: RunContext, model: ModelFigures) -> LineageDataset:
     )
 
 
+def _example_rows(saved: SavedModel, train: Table | FileContractResult) -> pd.DataFrame:
+    """Five training rows for the model's input example; out of core, from the sample training kept aside."""
+    if isinstance(train, Table):
+        return train.rows.head(5)
+    if saved.encoded is None:
+        raise ValueError("a model trained on partitioned data carries its encoded arrays")
+    return pd.read_parquet(saved.encoded.sample_path).head(5)
+
+
+def _quarantine_files(context: RunContext) -> list[Path]:
+    """The run's quarantine: one file in memory; on the large path the contract's and the scan's."""
+    files = [context.run_dir / "quarantine.parquet", context.run_dir / SCAN_FOLDER / "quarantine.parquet"]
+    return [path for path in files if path.is_file()]
+
+
 @stage_task("register-model")
 def register_model(
     context: RunContext,
     saved: SavedModel,
-    train: Table,
+    train: Table | FileContractResult,
     evaluation: Evaluation,
     decision: GateDecision,
     summary: RunSummary,
@@ -105,7 +126,7 @@ def register_model(
         "hidden_units": list(saved.trained.hidden_units),
         "dataset": settings.dataset.model_dump(mode="json"),
     }
-    example = typed_frame(train.rows.head(5), settings.dataset)[list(settings.dataset.features)]
+    example = typed_frame(_example_rows(saved, train), settings.dataset)[list(settings.dataset.features)]
     with context.stage("register_model", inputs=[file_dataset(saved.weights_path)]) as stage:
         registry.track_dataset(context.home, settings.dataset.id)
         version = registry.log_candidate(
@@ -113,7 +134,7 @@ def register_model(
             params=params,
             metrics=metrics,
             tags=tags,
-            artifacts=[card_path, card_html_path, *plots, context.run_dir / "quarantine.parquet"],
+            artifacts=[card_path, card_html_path, *plots, *_quarantine_files(context)],
             weights_path=saved.weights_path,
             spec=spec,
             model_name=settings.registry.model_name,

@@ -3,11 +3,16 @@
 from pathlib import Path
 
 from guardflow.contract.validate_contract import ContractResult
+from guardflow.data.partitioned import SCAN_FOLDER
 from guardflow.data.table import labelled_rows
 from guardflow.drift.detect_drift import Reference
 from guardflow.io import registry
+from guardflow.io.cluster import dask_client
 from guardflow.io.datasets import read_table
 from guardflow.io.lineage import file_dataset
+from guardflow.io.scan_parts import PartitionedScan, scan_parts
+from guardflow.io.sources import open_source
+from guardflow.io.validate_file import FileContractResult
 from guardflow.lineage.facets import poisoning_facet
 from guardflow.poisoning.scan_poisoning import ScanResult, scan_poisoning
 from guardflow.run.run_context import RunContext
@@ -65,4 +70,50 @@ def scan_data(
         stage_log.info("scan      %s skipped: %s", detector, why)
     for shift in result.reference.slices if result.reference else ():
         stage_log.info("scan      shifted against the champion's data: %s", shift.describe())
+    return result
+
+
+@stage_task("scan-poisoning")
+def scan_partitions(
+    context: RunContext, contract: FileContractResult, reference: Reference | None = None
+) -> PartitionedScan:
+    """`scan_data` on the contract's accepted Parquet parts, partition by partition (on Dask when
+    `io/cluster.py` says so): verdicts to `<run_dir>/scan/part-NNNNN.parquet`, flagged rows to its quarantine."""
+    settings = context.settings
+    inputs = [context.rows_dataset("accepted", contract.rows_accepted)]
+    trusted = None
+    if reference is not None:
+        inputs.append(file_dataset(reference.table.path, row_count=reference.table.row_count))
+        trusted = labelled_rows(reference.table.rows, settings.dataset)
+    source = open_source(contract.path, settings.dataset, checksums=False)
+    with context.stage("scan_poisoning", inputs=inputs) as stage:
+        with dask_client(settings.compute, source) as client:
+            result = scan_parts(
+                contract.partitioned.parts,
+                settings.dataset,
+                settings.poisoning,
+                context.run_dir / SCAN_FOLDER,
+                sample_rows=settings.compute.sample_rows,
+                client=client,
+                reference=trusted,
+            )
+        stage.run_facets.update(
+            poisoning_facet(
+                result.rows_in,
+                result.rows_flagged,
+                result.per_detector,
+                result.seconds,
+                result.detector_seconds,
+            )
+        )
+        stage.datasets.append(file_dataset(result.quarantine_path, row_count=result.rows_flagged))
+        stage.datasets.append(context.rows_dataset("training-rows", result.rows_in - result.rows_flagged))
+    detectors = ", ".join(f"{name} {count:,}" for name, count in result.per_detector.items())
+    stage_log.info(
+        "scan      %s rows flagged (%s) in %.1fs", f"{result.rows_flagged:,}", detectors, result.seconds
+    )
+    for note in result.notes:
+        stage_log.info("scan      %s", note)
+    for detector, why in result.skipped.items():
+        stage_log.info("scan      %s skipped: %s", detector, why)
     return result

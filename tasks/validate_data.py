@@ -6,12 +6,15 @@ from pathlib import Path
 from openlineage.client.facet_v2 import InputDatasetFacet
 
 from guardflow.contract.validate_contract import ContractResult, validate_table
+from guardflow.data.partitioned import ACCEPTED_FOLDER
 from guardflow.data.table import Table
 from guardflow.errors import ConfigError, PiiError
-from guardflow.io.datasets import FileReader
+from guardflow.io.cluster import dask_client
 from guardflow.io.lineage import LineageDataset, file_dataset
+from guardflow.io.partitions import SourceReader, read_partition
 from guardflow.io.pii_key import read_pii_key
 from guardflow.io.run_folder import QUARANTINE_FILE
+from guardflow.io.sources import open_source
 from guardflow.io.validate_file import FileContractResult, validate_file
 from guardflow.lineage.facets import assertions_facet, contract_facet, quality_metrics_facet
 from guardflow.pii.guard_pii import contract_dataset, guard_pii
@@ -70,11 +73,13 @@ def _log_verdict(result: ContractResult | FileContractResult, prefix: str) -> No
 
 
 @stage_task("validate-contract-in-chunks", holds_raw_rows=True)
-def validate_in_chunks(context: RunContext, path: Path) -> FileContractResult:
-    """The contract over a file of any size, chunk by chunk in bounded memory; quarantine streamed to parquet.
+def validate_in_chunks(context: RunContext, path: Path, accepted: bool = False) -> FileContractResult:
+    """The contract over a file (or folder) of any size, partition by partition in bounded memory, on Dask
+    workers when `io/cluster.py` says so; quarantine streamed to parquet.
 
     No PII policy can be applied chunk by chunk, so the first chunk goes through the guard's detection first:
     a dataset with a `pii.columns` policy, a column that looks personal, or a stray identifier stops the run.
+    `accepted`: the workers write the accepted rows as Parquet parts under `<run_dir>/accepted` (to train on).
     """
     settings = context.settings
     dataset = contract_dataset(settings)
@@ -82,15 +87,19 @@ def validate_in_chunks(context: RunContext, path: Path) -> FileContractResult:
     source = file_dataset(path)
     with context.stage("validate_contract", inputs=[source]) as stage:
         _refuse_pii_in_chunked_mode(path, settings)
-        result = validate_file(
-            path,
-            dataset,
-            settings.contract,
-            context.run_dir / QUARANTINE_FILE,
-            skip_rows=skip_rows,
-            workers=2,
-            line_key=None if settings.pii.keep_malformed_text else read_pii_key(context.home),
-        )
+        compute = settings.compute
+        with dask_client(compute, open_source(path, dataset, checksums=False)) as client:
+            result = validate_file(
+                path,
+                dataset,
+                settings.contract,
+                context.run_dir / QUARANTINE_FILE,
+                skip_rows=skip_rows,
+                chunk_bytes=compute.partition_bytes,
+                client=client,
+                accepted_dir=context.run_dir / ACCEPTED_FOLDER if accepted else None,
+                line_key=None if settings.pii.keep_malformed_text else read_pii_key(context.home),
+            )
         checked = file_dataset(path, row_count=result.rows_in, sha256=result.sha256)
         _describe_verdict(stage, checked, result, {})
         stage.datasets.append(file_dataset(result.quarantine_path, row_count=result.rows_quarantined))
@@ -111,11 +120,12 @@ def _refuse_pii_in_chunked_mode(path: Path, settings: Settings) -> None:
             f"chunked validation applies no PII policy, and pii.columns sets {sorted(settings.pii.columns)}: "
             "validate without --chunked"
         )
-    reader = FileReader(path, settings.dataset)
-    first = next(iter(reader.chunks()), None)
+    source = open_source(path, settings.dataset, checksums=False)
+    reader = SourceReader(source, settings.dataset, settings.compute.partition_bytes)
+    first = next(iter(reader.partitions()), None)
     if first is None:
         return
-    rows, _ = first.parse(settings.dataset.na_values)
+    rows, _ = read_partition(first, settings.dataset.na_values)
     guarded = guard_pii(rows, settings.pii)  # raises PiiError on a column that looks personal
     if guarded.redacted:
         raise PiiError(

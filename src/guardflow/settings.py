@@ -205,6 +205,10 @@ class PrivacySettings(StrictModel):
     # standard error ~0.007) for 10% of the rows; nothing is spent on them, so the accounting is unchanged.
     audit_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
     lifetime_epsilon: Annotated[float, Field(gt=0)] = 10.0
+    # Out-of-core training (data on disk, large path) only: stop DP-SGD after this many steps when `epochs`
+    # would take more (10M rows at batch 512 would be 100,000 steps). The noise is calibrated to, and the
+    # accountant records, the steps actually run at the sample rate, so the guarantee stays exact.
+    max_steps: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
     def _target_fits_budget(self) -> PrivacySettings:
@@ -384,6 +388,24 @@ class PiiSettings(StrictModel):
     keep_malformed_text: bool = False
 
 
+class ComputeSettings(StrictModel):
+    """Where the data stages run: in this process, on a LocalCluster, or on an existing Dask cluster.
+
+    `DASK_SCHEDULER_ADDRESS` in the environment overrides `scheduler_address`."""
+
+    # An existing Dask scheduler (`tcp://host:8786`); its workers must see the data and run folders' paths.
+    scheduler_address: Annotated[str, Field(pattern=r"^[a-z]+://\S+$")] | None = None
+    # Inputs larger than this (or a folder of files) start a LocalCluster sized to the machine; below it the
+    # stages run in this process, in memory.
+    cluster_above_bytes: Annotated[int, Field(ge=0)] = 256 * 2**20
+    # LocalCluster workers (one process with one thread each); default: one per CPU core.
+    workers: Annotated[int, Field(ge=1)] | None = None
+    # Each partition holds about this many bytes of input (whole records): GX has a fixed cost per validation.
+    partition_bytes: Annotated[int, Field(ge=2**16)] = 56 * 2**20
+    # Detectors that cannot run partition by partition (a model fitted across rows) see at most this many rows.
+    sample_rows: Annotated[int, Field(ge=1000)] = 200_000
+
+
 class Settings(StrictModel):
     """A whole guardflow configuration: one dataset and its policy."""
 
@@ -403,6 +425,7 @@ class Settings(StrictModel):
     lineage: LineageSettings = LineageSettings()
     pii: PiiSettings = PiiSettings()
     deploy: DeploySettings = DeploySettings()
+    compute: ComputeSettings = ComputeSettings()
 
     @model_validator(mode="before")
     @classmethod

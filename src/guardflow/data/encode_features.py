@@ -78,7 +78,8 @@ def encode_features(frame: pd.DataFrame, dataset: DatasetSettings) -> np.ndarray
     blocks: list[np.ndarray] = []
     for name, feature in dataset.features.items():
         if isinstance(feature, NumericFeature):
-            blocks.append(_scale_numeric(frame[name], feature))
+            # Cast per block: the same float32 values, without a float64 copy of the whole matrix.
+            blocks.append(_scale_numeric(frame[name], feature).astype("float32"))
         else:
             blocks.append(_one_hot(frame[name], feature))
     return np.hstack(blocks).astype("float32")

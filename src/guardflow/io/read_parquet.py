@@ -55,14 +55,18 @@ def read_parquet_table(
     return Table(path=path.resolve(), sha256=sha256, rows=rows)
 
 
-def read_parquet_text(path: Path, na_values: list[str]) -> pd.DataFrame:
-    """Every column of a Parquet file as text (missing values and `na_values` as nulls), indexed by `source_row`."""
+def read_parquet_text(
+    path: Path, na_values: list[str], row_groups: tuple[int, ...] | None = None, first_row: int = 0
+) -> pd.DataFrame:
+    """Every column of a Parquet file (or of some of its row groups, whose first row is `first_row`) as text
+    (missing values and `na_values` as nulls), indexed by `source_row`."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        parquet = pq.ParquetFile(path)
+        table = parquet.read() if row_groups is None else parquet.read_row_groups(list(row_groups))
     except (OSError, pa.ArrowException) as error:
         raise DataError(f"cannot read Parquet file {path}: {str(error).splitlines()[0]}") from None
     names = [str(name) for name in table.column_names]
@@ -80,7 +84,7 @@ def read_parquet_text(path: Path, na_values: list[str]) -> pd.DataFrame:
     text_dtype = pd.Series([], dtype="str").dtype  # what read_csv(dtype=str) gives: pandas 3's str, or object
     mapper = {pa.string(): text_dtype}.get if isinstance(text_dtype, pd.StringDtype) else None
     rows = pa.table(columns).to_pandas(types_mapper=mapper)
-    rows.index = pd.Index(np.arange(len(rows), dtype="int64"), name=SOURCE_ROW)
+    rows.index = pd.Index(np.arange(first_row, first_row + len(rows), dtype="int64"), name=SOURCE_ROW)
     return rows
 
 

@@ -1,49 +1,49 @@
-"""The contract on a file of any size: whole-record chunks validated in worker processes, the quarantine
-streamed to parquet, and the whole-file rules judged on the totals."""
+"""The contract on a source of any size: partitions of whole records validated on Dask workers (or in this
+process), accepted rows written by the workers as Parquet parts, the quarantine streamed to parquet, and the
+whole-file rules judged on the totals."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
-import multiprocessing
+import shutil
 from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from guardflow.contract.suite import load_suite
 from guardflow.contract.validate_contract import (
-    ExpectationOutcome,
     Verdict,
     check_not_empty,
     conclude,
     judge_rows,
     stop_early,
 )
+from guardflow.data.partitioned import PartitionedData, SourceChecksum, part_name
 from guardflow.data.table import LINE, REASONS, SOURCE_ROW, empty_malformed, typed_frame
 from guardflow.errors import ContractError
-from guardflow.io.datasets import Chunk, FileReader, check_sha256
+from guardflow.io.partitions import Partition, SourceReader, read_partition
+from guardflow.io.sources import Source, open_source, source_sha256
 from guardflow.pii.guard_pii import LINE_HMAC, LINE_LENGTH, mask_malformed
 from guardflow.settings import ContractSettings, DatasetSettings
 
 if TYPE_CHECKING:
+    from distributed import Client
     from great_expectations.core import ExpectationSuite
 
 # About 530k rows of Adult. GX has a fixed cost per validation (about as much as 500k rows of work, measured),
-# so chunks are big; memory stays bounded by chunk size x workers, whatever the file's size.
-# About 530k rows of Adult. GX has a fixed cost per validation (about as much as 500k rows of work, measured),
-# so chunks are big; memory stays bounded by chunk size x workers, whatever the file's size.
+# so partitions are big; memory stays bounded by partition size x partitions in flight, whatever the file's size.
 CHUNK_BYTES = 56 * 2**20
 
 
 @dataclass(frozen=True)
 class FileContractResult:
-    """The contract's verdict on a whole file validated in chunks; quarantined rows were streamed to parquet."""
+    """The contract's verdict on a whole source validated in partitions; quarantined rows were streamed to parquet
+    and, when asked for, accepted rows written as Parquet parts (`partitioned.parts`)."""
 
     path: Path
     sha256: str
@@ -52,10 +52,11 @@ class FileContractResult:
     rows_accepted: int
     rows_quarantined: int
     rows_malformed: int
-    outcomes: tuple[ExpectationOutcome, ...]
+    outcomes: tuple[Any, ...]
     quarantine_path: Path
     chunks: int
-    report_path: Path | None = None  # chunks are validated apart: no single Data Docs page
+    partitioned: PartitionedData
+    report_path: Path | None = None  # partitions are validated apart: no single Data Docs page
 
 
 def validate_file(
@@ -67,92 +68,156 @@ def validate_file(
     skip_rows: int = 0,
     expected_sha256: str | None = None,
     chunk_bytes: int = CHUNK_BYTES,
-    workers: int = 1,
+    client: Client | None = None,
+    accepted_dir: Path | None = None,
     line_key: bytes | None = None,
 ) -> FileContractResult:
-    """Validate a file of any size chunk by chunk, in bounded memory, with the verdict taken over the whole file.
+    """Validate a file or a folder of files partition by partition, with the verdict taken over the whole source.
 
-    Chunks of about `chunk_bytes` (whole records) are validated by GX in `workers` processes; quarantined rows
-    (original text, `source_row`, reasons; malformed lines with their `line` text) stream to `quarantine_path`.
-    Batch-level checks (empty file, all-null columns, row count, `mostly`, label set, quarantined share) are
-    judged on the totals; a `stop` expectation broken in any chunk stops at once. Raises `ContractError` or
-    `DataError` with one line. `line_key`: write malformed lines as length and keyed hash, not as text.
+    Partitions of about `chunk_bytes` (whole records) are validated by GX on `client`'s workers (in this process
+    when None), at most two per worker in flight; quarantined rows (original text, `source_row`, reasons;
+    malformed lines with their `line` text) stream to `quarantine_path`. With `accepted_dir`, each worker writes
+    its partition's accepted rows there as `part-NNNNN.parquet`. Batch-level checks (empty file, all-null
+    columns, row count, `mostly`, label set, quarantined share) are judged on the totals; a `stop` expectation
+    broken in any partition stops at once. Raises `ContractError` or `DataError` with one line. `line_key`:
+    write malformed lines as length and keyed hash, not as text.
     """
+    source = open_source(Path(path), dataset, checksums=False)
     try:
-        return _validate_file(
-            path,
+        partitioned, chunks = _validate_source(
+            source,
             dataset,
             contract,
             quarantine_path,
             skip_rows,
             expected_sha256,
             chunk_bytes,
-            workers,
+            client,
+            accepted_dir,
             line_key,
         )
     except ContractError as error:
-        raise ContractError(f"{Path(path).resolve()}: {error}") from None
+        if accepted_dir is not None:
+            shutil.rmtree(accepted_dir, ignore_errors=True)  # a stopped batch leaves no rows to train on
+        raise ContractError(f"{source.path}: {error}") from None
+    return FileContractResult(
+        path=source.path,
+        sha256=source_sha256([(source.path, source.sha256) for source in partitioned.sources]),
+        suite_name=partitioned.suite_name,
+        rows_in=partitioned.rows_in,
+        rows_accepted=partitioned.rows_accepted,
+        rows_quarantined=partitioned.rows_quarantined,
+        rows_malformed=partitioned.rows_malformed,
+        outcomes=partitioned.outcomes,
+        quarantine_path=quarantine_path,
+        chunks=chunks,
+        partitioned=partitioned,
+    )
 
 
-def _validate_file(
-    path: Path,
+def _validate_source(
+    source: Source,
     dataset: DatasetSettings,
     contract: ContractSettings,
     quarantine_path: Path,
     skip_rows: int,
     expected_sha256: str | None,
     chunk_bytes: int,
-    workers: int,
+    client: Client | None,
+    accepted_dir: Path | None,
     line_key: bytes | None,
-) -> FileContractResult:
+) -> tuple[PartitionedData, int]:
     suite = load_suite(contract.suite)
-    reader = FileReader(path, dataset, skip_rows, block_bytes=chunk_bytes)
+    reader = SourceReader(source, dataset, chunk_bytes, skip_rows, expected_sha256)
+    if accepted_dir is not None:
+        shutil.rmtree(accepted_dir, ignore_errors=True)
+        accepted_dir.mkdir(parents=True)
     verdicts: list[Verdict] = []
     quarantined = 0
-    with _QuarantineWriter(quarantine_path, dataset, line_key) as writer, _pool(workers) as pool:
-        for verdict in _judge_chunks(reader, dataset, contract.suite, pool, workers):
+    judge = functools.partial(
+        _judge_partition, dataset=dataset, suite_path=contract.suite, accepted_dir=accepted_dir
+    )
+    with _QuarantineWriter(quarantine_path, dataset, line_key) as writer:
+        for verdict in _in_order(judge, enumerate(reader.partitions()), client):
             writer.write(verdict.quarantined)
             quarantined += len(verdict.quarantined)
             verdicts.append(verdict.summary())
             stop_early(verdict, suite)
             del verdict
             _release_memory()
-    check_sha256(path, expected_sha256, reader.sha256)
     check_not_empty(sum(verdict.rows_parsed for verdict in verdicts), empty_malformed())
     outcomes = conclude(suite, contract, verdicts)
     rows_in = sum(verdict.rows_in for verdict in verdicts)
     rows_accepted = sum(verdict.rows_accepted for verdict in verdicts)
     if rows_in != rows_accepted + quarantined or rows_in != reader.rows_parsed + reader.rows_malformed:
         raise RuntimeError(
-            f"chunked contract lost rows: {rows_in} in, {rows_accepted} accepted + {quarantined} quarantined"
+            f"partitioned contract lost rows: {rows_in} in, {rows_accepted} accepted + {quarantined} quarantined"
         )
-    return FileContractResult(
-        path=Path(path).resolve(),
-        sha256=reader.sha256,
-        suite_name=suite.name,
+    parts = (
+        tuple(accepted_dir / part_name(index) for index in range(len(verdicts)))
+        if accepted_dir is not None
+        else ()
+    )
+    partitioned = PartitionedData(
+        parts=parts,
         rows_in=rows_in,
         rows_accepted=rows_accepted,
         rows_quarantined=quarantined,
         rows_malformed=reader.rows_malformed,
+        sources=tuple(SourceChecksum(path, sha256) for path, sha256 in reader.sha256s.items()),
+        suite_name=suite.name,
         outcomes=outcomes,
         quarantine_path=quarantine_path,
-        chunks=len(verdicts),
     )
+    return partitioned, len(verdicts)
 
 
-def _judge_chunk(chunk: Chunk, dataset: DatasetSettings, suite_path: Path) -> Verdict:
-    """The contract on one chunk of a file; runs in a worker process."""
+def _in_order(
+    judge: Callable[[tuple[int, Partition]], Verdict],
+    partitions: Iterator[tuple[int, Partition]],
+    client: Client | None,
+) -> Iterator[Verdict]:
+    """Verdicts of the partitions in order; on a cluster, at most two partitions per worker in flight (one being
+    judged, one on its way), so the client's memory stays bounded."""
+    if client is None:
+        for item in partitions:
+            yield judge(item)
+        return
+    window = 2 * max(len(client.scheduler_info(n_workers=-1)["workers"]), 1)
+    pending: deque[Any] = deque()
+    try:
+        for item in partitions:
+            (data,) = client.scatter([item])  # a partition of CSV carries its bytes: send them, not a graph
+            pending.append(client.submit(judge, data, pure=False))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def _judge_partition(
+    item: tuple[int, Partition], dataset: DatasetSettings, suite_path: Path, accepted_dir: Path | None
+) -> Verdict:
+    """The contract on one partition (on a worker): its verdict, and its accepted rows written as a part."""
+    index, partition = item
     suite = _cached_suite(suite_path)
-    rows, malformed = chunk.parse(dataset.na_values)
-    verdict = judge_rows(rows, typed_frame(rows, dataset), malformed, suite)
-    del rows
+    rows, malformed = read_partition(partition, dataset.na_values)
+    typed = typed_frame(rows, dataset)
+    verdict = judge_rows(rows, typed, malformed, suite)
+    if accepted_dir is not None:
+        accepted = typed.drop(index=verdict.quarantined.index.difference(malformed.index))
+        accepted.reset_index().to_parquet(accepted_dir / part_name(index), index=False)
+    del rows, typed
     _release_memory()
     return verdict
 
 
 def _release_memory() -> None:
-    """Hand freed memory back to the system after a chunk: Arrow's pool otherwise keeps it, and a long file
-    would grow each worker's resident set chunk after chunk."""
+    """Hand freed memory back to the system after a partition: Arrow's pool otherwise keeps it, and a long file
+    would grow each worker's resident set partition after partition."""
     import pyarrow as pa
 
     gc.collect()
@@ -162,36 +227,6 @@ def _release_memory() -> None:
 @functools.lru_cache(maxsize=4)
 def _cached_suite(path: Path) -> ExpectationSuite:
     return load_suite(path)
-
-
-def _judge_chunks(
-    reader: FileReader, dataset: DatasetSettings, suite_path: Path, pool: Executor | None, workers: int
-) -> Iterator[Verdict]:
-    """Verdicts of the file's chunks in order; at most `workers` chunks in flight, so memory stays bounded."""
-    if pool is None:
-        for chunk in reader.chunks():
-            yield _judge_chunk(chunk, dataset, suite_path)
-        return
-    pending: deque[Future[Verdict]] = deque()
-    for chunk in reader.chunks():
-        pending.append(pool.submit(_judge_chunk, chunk, dataset, suite_path))
-        if len(pending) >= workers:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
-
-
-@contextlib.contextmanager
-def _pool(workers: int) -> Iterator[Executor | None]:
-    """Worker processes forked from this one (GX already imported), or None to validate in this process."""
-    if workers <= 1:
-        yield None
-        return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
-    try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _QuarantineWriter:

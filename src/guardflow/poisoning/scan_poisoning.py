@@ -196,30 +196,106 @@ def _label_noise(
     return 1.0 - given_label_confidence, flagged
 
 
-def _outliers(features: np.ndarray, settings: PoisoningSettings) -> tuple[np.ndarray, np.ndarray]:
+def fit_outlier_model(features: np.ndarray, settings: PoisoningSettings) -> IsolationForest:
+    """An isolation forest fitted on `features` (the whole frame, or a bounded sample of a partitioned one); its
+    threshold is the `outlier_contamination` quantile of the scores of the rows it was fitted on."""
     forest = IsolationForest(
         n_estimators=200, contamination=settings.outlier_contamination, random_state=settings.seed
     )
-    verdicts = forest.fit_predict(features)
-    return -forest.score_samples(features), verdicts == -1
+    return forest.fit(features)
+
+
+def score_outliers(forest: IsolationForest, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's anomaly score under the fitted forest and whether it passes the forest's threshold (the rows a
+    `fit_predict` on the fitting rows marks -1)."""
+    samples = forest.score_samples(features)
+    return -samples, samples - forest.offset_ < 0
+
+
+@dataclass(frozen=True)
+class NumericValues:
+    """A numeric column's distinct values (sorted, missing apart), or None once they are more than a cap: what
+    partitions reduce to decide, over the whole data, whether the column is coded by exact value."""
+
+    values: np.ndarray | None
+    has_missing: bool
+
+    def merge(self, other: NumericValues, cap: int) -> NumericValues:
+        if self.values is None or other.values is None:
+            return NumericValues(None, self.has_missing or other.has_missing)
+        values = np.union1d(self.values, other.values)
+        return NumericValues(values if len(values) <= cap else None, self.has_missing or other.has_missing)
+
+
+def numeric_values(frame: pd.DataFrame, dataset: DatasetSettings, cap: int) -> dict[str, NumericValues]:
+    """Each numeric feature's distinct values in `frame` (None beyond `cap` of them)."""
+    found: dict[str, NumericValues] = {}
+    for name, feature in dataset.features.items():
+        if isinstance(feature, NumericFeature):
+            values = frame[name].to_numpy(dtype="float64", na_value=np.nan)
+            missing = np.isnan(values)
+            distinct = np.unique(values[~missing])
+            found[name] = NumericValues(distinct if len(distinct) <= cap else None, bool(missing.any()))
+    return found
+
+
+@dataclass(frozen=True)
+class CodePlan:
+    """How each feature becomes integer codes, fixed over the whole data so partitions code alike: categories by
+    their public list (unknown or missing -> 0), numerics by exact value (missing -> 0) when they take few
+    values, else by their public bins (when `bin_wide`) or left out. `sizes` bounds each feature's codes."""
+
+    exact: dict[str, np.ndarray]
+    binned: tuple[str, ...]
+    sizes: dict[str, int]
+
+
+def code_plan(
+    dataset: DatasetSettings, values: dict[str, NumericValues], max_codes: int, bin_wide: bool
+) -> CodePlan:
+    exact: dict[str, np.ndarray] = {}
+    binned: list[str] = []
+    sizes: dict[str, int] = {}
+    for name, feature in dataset.features.items():
+        if isinstance(feature, CategoricalFeature):
+            sizes[name] = len(feature.categories) + 1
+            continue
+        seen = values[name]
+        if seen.values is not None and len(seen.values) + seen.has_missing <= max_codes:
+            exact[name] = seen.values
+            sizes[name] = len(seen.values) + 1
+        elif bin_wide and feature.bins:
+            binned.append(name)
+            sizes[name] = len(feature.bins) + 1
+    return CodePlan(exact, tuple(binned), sizes)
+
+
+def plan_codes(frame: pd.DataFrame, dataset: DatasetSettings, plan: CodePlan) -> dict[str, np.ndarray]:
+    """Each planned feature of `frame` as integer codes (see `CodePlan`)."""
+    codes: dict[str, np.ndarray] = {}
+    for name, feature in dataset.features.items():
+        if name not in plan.sizes:
+            continue
+        if isinstance(feature, CategoricalFeature):
+            codes[name] = pd.Index(feature.categories).get_indexer(frame[name]).astype("int64") + 1
+            continue
+        values = frame[name].to_numpy(dtype="float64", na_value=np.nan)
+        if name in plan.exact:
+            known = plan.exact[name]
+            position = np.searchsorted(known, values).clip(0, max(len(known) - 1, 0))
+            found = (len(known) > 0) & ~np.isnan(values)
+            codes[name] = np.where(found, position + 1, 0).astype("int64")
+        else:
+            codes[name] = np.digitize(np.nan_to_num(values, nan=feature.min), feature.bins).astype("int64")
+    return codes
 
 
 def _codes(
     frame: pd.DataFrame, dataset: DatasetSettings, max_codes: int, bin_wide: bool
 ) -> dict[str, np.ndarray]:
-    """Each feature as integer codes: categories by their public list (unknown or missing -> 0), numerics by
-    exact value when they take few values, else by their public bins (when `bin_wide`) or left out."""
-    codes: dict[str, np.ndarray] = {}
-    for name, feature in dataset.features.items():
-        if isinstance(feature, CategoricalFeature):
-            codes[name] = pd.Index(feature.categories).get_indexer(frame[name]).astype("int64") + 1
-            continue
-        values = frame[name].to_numpy(dtype="float64", na_value=np.nan)
-        if pd.Series(values).nunique(dropna=False) <= max_codes:
-            codes[name] = pd.factorize(values, use_na_sentinel=False)[0].astype("int64")
-        elif bin_wide and feature.bins:
-            codes[name] = np.digitize(np.nan_to_num(values, nan=feature.min), feature.bins).astype("int64")
-    return codes
+    """Each feature of `frame` as integer codes, planned on `frame` itself (see `CodePlan`)."""
+    values = numeric_values(frame, dataset, max_codes)
+    return plan_codes(frame, dataset, code_plan(dataset, values, max_codes, bin_wide))
 
 
 def _pair_groups(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -230,18 +306,56 @@ def _pair_groups(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.
     return group, counts
 
 
+@dataclass(frozen=True)
+class PairCounts:
+    """How many rows hold each code of each planned feature and each pair of codes: the global reduction the
+    off-manifold detector scores partitions against (partitions' counts add up)."""
+
+    rows: int
+    singles: dict[str, np.ndarray]
+    pairs: dict[tuple[str, str], np.ndarray]
+
+    def __add__(self, other: PairCounts) -> PairCounts:
+        return PairCounts(
+            self.rows + other.rows,
+            {name: counts + other.singles[name] for name, counts in self.singles.items()},
+            {pair: counts + other.pairs[pair] for pair, counts in self.pairs.items()},
+        )
+
+
+def off_manifold_plan(dataset: DatasetSettings, values: dict[str, NumericValues]) -> CodePlan:
+    """The codes the off-manifold detector counts, from the numeric values of the whole data."""
+    return code_plan(dataset, values, _MAX_CODES_OFF_MANIFOLD, bin_wide=True)
+
+
+def count_pairs(frame: pd.DataFrame, dataset: DatasetSettings, plan: CodePlan) -> PairCounts:
+    """The code and code-pair counts of `frame` (one partition, or all of it)."""
+    codes = plan_codes(frame, dataset, plan)
+    singles = {name: np.bincount(code, minlength=plan.sizes[name]) for name, code in codes.items()}
+    pairs = {}
+    for first, second in itertools.combinations(codes, 2):
+        width = plan.sizes[second]
+        flat = np.bincount(codes[first] * width + codes[second], minlength=plan.sizes[first] * width)
+        pairs[(first, second)] = flat.reshape(plan.sizes[first], width)
+    return PairCounts(len(frame), singles, pairs)
+
+
 def _off_manifold(
-    frame: pd.DataFrame, dataset: DatasetSettings, settings: PoisoningSettings
+    frame: pd.DataFrame,
+    dataset: DatasetSettings,
+    settings: PoisoningSettings,
+    plan: CodePlan,
+    counts: PairCounts,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each row, the largest log ratio, over its pairs of values, of how often the pair should occur if
-    the two columns were independent to how often it does (both counts smoothed by one)."""
-    codes = list(_codes(frame, dataset, _MAX_CODES_OFF_MANIFOLD, bin_wide=True).values())
-    rows = len(frame)
-    worst = np.full(rows, -np.inf)
+    the two columns were independent to how often it does (both counts smoothed by one), counts taken over the
+    whole data (`counts`), so a partition is scored as the whole frame would be."""
+    codes = plan_codes(frame, dataset, plan)
+    worst = np.full(len(frame), -np.inf)
     for first, second in itertools.combinations(codes, 2):
-        group, counts = _pair_groups(first, second)
-        expected = np.bincount(first)[first] * np.bincount(second)[second] / rows
-        worst = np.maximum(worst, np.log((expected + 1.0) / (counts[group] + 1.0)))
+        expected = counts.singles[first][codes[first]] * counts.singles[second][codes[second]] / counts.rows
+        seen = counts.pairs[(first, second)][codes[first], codes[second]]
+        worst = np.maximum(worst, np.log((expected + 1.0) / (seen + 1.0)))
     return worst, worst > settings.off_manifold_threshold
 
 
@@ -340,17 +454,78 @@ def _backdoors(
     return score, score > 0
 
 
-def scan_poisoning(
+@dataclass(frozen=True)
+class ScanStatistics:
+    """What scoring a partition needs from the whole data: the off-manifold codes and counts (reduced over every
+    partition) and the outlier forest (fitted on the whole frame, or on a bounded sample of a partitioned one)."""
+
+    plan: CodePlan | None
+    pairs: PairCounts | None
+    forest: IsolationForest | None
+
+
+@dataclass(frozen=True)
+class Detected:
+    """Detectors' scores, flags and notes on some rows (positions of those rows), with each detector's seconds."""
+
+    scores: dict[str, np.ndarray]
+    flags: dict[str, np.ndarray]
+    notes: dict[str, np.ndarray]
+    seconds: dict[str, float]
+    skipped: dict[str, str]
+    reference: ReferenceComparison | None = None
+
+
+# Detectors scored row by row against the statistics: exact on a partition. The others see rows together.
+PARTITION_WISE = (OUT_OF_RANGE, OUTLIER, OFF_MANIFOLD)
+
+
+def scan_statistics(
+    plan: CodePlan | None,
+    pairs: PairCounts | None,
+    sample: pd.DataFrame,
+    dataset: DatasetSettings,
+    settings: PoisoningSettings,
+) -> ScanStatistics:
+    """The statistics from the reductions (`pairs` under `plan`) and the forest fitted on `sample`."""
+    forest = fit_outlier_model(encode_features(sample, dataset), settings) if settings.outliers else None
+    return ScanStatistics(plan, pairs, forest)
+
+
+def score_partition(
+    frame: pd.DataFrame, dataset: DatasetSettings, settings: PoisoningSettings, statistics: ScanStatistics
+) -> Detected:
+    """The partition-wise detectors on one partition (or the whole frame): out of range, outliers under the
+    fitted forest, off-manifold against the global pair counts."""
+    scores: dict[str, np.ndarray] = {}
+    flags: dict[str, np.ndarray] = {}
+    seconds: dict[str, float] = {}
+
+    def run(name: str, detect: Callable[[], tuple[np.ndarray, np.ndarray]]) -> None:
+        begun = time.perf_counter()
+        scores[name], flags[name] = detect()
+        seconds[name] = round(time.perf_counter() - begun, 3)
+
+    run(OUT_OF_RANGE, lambda: _out_of_range(frame, dataset))
+    if settings.outliers and statistics.forest is not None:
+        forest = statistics.forest
+        run(OUTLIER, lambda: score_outliers(forest, encode_features(frame, dataset)))
+    if settings.off_manifold and statistics.plan is not None and statistics.pairs is not None:
+        plan, pairs = statistics.plan, statistics.pairs
+        run(OFF_MANIFOLD, lambda: _off_manifold(frame, dataset, settings, plan, pairs))
+    return Detected(scores, flags, {}, seconds, {})
+
+
+def score_together(
     frame: pd.DataFrame,
     dataset: DatasetSettings,
     settings: PoisoningSettings,
+    partition_wise: Detected,
     reference: pd.DataFrame | None = None,
-) -> ScanResult:
-    """Score every typed row with each enabled detector; raise when the flagged share passes the policy.
-
-    `reference`: the typed, labelled rows the champion was trained on (trusted); without it the trusted-reference
-    detector is skipped, and the result says so."""
-    started = time.perf_counter()
+) -> Detected:
+    """The detectors that judge rows against each other (duplicates, backdoors, slice purity, the trusted
+    reference, label noise) on `frame`: the whole frame, or a bounded sample of a partitioned one, whose
+    `partition_wise` flags tell label noise which rows not to learn from."""
     columns = [*dataset.features, dataset.label.column]
     labels = label_vector(frame, dataset).to_numpy()
     scores: dict[str, np.ndarray] = {}
@@ -365,11 +540,6 @@ def scan_poisoning(
         scores[name], flags[name] = detect()
         seconds[name] = round(time.perf_counter() - begun, 3)
 
-    run(OUT_OF_RANGE, lambda: _out_of_range(frame, dataset))
-    if settings.outliers:
-        run(OUTLIER, lambda: _outliers(encode_features(frame, dataset), settings))
-    if settings.off_manifold:
-        run(OFF_MANIFOLD, lambda: _off_manifold(frame, dataset, settings))
     run(DUPLICATE_FLOOD, lambda: _duplicate_floods(frame[columns], dataset, settings))
     if settings.backdoor:
         run(BACKDOOR, lambda: _backdoors(frame, dataset, labels, settings))
@@ -396,30 +566,73 @@ def scan_poisoning(
         # slices it also flags (exact capital gains only high earners report) are what the model must learn to
         # judge their neighbours (measured on clean Adult: 866 -> 1,015 label-noise flags when they are left out).
         suspect = np.logical_or.reduce(
-            [np.asarray(flagged, dtype=bool) for name, flagged in flags.items() if name != SLICE_PURITY]
+            [
+                np.asarray(flagged, dtype=bool)
+                for name, flagged in {**partition_wise.flags, **flags}.items()
+                if name != SLICE_PURITY
+            ]
         )
         ordinal, categorical = ordinal_features(frame, dataset)
         run(LABEL_NOISE, lambda: _label_noise(ordinal, categorical, labels, settings, suspect))
+    return Detected(scores, flags, notes, seconds, skipped, comparison)
+
+
+def scan_result(
+    index: pd.Index, detected: list[Detected], started: float, rows_in: int | None = None
+) -> ScanResult:
+    """The detectors' verdicts on the rows of `index` as one `ScanResult`, detectors in `DETECTORS` order."""
+    scores = {name: values for part in detected for name, values in part.scores.items()}
+    flags = {name: values for part in detected for name, values in part.flags.items()}
+    notes = {name: values for part in detected for name, values in part.notes.items()}
     order = [detector for detector in DETECTORS if detector in flags]
-    scores, flags = {name: scores[name] for name in order}, {name: flags[name] for name in order}
-    result = ScanResult(
-        rows_in=len(frame),
-        scores=pd.DataFrame(scores, index=frame.index),
-        flags=pd.DataFrame(flags, index=frame.index),
+    comparison = next((part.reference for part in detected if part.reference is not None), None)
+    return ScanResult(
+        rows_in=len(index) if rows_in is None else rows_in,
+        scores=pd.DataFrame({name: scores[name] for name in order}, index=index),
+        flags=pd.DataFrame({name: flags[name] for name in order}, index=index),
         seconds=time.perf_counter() - started,
-        detector_seconds=seconds,
+        detector_seconds={name: part.seconds[name] for part in detected for name in part.seconds},
         notes=pd.DataFrame(
-            {name: notes.get(name, np.full(len(frame), "", dtype=object)) for name in order},
-            index=frame.index,
+            {name: notes.get(name, np.full(len(index), "", dtype=object)) for name in order}, index=index
         ),
-        skipped=skipped,
+        skipped={name: why for part in detected for name, why in part.skipped.items()},
         reference=comparison,
     )
-    share = result.rows_flagged / max(result.rows_in, 1)
+
+
+def check_flagged_share(
+    per_detector: dict[str, int], flagged: int, rows: int, settings: PoisoningSettings
+) -> None:
+    """Raise `PoisoningError` when the scan flagged more of the rows than the policy allows."""
+    share = flagged / max(rows, 1)
     if share > settings.max_flagged_share:
         raise PoisoningError(
-            f"poisoning scan flagged {share:.1%} of rows ({result.per_detector}), "
+            f"poisoning scan flagged {share:.1%} of rows ({per_detector}), "
             f"above the policy's limit of {settings.max_flagged_share:.1%}"
         )
+
+
+def scan_poisoning(
+    frame: pd.DataFrame,
+    dataset: DatasetSettings,
+    settings: PoisoningSettings,
+    reference: pd.DataFrame | None = None,
+) -> ScanResult:
+    """Score every typed row with each enabled detector; raise when the flagged share passes the policy.
+
+    The in-memory scan is the partitioned one (`io/scan_parts.py`) with one partition that is also the sample:
+    the same statistics, the same scoring code.
+    `reference`: the typed, labelled rows the champion was trained on (trusted); without it the trusted-reference
+    detector is skipped, and the result says so."""
+    started = time.perf_counter()
+    plan = pairs = None
+    if settings.off_manifold:
+        plan = off_manifold_plan(dataset, numeric_values(frame, dataset, _MAX_CODES_OFF_MANIFOLD))
+        pairs = count_pairs(frame, dataset, plan)
+    statistics = scan_statistics(plan, pairs, frame, dataset, settings)
+    partition_wise = score_partition(frame, dataset, settings, statistics)
+    together = score_together(frame, dataset, settings, partition_wise, reference)
+    result = scan_result(frame.index, [partition_wise, together], started)
+    check_flagged_share(result.per_detector, result.rows_flagged, result.rows_in, settings)
     logger.debug("poisoning scan: %s in %.1fs", result.per_detector, result.seconds)
     return result

@@ -15,18 +15,25 @@ import hashlib
 import logging
 import time
 import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from opacus import PrivacyEngine
 from opacus.accountants import RDPAccountant
+from opacus.optimizers import DPOptimizer
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from guardflow.privacy.network import build_mlp
 from guardflow.settings import ModelSettings, PrivacySettings
+
+if TYPE_CHECKING:
+    from guardflow.privacy.train_streaming import EncodedArrays
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +78,7 @@ class TrainedModel:
 
 
 @dataclass(frozen=True)
-class _Mechanism:
+class Mechanism:
     """What one DP-SGD run spent and how."""
 
     epsilon: float
@@ -80,6 +87,63 @@ class _Mechanism:
     sample_rate: float
     steps: int
     empty_batches: int
+
+
+@contextmanager
+def quiet_opacus() -> Iterator[None]:
+    """Keep Opacus' known and benign warnings off the console while a private model is made and trained."""
+    with warnings.catch_warnings():
+        # Secure RNG is off (torchcsprng is not installable here; stated in the model card), and the first
+        # layer's backward hook fires without input grads.
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
+        warnings.filterwarnings("ignore", message="Full backward hook")
+        # The PRV accountant sizes its domain with an internal RDP bound at a tiny delta, whose optimum sits at
+        # Opacus' largest default order; it does not affect the epsilon PRV reports.
+        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+        yield
+
+
+def step_through(
+    private_module: nn.Module,
+    private_optimizer: torch.optim.Optimizer,
+    private_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[int, int]:
+    """The DP-SGD loop both samplers share: one noisy clipped step per Poisson batch; (steps, empty batches)."""
+    steps = empty_batches = 0
+    private_module.train()
+    for batch_features, batch_labels in batches:
+        if len(batch_features) == 0:
+            # A Poisson batch can be empty; nothing is released for it, so nothing is spent.
+            empty_batches += 1
+            continue
+        private_optimizer.zero_grad(set_to_none=True)
+        loss = private_loss(private_module(batch_features).squeeze(-1), batch_labels)
+        loss.backward()
+        private_optimizer.step()
+        steps += 1
+    return steps, empty_batches
+
+
+def spent_by(
+    engine: PrivacyEngine,
+    private_optimizer: DPOptimizer,
+    sample_rate: float,
+    steps: int,
+    empty_batches: int,
+    delta: float,
+) -> Mechanism:
+    """What the accountant recorded for a finished DP-SGD run (its own accountant, and RDP beside it)."""
+    rdp = RDPAccountant()
+    rdp.history = list(engine.accountant.history)
+    return Mechanism(
+        epsilon=float(engine.get_epsilon(delta)),
+        epsilon_rdp=float(rdp.get_epsilon(delta, alphas=RDP_ORDERS)),
+        noise_multiplier=float(private_optimizer.noise_multiplier),
+        sample_rate=sample_rate,
+        steps=steps,
+        empty_batches=empty_batches,
+    )
 
 
 def _run_dp_sgd(
@@ -92,17 +156,10 @@ def _run_dp_sgd(
     epochs: int,
     privacy: PrivacySettings,
     generator: torch.Generator,
-) -> tuple[nn.Module, _Mechanism]:
+) -> tuple[nn.Module, Mechanism]:
     """DP-SGD with Poisson sampling, noise calibrated to `privacy.target_epsilon`; returns the plain module."""
     loader = DataLoader(TensorDataset(features, labels), batch_size=batch_size, generator=generator)
-    with warnings.catch_warnings():
-        # Known and benign, so kept off the console: secure RNG is off (torchcsprng is not installable
-        # here; stated in the model card), and the first layer's backward hook fires without input grads.
-        warnings.filterwarnings("ignore", message="Secure RNG turned off")
-        warnings.filterwarnings("ignore", message="Full backward hook")
-        # The PRV accountant sizes its domain with an internal RDP bound at a tiny delta, whose optimum sits at
-        # Opacus' largest default order; it does not affect the epsilon PRV reports.
-        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+    with quiet_opacus():
         engine = PrivacyEngine(accountant=privacy.accountant)
         # Ghost clipping: per-sample gradient norms without materialising per-sample gradients (exact for
         # Linear layers), about 4x faster per epoch than Opacus' hooks on this MLP.
@@ -118,30 +175,11 @@ def _run_dp_sgd(
             poisson_sampling=True,
             grad_sample_mode="ghost",
         )
-        steps = empty_batches = 0
-        private_module.train()
-        for _ in range(epochs):
-            for batch_features, batch_labels in private_loader:
-                if len(batch_features) == 0:
-                    # A Poisson batch can be empty; nothing is released for it, so nothing is spent.
-                    empty_batches += 1
-                    continue
-                private_optimizer.zero_grad(set_to_none=True)
-                loss = private_loss(private_module(batch_features).squeeze(-1), batch_labels)
-                loss.backward()
-                private_optimizer.step()
-                steps += 1
-        epsilon = float(engine.get_epsilon(privacy.delta))
-    rdp = RDPAccountant()
-    rdp.history = list(engine.accountant.history)
-    mechanism = _Mechanism(
-        epsilon=epsilon,
-        epsilon_rdp=float(rdp.get_epsilon(privacy.delta, alphas=RDP_ORDERS)),
-        noise_multiplier=float(private_optimizer.noise_multiplier),
-        sample_rate=float(private_loader.sample_rate),
-        steps=steps,
-        empty_batches=empty_batches,
-    )
+        batches = (batch for _ in range(epochs) for batch in private_loader)
+        steps, empty_batches = step_through(private_module, private_optimizer, private_loss, batches)
+        mechanism = spent_by(
+            engine, private_optimizer, float(private_loader.sample_rate), steps, empty_batches, privacy.delta
+        )
     plain = private_module.to_standard_module()
     plain.eval()
     return plain, mechanism
@@ -164,16 +202,13 @@ def split_by_row_hash(
     """Kept and held-out row positions: a row is held out when the keyed hash of its content falls below
     `fraction`, so its side depends on that row and the key alone (never on the other rows)."""
     rows = np.ascontiguousarray(np.column_stack([features, labels]).astype("float32"))
-    draws = (
-        np.array(
-            [
-                int.from_bytes(hashlib.blake2b(row.tobytes(), key=key, digest_size=8).digest(), "little")
-                for row in rows
-            ],
-            dtype="float64",
-        )
-        / 2.0**64
+    # One buffer sliced per row (not a bytes copy per row): about twice as fast at millions of rows.
+    buffer, width = memoryview(rows.tobytes()), rows.shape[1] * rows.itemsize
+    digests = b"".join(
+        hashlib.blake2b(buffer[start : start + width], key=key, digest_size=8).digest()
+        for start in range(0, len(buffer), width)
     )
+    draws = np.frombuffer(digests, dtype="<u8").astype("float64") / 2.0**64
     held_out = draws < fraction
     return np.flatnonzero(~held_out), np.flatnonzero(held_out)
 
@@ -213,6 +248,73 @@ def _fold_platt_scaling(model: nn.Sequential, slope: float, offset: float) -> No
         last.bias.mul_(slope).add_(offset)
 
 
+def new_optimizer(model: nn.Module, privacy: PrivacySettings) -> torch.optim.Optimizer:
+    """The configured optimizer over the MLP's parameters."""
+    if privacy.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=privacy.learning_rate)
+    return torch.optim.Adam(model.parameters(), lr=privacy.learning_rate)
+
+
+def new_platt_scaling() -> tuple[nn.Linear, torch.optim.Optimizer]:
+    """Platt scaling as a 1-to-1 linear layer starting at the identity, with its optimizer."""
+    platt = nn.Linear(1, 1)
+    with torch.no_grad():
+        platt.weight.fill_(1.0)
+        platt.bias.fill_(0.0)
+    return platt, torch.optim.SGD(platt.parameters(), lr=CALIBRATION_LEARNING_RATE)
+
+
+def as_sequential(trained: nn.Module) -> nn.Sequential:
+    return trained if isinstance(trained, nn.Sequential) else nn.Sequential(*trained.children())
+
+
+def fold_calibration(mlp: nn.Sequential, fitted: nn.Module) -> None:
+    """Fold a fitted Platt scaling into the MLP's last layer."""
+    slope, offset = float(fitted.weight.item()), float(fitted.bias.item())  # type: ignore[operator]
+    _fold_platt_scaling(mlp, slope, offset)
+    logger.debug("Platt scaling: slope %.3f, offset %.3f", slope, offset)
+
+
+def trained_model(
+    mlp: nn.Sequential,
+    main: Mechanism,
+    calibration: Mechanism | None,
+    *,
+    training_rows: int,
+    calibration_rows: int,
+    privacy: PrivacySettings,
+    model_settings: ModelSettings,
+    input_width: int,
+    started: float,
+) -> TrainedModel:
+    """The trained model with its privacy report: the larger epsilon of two mechanisms on disjoint rows."""
+    calibration_epsilon = calibration.epsilon if calibration else 0.0
+    calibration_epsilon_rdp = calibration.epsilon_rdp if calibration else 0.0
+    report = PrivacyReport(
+        epsilon=max(main.epsilon, calibration_epsilon),  # disjoint rows: parallel composition
+        delta=privacy.delta,
+        accountant=privacy.accountant,
+        epsilon_rdp=max(main.epsilon_rdp, calibration_epsilon_rdp),
+        noise_multiplier=main.noise_multiplier,
+        max_grad_norm=privacy.max_grad_norm,
+        sample_rate=main.sample_rate,
+        steps=main.steps,
+        epochs=privacy.epochs,
+        empty_batches=main.empty_batches,
+        training_rows=training_rows,
+        calibration_rows=calibration_rows,
+        calibration_epsilon=calibration_epsilon,
+    )
+    mlp.eval()
+    return TrainedModel(
+        model=mlp,
+        privacy=report,
+        input_width=input_width,
+        hidden_units=tuple(model_settings.hidden_units),
+        seconds=time.perf_counter() - started,
+    )
+
+
 def train_private(
     features: np.ndarray, labels: np.ndarray, privacy: PrivacySettings, model_settings: ModelSettings
 ) -> TrainedModel:
@@ -230,58 +332,27 @@ def train_private(
     )
 
     model = build_mlp(features.shape[1], list(model_settings.hidden_units))
-    optimizer: torch.optim.Optimizer = (
-        torch.optim.SGD(model.parameters(), lr=privacy.learning_rate)
-        if privacy.optimizer == "sgd"
-        else torch.optim.Adam(model.parameters(), lr=privacy.learning_rate)
-    )
     trained, main = _run_dp_sgd(
-        model, optimizer, all_features[train_rows], all_labels[train_rows],
+        model, new_optimizer(model, privacy), all_features[train_rows], all_labels[train_rows],
         batch_size=privacy.batch_size, epochs=privacy.epochs, privacy=privacy, generator=generator,
     )  # fmt: skip
-    mlp = trained if isinstance(trained, nn.Sequential) else nn.Sequential(*trained.children())
+    mlp = as_sequential(trained)
 
-    calibration_epsilon = calibration_epsilon_rdp = 0.0
+    calibration = None
     if len(calibration_rows):
         with torch.no_grad():
             logits = mlp(all_features[calibration_rows]).reshape(-1, 1)
-        platt = nn.Linear(1, 1)
-        with torch.no_grad():
-            platt.weight.fill_(1.0)
-            platt.bias.fill_(0.0)
+        platt, platt_optimizer = new_platt_scaling()
         fitted, calibration = _run_dp_sgd(
-            platt, torch.optim.SGD(platt.parameters(), lr=CALIBRATION_LEARNING_RATE),
-            logits, all_labels[calibration_rows],
+            platt, platt_optimizer, logits, all_labels[calibration_rows],
             batch_size=CALIBRATION_BATCH_SIZE, epochs=CALIBRATION_EPOCHS, privacy=privacy, generator=generator,
         )  # fmt: skip
-        slope, offset = float(fitted.weight.item()), float(fitted.bias.item())  # type: ignore[operator]
-        _fold_platt_scaling(mlp, slope, offset)
-        calibration_epsilon, calibration_epsilon_rdp = calibration.epsilon, calibration.epsilon_rdp
-        logger.debug("Platt scaling: slope %.3f, offset %.3f", slope, offset)
-
-    report = PrivacyReport(
-        epsilon=max(main.epsilon, calibration_epsilon),  # disjoint rows: parallel composition
-        delta=privacy.delta,
-        accountant=privacy.accountant,
-        epsilon_rdp=max(main.epsilon_rdp, calibration_epsilon_rdp),
-        noise_multiplier=main.noise_multiplier,
-        max_grad_norm=privacy.max_grad_norm,
-        sample_rate=main.sample_rate,
-        steps=main.steps,
-        epochs=privacy.epochs,
-        empty_batches=main.empty_batches,
-        training_rows=len(train_rows),
-        calibration_rows=len(calibration_rows),
-        calibration_epsilon=calibration_epsilon,
-    )
-    mlp.eval()
-    return TrainedModel(
-        model=mlp,
-        privacy=report,
-        input_width=features.shape[1],
-        hidden_units=tuple(model_settings.hidden_units),
-        seconds=time.perf_counter() - started,
-    )
+        fold_calibration(mlp, fitted)
+    return trained_model(
+        mlp, main, calibration,
+        training_rows=len(train_rows), calibration_rows=len(calibration_rows), privacy=privacy,
+        model_settings=model_settings, input_width=features.shape[1], started=started,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -293,3 +364,5 @@ class SavedModel:
     weights_sha256: str
     # Which accepted rows were trained on and which were held out for the membership audit.
     audit: AuditSplit | None = None
+    # Out of core: the encoded rows on disk by role (training, calibration, audit) and a bounded typed sample.
+    encoded: EncodedArrays | None = None

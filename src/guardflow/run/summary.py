@@ -414,6 +414,36 @@ def training_summary(
     )
 
 
+def partitioned_training_summary(
+    header: RunHeader,
+    contract: FileContractResult,
+    poisoning: PoisoningFigures,
+    quarantine_path: Path,
+    privacy: PrivacyReport,
+    evaluation: Evaluation,
+    decision: GateDecision,
+    budgets: list[SourceBudget],
+) -> RunSummary:
+    """`training_summary` for a source validated and scanned in partitions (the large path): the same sections,
+    the row accounting from the contract's totals and the scan's flags."""
+    partitioned = RunSummary(
+        **header.model_dump(),
+        status="promoted" if decision.passed else "rejected",
+        seconds=0.0,
+        data=data_figures(
+            str(contract.path),
+            contract.sha256,
+            contract.rows_in,
+            contract.rows_quarantined,
+            poisoning.rows_flagged,
+            str(quarantine_path),
+        ),
+        contract=contract_figures(contract),
+        poisoning=poisoning,
+    )
+    return partitioned.model_copy(update=_training_sections(privacy, evaluation, decision, budgets))
+
+
 def _training_sections(
     privacy: PrivacyReport, evaluation: Evaluation, decision: GateDecision, budgets: list[SourceBudget]
 ) -> dict[str, Record]:

@@ -1,0 +1,80 @@
+"""Where the data stages run: an existing Dask cluster, a LocalCluster sized to the machine, or this process.
+
+`DASK_SCHEDULER_ADDRESS` (or `compute.scheduler_address`) names an existing scheduler: the stages connect to it,
+and its workers must see the same paths (the input and the run folder) as this process. Otherwise an input larger
+than `compute.cluster_above_bytes`, or a folder of files, starts a LocalCluster of one single-threaded process
+per core (GX and pandas hold the GIL: processes, not threads, give parallelism); a smaller input runs in this
+process, on the in-memory path. The client is used inside the library's stages (not Prefect's DaskTaskRunner):
+partitions are many small pieces of one stage, not Prefect tasks, and the library never imports Prefect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from guardflow.errors import ConfigError
+from guardflow.settings import ComputeSettings
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from guardflow.io.sources import Source
+
+SCHEDULER_VARIABLE = "DASK_SCHEDULER_ADDRESS"
+_CONNECT_SECONDS = 10
+
+
+def scheduler_address(compute: ComputeSettings) -> str | None:
+    """The existing scheduler to use: the environment's `DASK_SCHEDULER_ADDRESS` first, then the config's."""
+    return os.environ.get(SCHEDULER_VARIABLE) or compute.scheduler_address
+
+
+def uses_cluster(compute: ComputeSettings, source: Source) -> bool:
+    """True when the stages on `source` run on Dask (an existing cluster, or a LocalCluster for a large input)."""
+    if scheduler_address(compute) is not None:
+        return True
+    return source.is_folder or source.bytes > compute.cluster_above_bytes
+
+
+def local_workers(compute: ComputeSettings) -> int:
+    """LocalCluster workers: the config's count, else one per core this process may use."""
+    if compute.workers is not None:
+        return compute.workers
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return max(os.cpu_count() or 1, 1)
+
+
+@contextlib.contextmanager
+def dask_client(compute: ComputeSettings, source: Source) -> Iterator[Client | None]:
+    """A Dask client for the stages on `source`, or None to run them in this process (see the module docstring).
+
+    A LocalCluster started here is closed on exit; an existing cluster is only disconnected from."""
+    if not uses_cluster(compute, source):
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    address = scheduler_address(compute)
+    if address is not None:
+        try:
+            client = Client(address, timeout=_CONNECT_SECONDS)
+        except (OSError, TimeoutError) as error:
+            raise ConfigError(f"cannot reach the Dask scheduler at {address}: {error}") from None
+        with client:
+            yield client
+        return
+    cluster = LocalCluster(
+        n_workers=local_workers(compute),
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    with cluster, Client(cluster) as client:
+        yield client
