@@ -233,6 +233,7 @@ def summarize(case: str, runs: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=CASES)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--fixed", action="store_true", help="the older fixed cases, as full flows")
@@ -255,16 +256,15 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(f"champion: trained in {champion_seconds:.1f}s; judged alone (with plots) in {first_seconds:.2f}s, "
               f"{'passed' if first.passed else 'REJECTED'}", flush=True)  # fmt: skip
-        cases: list[dict] = []
-        for case in args.cases:
-            runs = []
-            for seed in range(args.seeds):
+        runs: dict[str, list[dict]] = {case: [] for case in args.cases}
+        # Seed by seed across the cases, saved after each seed: a run cut short keeps as many seeds of every case.
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            for case in args.cases:
                 run = run_seed(case, seed, settings, clean, test, champion)
-                runs.append(run)
+                runs[case].append(run)
                 print(f"{case:<20} seed {seed:>2} {'REJECTED' if run['rejected'] else 'passed  '} "
                       f"asr {run.get('asr', '-')}  {'; '.join(run['failed_lines'])}", flush=True)  # fmt: skip
-            cases.append(summarize(case, runs))
-            # Saved after every case, so a run cut short keeps the cases it finished.
+            cases = [summarize(case, case_runs) for case, case_runs in runs.items()]
             report = {
                 "benchmark": "planted_candidates",
                 "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                              "passed_alone": first.passed},
                 "gate": settings.gate.model_dump(mode="json"),
                 "cases": cases,
-                "cases_asked": list(args.cases),
+                "seeds_asked": args.seeds,
                 "cpu_seconds": round(time.process_time() - cpu_started, 1),
                 "wall_seconds": round(time.perf_counter() - wall_started, 1),
                 "load_average": list(os.getloadavg()),
