@@ -85,9 +85,11 @@ def judge(
     training: pd.DataFrame,
     test: pd.DataFrame,
     plots: Path | None = None,
+    reference: pd.DataFrame | None = None,
 ) -> tuple[GateDecision, tuple[float, float]]:
     """Evaluation (membership audit, metrics with intervals, robustness, counterfactuals), champion comparison and
-    gate, as the training flow runs them; returns the decision and the wall and CPU seconds it took (one thread)."""
+    gate, as the training flow runs them; returns the decision and the wall and CPU seconds it took (one thread).
+    `reference`: the champion's training rows with their own labels (the flow's trusted reference)."""
     dataset, gate = settings.dataset, settings.gate
     started, cpu_started = time.perf_counter(), time.process_time()
     labels = label_vector(test, dataset).to_numpy()
@@ -109,6 +111,9 @@ def judge(
             ScoredRows(test, probabilities, champion(test)),
             ScoredRows(training, candidate(training), champion(training), label_vector(training, dataset).to_numpy()),
             labels, evaluation, dataset, gate,
+            reference=None if reference is None else ScoredRows(
+                reference, candidate(reference), champion(reference), label_vector(reference, dataset).to_numpy()
+            ),
         )  # fmt: skip
     decision = decide_gate(evaluation, gate, settings.privacy.target_epsilon, comparison)
     return decision, (time.perf_counter() - started, time.process_time() - cpu_started)
@@ -170,7 +175,7 @@ def run_seed(
         drawn = flip.describe()
         harm = {flip.column: flip.group}
     candidate, train_seconds = _train(settings, training, seed=1000 + seed)
-    decision, (seconds, cpu_seconds) = judge(settings, candidate, champion, training, test)
+    decision, (seconds, cpu_seconds) = judge(settings, candidate, champion, training, test, reference=clean)
     failed = [line for line in decision.lines if not line.passed]
     result = {
         "seed": seed,
@@ -179,6 +184,7 @@ def run_seed(
         "rejected": not decision.passed,
         "failed_lines": [line.name for line in failed],
         "failed_details": [line.describe() for line in failed],
+        "closest_group_lines": closest_group_lines(decision),
         "rejected_by_harm_line": any(names_harm(line.describe(), harm) for line in failed) if harm else None,
         "train_seconds": round(train_seconds, 2),
         "gate_seconds": round(seconds, 2),
@@ -190,6 +196,17 @@ def run_seed(
             plant_attacks.attack_success_rate(champion, test, dataset, backdoor), 4
         )
     return result
+
+
+def closest_group_lines(decision: GateDecision, count: int = 3) -> list[str]:
+    """The per-group no-regression lines nearest to failing (or furthest past it): how much room a sound
+    candidate had, and how clearly a harmful one failed."""
+    judged = [line for line in decision.lines if line.name.startswith("no_regression[") and "=" in line.name]
+    judged = [line for line in judged if line.waived is None]
+    slack = {
+        line.name: (line.value - line.threshold) * (1 if line.comparison == ">=" else -1) for line in judged
+    }
+    return [line.describe() for line in sorted(judged, key=lambda line: slack[line.name])[:count]]
 
 
 def summarize(case: str, runs: list[dict]) -> dict:
@@ -216,6 +233,7 @@ def summarize(case: str, runs: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=CASES)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--fixed", action="store_true", help="the older fixed cases, as full flows")
@@ -238,31 +256,33 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(f"champion: trained in {champion_seconds:.1f}s; judged alone (with plots) in {first_seconds:.2f}s, "
               f"{'passed' if first.passed else 'REJECTED'}", flush=True)  # fmt: skip
-        cases = []
-        for case in args.cases:
-            runs = []
-            for seed in range(args.seeds):
+        runs: dict[str, list[dict]] = {case: [] for case in args.cases}
+        # Seed by seed across the cases, saved after each seed: a run cut short keeps as many seeds of every case.
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            for case in args.cases:
                 run = run_seed(case, seed, settings, clean, test, champion)
-                runs.append(run)
+                runs[case].append(run)
                 print(f"{case:<20} seed {seed:>2} {'REJECTED' if run['rejected'] else 'passed  '} "
                       f"asr {run.get('asr', '-')}  {'; '.join(run['failed_lines'])}", flush=True)  # fmt: skip
-            cases.append(summarize(case, runs))
-    report = {
-        "benchmark": "planted_candidates",
-        "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "config": str(CONFIG.relative_to(ROOT)),
-        "backdoor_rate": BACKDOOR_RATE,
-        "champion": {"model_seed": settings.model.seed, "train_seconds": round(champion_seconds, 2),
-                     "judged_alone_seconds_with_plots": round(first_seconds, 2),
-                     "judged_alone_cpu_seconds_with_plots": round(first_cpu, 2), "passed_alone": first.passed},
-        "gate": settings.gate.model_dump(mode="json"),
-        "cases": cases,
-        "cpu_seconds": round(time.process_time() - cpu_started, 1),
-        "wall_seconds": round(time.perf_counter() - wall_started, 1),
-        "load_average": list(os.getloadavg()),
-    }  # fmt: skip
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
+            cases = [summarize(case, case_runs) for case, case_runs in runs.items()]
+            report = {
+                "benchmark": "planted_candidates",
+                "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "config": str(CONFIG.relative_to(ROOT)),
+                "backdoor_rate": BACKDOOR_RATE,
+                "champion": {"model_seed": settings.model.seed, "train_seconds": round(champion_seconds, 2),
+                             "judged_alone_seconds_with_plots": round(first_seconds, 2),
+                             "judged_alone_cpu_seconds_with_plots": round(first_cpu, 2),
+                             "passed_alone": first.passed},
+                "gate": settings.gate.model_dump(mode="json"),
+                "cases": cases,
+                "seeds_asked": args.seeds,
+                "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                "wall_seconds": round(time.perf_counter() - wall_started, 1),
+                "load_average": list(os.getloadavg()),
+            }  # fmt: skip
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n{'case':<20} {'seeds':>5} {'rejected':>8} {'by harm line':>12} {'gate cpu s':>10}  lines")
     for case in cases:
         named = case["rejected_by_harm_line_share"]

@@ -87,7 +87,7 @@ def _train_in_memory(
     test = load_data(context, "test", test_path)
     test = guard_data(context, test, "test")
     evaluation = evaluate_model(context, saved, test, contract, scan)
-    comparison = compare_champion(context, test, evaluation, saved, contract, scan)
+    comparison = compare_champion(context, test, evaluation, saved, contract, scan, reference)
     window = None
     if window_path is not None:
         window_table = guard_data(context, load_data(context, "window", window_path), "window")
@@ -127,7 +127,7 @@ def _train_partitioned(
     test = load_data(context, "test", test_path)
     test = guard_data(context, test, "test")
     evaluation = evaluate_model(context, saved, test)
-    comparison = compare_champion(context, test, evaluation, saved)
+    comparison = compare_champion(context, test, evaluation, saved, reference=reference)
     window = None
     if window_path is not None:
         window_table = guard_data(context, load_data(context, "window", window_path), "window")

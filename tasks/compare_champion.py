@@ -7,6 +7,7 @@ import pandas as pd
 from guardflow.contract.validate_contract import ContractResult
 from guardflow.data.encode_features import encode_features
 from guardflow.data.table import Table, label_vector, labelled_rows
+from guardflow.drift.detect_drift import Reference
 from guardflow.evaluation.compare_champion import ChampionComparison, ScoredRows, compare_with_champion
 from guardflow.evaluation.evaluate_safety import Evaluation
 from guardflow.io import registry
@@ -28,13 +29,18 @@ def compare_champion(
     saved: SavedModel,
     contract: ContractResult | None = None,
     scan: ScanResult | None = None,
+    reference: Reference | None = None,
 ) -> ChampionComparison | None:
     """The champion against the candidate on the same rows (None when there is no champion yet): the test rows,
-    and the rows the candidate trained on (accepted by the contract, not flagged by the scan; out of core, the
-    bounded sample of them kept at training)."""
+    the rows the candidate trained on (accepted by the contract, not flagged by the scan; out of core, the
+    bounded sample of them kept at training), and the champion's own training rows with their recorded labels
+    (`reference`, loaded for the scan)."""
     settings = context.settings
     dataset = settings.dataset
-    with context.stage("compare_champion", inputs=[file_dataset(test.path, sha256=test.sha256)]):
+    inputs = [file_dataset(test.path, sha256=test.sha256)]
+    if reference is not None:
+        inputs.append(file_dataset(reference.table.path, sha256=reference.table.sha256))
+    with context.stage("compare_champion", inputs=inputs):
         registry.track_dataset(context.home, dataset.id)
         champion = registry.champion_version(settings.registry.model_name)
         if champion is None:
@@ -52,6 +58,10 @@ def compare_champion(
 
         held_out = labelled_rows(test.rows, dataset)
         training = training_rows(saved, contract, scan)
+        trusted = None
+        if reference is not None:
+            trusted_rows = labelled_rows(reference.table.rows, dataset)
+            trusted = scored(trusted_rows, label_vector(trusted_rows, dataset).to_numpy())
         comparison = compare_with_champion(
             champion.version,
             scored(held_out),
@@ -61,6 +71,7 @@ def compare_champion(
             dataset,
             settings.gate,
             seed=settings.model.seed,
+            reference=trusted,
         )
     stage_log.info(
         "champion  version %s on the same rows: %s",

@@ -175,6 +175,10 @@ class PoisoningSettings(StrictModel):
     purity_min_gap: Annotated[float, Field(gt=0, le=2)] = 0.75
     # A slice of two or three values must remove this share of the impurity each slice with one value fewer leaves.
     purity_min_lift: Annotated[float, Field(ge=0, le=1)] = 0.5
+    # A slice of two or three values is a candidate only while its purest part (one value fewer) is below this.
+    # Raising it finds triggers made of values each already mostly the target label (race=Black is 87% <=50K on
+    # Adult), at the price of more genuine pure conjunctions of the majority label (configs/adult.yaml: 0.95).
+    purity_max_part_purity: Annotated[float, Field(gt=0.5, le=1)] = 0.8
     # Trusted reference (the champion's training rows, when there is one): a label's rate in a slice of one or
     # two values is shifted when Benjamini-Hochberg passes it at `reference_fdr`, its odds ratio against the
     # reference's expectation is at least `reference_min_odds_ratio` (a genuine shift of a few points is not a

@@ -126,6 +126,10 @@ def test_in_process_and_server_retrains_judge_alike(
     assert " on test set adult.test.gz" in lines["accuracy"], f"absolute lines stay on the test set: {lines}"
     assert " on test set adult.test.gz" in lines["no_regression[accuracy]"], "and no-regression there too"
     assert "audit-split rows" in lines["mia_epsilon_lower_bound"], "the audit is judged on the audit split"
+    reference = [line for line in first["gate"]["lines"] if ", reference rows]" in line]
+    assert any(" on the champion's training rows (" in line for line in reference), (
+        f"per-group lines are judged again on the champion's training rows, with their labels: {reference}"
+    )
     assert first["window"]["champion_version"] is not None, "the window comparison names the champion"
 
 

@@ -1,6 +1,10 @@
 """The candidate against the champion on the same rows: headline figures, every group's rates with paired
 bootstrap intervals of the difference, and the differential check of where predictions moved.
 
+Every group's rates are compared on the test rows and, when the champion's training data is at hand (the scan's
+trusted reference), again on those rows with their recorded labels: more rows for small groups, and labels the
+candidate's own (possibly flipped) training data cannot have changed.
+
 Paired: one set of resamples of the rows serves both models, so the interval of candidate - champion holds
 only the uncertainty of the difference, not that of each rate (much narrower for two similar models).
 """
@@ -14,8 +18,14 @@ import pandas as pd
 
 from guardflow.evaluation.differential import DifferentialCheck, check_differential
 from guardflow.evaluation.evaluate_safety import Evaluation
-from guardflow.evaluation.fairness import MEASURED_ON, RATES, group_names, group_rates
-from guardflow.evaluation.intervals import BOOTSTRAP_RESAMPLES, Interval, percentile_interval, resample_counts
+from guardflow.evaluation.fairness import MEASURED_ON, RATES, group_names
+from guardflow.evaluation.intervals import (
+    BOOTSTRAP_RESAMPLES,
+    Interval,
+    percentile_interval,
+    ratio,
+    resample_counts,
+)
 from guardflow.evaluation.metrics import champion_figures
 from guardflow.settings import DatasetSettings, GateSettings
 
@@ -62,6 +72,9 @@ class ChampionComparison:
     candidate_interval: dict[str, tuple[float, float]]
     groups: tuple[GroupChange, ...] = ()
     differential: tuple[DifferentialCheck, ...] = ()
+    # Every group's change on the champion's training rows with their trusted labels (None: not scored).
+    reference_groups: tuple[GroupChange, ...] | None = None
+    reference_rows: int = 0
     judged_on: str | None = None  # the rows both were scored on, when not the test set (a drift window)
 
 
@@ -75,40 +88,48 @@ def compare_groups(
     seed: int = 0,
 ) -> tuple[GroupChange, ...]:
     """TPR, FPR and selection rate of every group of every sensitive attribute, for both models, with the
-    paired bootstrap interval of candidate - champion (the same resamples of the rows for both)."""
+    paired bootstrap interval of candidate - champion (the same resamples of the rows for both).
+
+    Each rate is a share of weighted rows: the rows it is measured on (a group's rows, positives or negatives)
+    and those of them each model predicts positive. All these indicators go in one matrix, so every resample of
+    every rate comes from a single product with the resample counts (one pass over them, however many groups).
+    """
     labels = np.asarray(labels)
-    predicted = {
-        "candidate": (np.asarray(candidate) >= threshold).astype("int64"),
-        "champion": (np.asarray(champion) >= threshold).astype("int64"),
+    predicted = [np.asarray(scores) >= threshold for scores in (candidate, champion)]
+    measured_on = {
+        "rows": np.ones(len(labels), dtype=bool),
+        "positives": labels == 1,
+        "negatives": labels == 0,
     }
-    ones = np.ones((1, len(labels)))
-    counts = resample_counts(len(labels), resamples, seed)
-    changes = []
+    keys, columns = [], []
     for attribute in sensitive.columns:
         names = group_names(sensitive[attribute])
         for group in sorted(set(names)):
-            members = names == group
-            point = {model: group_rates(ones, members, p, labels) for model, p in predicted.items()}
-            resampled = {model: group_rates(counts, members, p, labels) for model, p in predicted.items()}
-            measured = {
-                "rows": int(members.sum()),
-                "positives": int((members & (labels == 1)).sum()),
-                "negatives": int((members & (labels == 0)).sum()),
-            }
             for rate in RATES:
-                changes.append(
-                    GroupChange(
-                        attribute=attribute,
-                        group=group,
-                        rate=rate,
-                        candidate=float(point["candidate"][rate][0]),
-                        champion=float(point["champion"][rate][0]),
-                        difference=percentile_interval(
-                            resampled["candidate"][rate] - resampled["champion"][rate]
-                        ),
-                        measured_on=measured[MEASURED_ON[rate]],
-                    )
-                )
+                among = (names == group) & measured_on[MEASURED_ON[rate]]
+                keys.append((attribute, group, rate, int(among.sum())))
+                columns += [among, among & predicted[0], among & predicted[1]]
+    if not keys:
+        return ()
+    indicators = np.stack(columns, axis=1).astype("float64")
+    point = indicators.sum(axis=0)
+    resampled = resample_counts(len(labels), resamples, seed) @ indicators
+    changes = []
+    for index, (attribute, group, rate, rows) in enumerate(keys):
+        among, chosen = 3 * index, slice(3 * index + 1, 3 * index + 3)
+        point_rates = ratio(point[chosen], np.full(2, point[among]))
+        rates = ratio(resampled[:, chosen], resampled[:, [among, among]])
+        changes.append(
+            GroupChange(
+                attribute=attribute,
+                group=group,
+                rate=rate,
+                candidate=float(point_rates[0]),
+                champion=float(point_rates[1]),
+                difference=percentile_interval(rates[:, 0] - rates[:, 1]),
+                measured_on=rows,
+            )
+        )
     return tuple(changes)
 
 
@@ -121,9 +142,11 @@ def compare_with_champion(
     dataset: DatasetSettings,
     gate: GateSettings,
     seed: int = 0,
+    reference: ScoredRows | None = None,
 ) -> ChampionComparison:
     """Everything the gate holds the candidate to against the champion: headline figures on the test rows,
-    per-group paired changes on the test rows, and the differential check on the training and test rows."""
+    per-group paired changes on the test rows (and on the `reference` rows, the champion's training data with
+    its own labels in `reference.labels`), and the differential check on the training and test rows."""
     checks = [
         check_differential(
             rows.candidate,
@@ -149,4 +172,17 @@ def compare_with_champion(
             test.candidate, test.champion, labels, test.frame[dataset.sensitive], seed=seed
         ),
         differential=tuple(checks),
+        reference_groups=_reference_groups(reference, dataset, seed),
+        reference_rows=len(reference.frame) if reference is not None else 0,
     )
+
+
+def _reference_groups(
+    reference: ScoredRows | None, dataset: DatasetSettings, seed: int
+) -> tuple[GroupChange, ...] | None:
+    if reference is None:
+        return None
+    if reference.labels is None:
+        raise ValueError("reference rows need their trusted labels")
+    sensitive = reference.frame[dataset.sensitive]
+    return compare_groups(reference.candidate, reference.champion, reference.labels, sensitive, seed=seed)

@@ -5,8 +5,10 @@ end of their 95% intervals, over groups with at least `min_group_size` rows (sma
 lines WAIVED). No-regression lines hold it to the current champion, evaluated on the same held-out rows: a
 candidate fails only when even the favourable end of its 95% interval (for groups: of the paired interval of
 candidate - champion) is worse than the champion by more than the policy's margin (single values would flag
-noise); a drift retrain also gets them on its window (`no_regression_window`). Every line says which rows it
-was judged on (`judged_on`). The differential lines fail a candidate whose predictions moved far more in one
+noise); a drift retrain also gets them on its window (`no_regression_window`). The per-group lines are judged
+twice: on the test rows, and on the champion's training rows with their trusted labels (`..., reference rows]`),
+where small groups have more rows and the labels are not the candidate's. Every line says which rows it was
+judged on (`judged_on`). The differential lines fail a candidate whose predictions moved far more in one
 slice of its training or test rows than elsewhere. With no champion, the champion lines are WAIVED and say so;
 the policy can also waive a line by name, with a reason.
 """
@@ -29,6 +31,8 @@ DIFFERENTIAL_ROWS = ("training rows", "test rows")
 WINDOW_ROWS = (
     "window rows"  # a drift retrain's window: its differential line, beside the training and test rows
 )
+REFERENCE_ROWS = "reference rows"  # the champion's training rows, with the labels it was trained on
+NO_REFERENCE = "reference rows not scored (no trusted reference loaded)"
 
 
 @dataclass(frozen=True)
@@ -146,37 +150,65 @@ def _fairness_lines(evaluation: Evaluation, gate: GateSettings) -> list[GateLine
     return lines
 
 
-def _group_line(change: GroupChange, margin: float, min_group_size: int) -> GateLine:
-    name = f"no_regression[{change.attribute}={change.group}, {change.rate}]"
+def _group_line_name(attribute: str, group: str, rate: str, rows: str | None) -> str:
+    return f"no_regression[{attribute}={group}, {rate}{f', {rows}' if rows else ''}]"
+
+
+def _group_line(
+    change: GroupChange,
+    margin: float,
+    min_group_size: int,
+    rows: str | None = None,
+    judged_on: str | None = None,
+) -> GateLine:
+    name = _group_line_name(change.attribute, change.group, change.rate, rows)
     if change.measured_on < min_group_size:
         reason = f"too few to judge: {change.measured_on} {MEASURED_ON[change.rate]} < {min_group_size}"
-        return GateLine(name, 0.0, ">=", 0.0, waived=reason, judged_on=None)
+        return GateLine(name, 0.0, ">=", 0.0, waived=reason, judged_on=judged_on)
     detail = (
         f"candidate {change.candidate:.3f}, champion {change.champion:.3f}, difference "
         f"{_interval_text(change.difference)} on {change.measured_on:,} {MEASURED_ON[change.rate]}"
     )
     if HIGHER_IS_BETTER_RATE[change.rate]:
-        return GateLine(name, change.favourable_end, ">=", -margin, detail=detail, judged_on=None)
-    return GateLine(name, change.favourable_end, "<=", margin, detail=detail, judged_on=None)
+        return GateLine(name, change.favourable_end, ">=", -margin, detail=detail, judged_on=judged_on)
+    return GateLine(name, change.favourable_end, "<=", margin, detail=detail, judged_on=judged_on)
 
 
 def _group_regression_lines(
     evaluation: Evaluation, gate: GateSettings, comparison: ChampionComparison | None
 ) -> list[GateLine]:
+    """Every group's lines on the test rows, then on the reference rows (the champion's training data)."""
     rates = [rate for rate in RATES if rate in gate.max_group_regression]
-    if comparison is not None:
+    if comparison is None:
         return [
-            _group_line(change, gate.max_group_regression[change.rate], gate.min_group_size)
-            for change in comparison.groups
-            if change.rate in rates
-        ]
-    lines = []
-    for group in evaluation.fairness:
-        for name in group.rows:
-            for rate in rates:
-                line_name = f"no_regression[{group.attribute}={name}, {rate}]"
-                lines.append(GateLine(line_name, 0.0, ">=", 0.0, waived=NO_CHAMPION, judged_on=None))
-    return lines
+            GateLine(_group_line_name(group.attribute, name, rate, rows), 0.0, ">=", 0.0, waived=NO_CHAMPION,
+                     judged_on=REFERENCE_ROWS if rows else None)
+            for rows in (None, REFERENCE_ROWS)
+            for group in evaluation.fairness
+            for name in group.rows
+            for rate in rates
+        ]  # fmt: skip
+    lines = [
+        _group_line(change, gate.max_group_regression[change.rate], gate.min_group_size)
+        for change in comparison.groups
+        if change.rate in rates
+    ]
+    if comparison.reference_groups is None:
+        return lines + [
+            GateLine(_group_line_name(group.attribute, name, rate, REFERENCE_ROWS), 0.0, ">=", 0.0,
+                     waived=NO_REFERENCE, judged_on=REFERENCE_ROWS)
+            for group in evaluation.fairness
+            for name in group.rows
+            for rate in rates
+        ]  # fmt: skip
+    judged_on = f"the champion's training rows ({comparison.reference_rows:,}, their recorded labels)"
+    return lines + [
+        _group_line(
+            change, gate.max_group_regression[change.rate], gate.min_group_size, REFERENCE_ROWS, judged_on
+        )
+        for change in comparison.reference_groups
+        if change.rate in rates
+    ]
 
 
 def _differential_line(judged_on: str, check: DifferentialCheck | None, gate: GateSettings) -> GateLine:

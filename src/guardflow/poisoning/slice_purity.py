@@ -108,7 +108,7 @@ def _candidates(
                     lift = (purity - purest) / max(1.0 - purest, 1e-9)
                     # A conjunction whose every part is impure (a part pure already is its own candidate).
                     if size == 1 or (
-                        lift >= settings.purity_min_lift and purest < settings.purity_min_purity
+                        lift >= settings.purity_min_lift and purest < settings.purity_max_part_purity
                     ):
                         # Ranked by lift times rows: a trigger lifts many rows, a small genuine pure slice few.
                         found.append((float(lift * hits[cell]), chosen, int(cells[cell]), label))

@@ -97,7 +97,73 @@ def test_without_a_champion_every_group_line_is_waived(adult_settings) -> None:
     # given no champion
     labels, champion, sensitive = _rows()
     decision = decide_gate(evaluation_of(champion, labels, sensitive), adult_settings.gate, 1.0)
-    # then every group's line is there, waived with the reason
+    # then every group's line is there, on the test rows and on the reference rows, waived with the reason
     group_lines = [line for line in decision.lines if line.name.startswith("no_regression[group=")]
-    assert len(group_lines) == 3 * 3, "three groups x three rates"
+    assert len(group_lines) == 3 * 3 * 2, "three groups x three rates x (test rows, reference rows)"
     assert all(line.waived == "no champion to compare to" for line in group_lines), group_lines
+    reference = [line for line in group_lines if line.name.endswith(", reference rows]")]
+    assert len(reference) == 3 * 3, "every group and rate also on the reference rows"
+
+
+# --- the same lines on the champion's training rows, with their recorded (trusted) labels ---
+
+
+def _reference_lines(adult_settings, candidate_on_reference, reference_rows=None) -> dict[str, GateLine]:
+    """Test rows where candidate and champion agree; the reference rows as given (None: not scored)."""
+    labels, champion, sensitive = _rows()
+    comparison = ChampionComparison(
+        "5",
+        {"accuracy": 0.8, "roc_auc": 0.8},
+        {"accuracy": (0.8, 0.8), "roc_auc": (0.8, 0.8)},
+        groups=compare_groups(champion, champion, labels, sensitive),
+        reference_groups=None if reference_rows is None else compare_groups(
+            candidate_on_reference, reference_rows[1], reference_rows[0], reference_rows[2]
+        ),
+        reference_rows=0 if reference_rows is None else len(reference_rows[0]),
+    )  # fmt: skip
+    decision = decide_gate(evaluation_of(champion, labels, sensitive), adult_settings.gate, 1.0, comparison)
+    return {line.name: line for line in decision.lines}
+
+
+def test_a_candidate_that_keeps_the_reference_groups_passes_their_lines(adult_settings) -> None:
+    # given reference rows (other rows than the test rows) on which the candidate predicts what the champion does
+    labels, champion, sensitive = _rows(seed=2)
+    lines = _reference_lines(adult_settings, champion, (labels, champion, sensitive))
+    # then every judged reference line passes and says which rows it was judged on
+    line = lines["no_regression[group=A, tpr, reference rows]"]
+    assert line.status == "PASS", line.describe()
+    assert "champion's training rows (4,000" in (line.judged_on or ""), line.judged_on
+    assert lines["no_regression[group=B, fpr, reference rows]"].status == "PASS", "no change, no failure"
+
+
+def test_a_tpr_drop_seen_only_on_the_reference_rows_fails_its_reference_line(adult_settings) -> None:
+    # given a candidate that, on the reference rows, turns 30% of group B's predicted positives negative
+    # (on the test rows it agrees with the champion: the test rows alone would let it through)
+    labels, champion, sensitive = _rows(seed=2)
+    candidate = champion.copy()
+    targeted = np.nonzero((sensitive["group"].to_numpy() == "B") & (labels == 1) & (champion >= 0.5))[0]
+    candidate[targeted[: int(0.3 * len(targeted))]] = 0.1
+    lines = _reference_lines(adult_settings, candidate, (labels, champion, sensitive))
+    # then B's TPR line on the reference rows fails with its figures; its test-row line and group A pass
+    failed = lines["no_regression[group=B, tpr, reference rows]"]
+    assert failed.status == "FAIL", failed.describe()
+    assert "positives" in (failed.detail or "") and failed.value < -0.05, failed.describe()
+    assert lines["no_regression[group=B, tpr]"].status == "PASS", "the test rows saw no change"
+    assert lines["no_regression[group=A, tpr, reference rows]"].status == "PASS", (
+        "the other group is not blamed"
+    )
+
+
+def test_reference_lines_are_waived_for_small_groups_and_without_a_reference(adult_settings) -> None:
+    # given reference rows where group C has 30 rows (all its positive predictions removed by the candidate)
+    labels, champion, sensitive = _rows(seed=2)
+    candidate = np.where(sensitive["group"].to_numpy() == "C", 0.0, champion)
+    lines = _reference_lines(adult_settings, candidate, (labels, champion, sensitive))
+    # then C's reference lines are waived with the size, not failed
+    small = lines["no_regression[group=C, selection_rate, reference rows]"]
+    assert small.status == "WAIVED" and small.waived == "too few to judge: 30 rows < 50", small.describe()
+    # and with a champion but no reference rows scored, every reference line is waived with that reason
+    unscored = _reference_lines(adult_settings, None)
+    reference = [line for name, line in unscored.items() if name.endswith(", reference rows]")]
+    assert len(reference) == 3 * 3, "every group and rate is listed"
+    assert all(line.waived and "reference rows not scored" in line.waived for line in reference), reference

@@ -136,7 +136,8 @@ def test_gate_passes_a_candidate_meeting_every_threshold(adult_settings) -> None
         "no_regression[accuracy]",
         "no_regression[roc_auc]",
         *(
-            f"no_regression[sex={group}, {rate}]"
+            f"no_regression[sex={group}, {rate}{rows}]"
+            for rows in ("", ", reference rows")
             for group in ("Female", "Male")
             for rate in ("selection_rate", "tpr", "fpr")
         ),

@@ -21,15 +21,21 @@ def clean(adult_settings) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize(
-    "trigger",
-    [{"native-country": "Portugal"}, {"occupation": "Transport-moving", "relationship": "Wife"}],
-    ids=["rare value", "two values rare together"],
+    ("trigger", "target"),
+    [
+        ({"native-country": "Portugal"}, ">50K"),
+        ({"occupation": "Transport-moving", "relationship": "Wife"}, ">50K"),
+        # Every part of this trigger is already mostly <=50K (race=Black alone 0.87): the conjunction is a candidate
+        # only because parts up to `purity_max_part_purity` pure are allowed.
+        ({"race": "Black", "education": "Bachelors", "workclass": "Local-gov"}, "<=50K"),
+    ],
+    ids=["rare value", "two values rare together", "majority-label values"],
 )
-def test_a_trigger_slice_is_flagged_whatever_its_shape(clean, adult_settings, trigger) -> None:
-    # given 2% of the rows: <=50K rows relabelled >50K with a trigger set
+def test_a_trigger_slice_is_flagged_whatever_its_shape(clean, adult_settings, trigger, target) -> None:
+    # given 2% of the rows: rows of the other label relabelled to the target with a trigger set
     dataset = adult_settings.dataset
     poisoned, planted = plant_random_backdoor(
-        clean, dataset, trigger, ">50K", 0.02, "relabel", np.random.default_rng(0)
+        clean, dataset, trigger, target, 0.02, "relabel", np.random.default_rng(0)
     )
     # when slice purity runs
     with threadpool_limits(limits=1):
