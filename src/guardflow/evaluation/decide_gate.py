@@ -33,6 +33,9 @@ WINDOW_ROWS = (
 )
 REFERENCE_ROWS = "reference rows"  # the champion's training rows, with the labels it was trained on
 NO_REFERENCE = "reference rows not scored (no trusted reference loaded)"
+# A drift retrain learns a relationship that has moved since the champion's data was labelled: its old labels
+# would count the adaptation as a regression. The retrain's no-regression lines are judged on the window.
+RETRAIN_REFERENCE = "drift retrain: the champion's training labels predate the shift (judged on the window)"
 
 
 @dataclass(frozen=True)
@@ -175,9 +178,10 @@ def _group_line(
 
 
 def _group_regression_lines(
-    evaluation: Evaluation, gate: GateSettings, comparison: ChampionComparison | None
+    evaluation: Evaluation, gate: GateSettings, comparison: ChampionComparison | None, retrain: bool = False
 ) -> list[GateLine]:
-    """Every group's lines on the test rows, then on the reference rows (the champion's training data)."""
+    """Every group's lines on the test rows, then on the reference rows (the champion's training data; waived
+    on a drift retrain, whose window has no-regression lines of its own)."""
     rates = [rate for rate in RATES if rate in gate.max_group_regression]
     if comparison is None:
         return [
@@ -193,10 +197,11 @@ def _group_regression_lines(
         for change in comparison.groups
         if change.rate in rates
     ]
-    if comparison.reference_groups is None:
+    if comparison.reference_groups is None or retrain:
+        reason = RETRAIN_REFERENCE if retrain else NO_REFERENCE
         return lines + [
             GateLine(_group_line_name(group.attribute, name, rate, REFERENCE_ROWS), 0.0, ">=", 0.0,
-                     waived=NO_REFERENCE, judged_on=REFERENCE_ROWS)
+                     waived=reason, judged_on=REFERENCE_ROWS)
             for group in evaluation.fairness
             for name in group.rows
             for rate in rates
@@ -290,7 +295,7 @@ def decide_gate(
     if window is not None:
         lines += _regression_lines(gate, window, WINDOW_REGRESSION)
         lines += [_differential_line(WINDOW_ROWS, check, gate) for check in window.differential]
-    lines += _group_regression_lines(evaluation, gate, comparison)
+    lines += _group_regression_lines(evaluation, gate, comparison, retrain=window is not None)
     checks = {check.judged_on: check for check in comparison.differential} if comparison else {}
     for judged_on in DIFFERENTIAL_ROWS:
         if comparison is not None and judged_on not in checks:

@@ -108,7 +108,9 @@ def test_without_a_champion_every_group_line_is_waived(adult_settings) -> None:
 # --- the same lines on the champion's training rows, with their recorded (trusted) labels ---
 
 
-def _reference_lines(adult_settings, candidate_on_reference, reference_rows=None) -> dict[str, GateLine]:
+def _reference_lines(
+    adult_settings, candidate_on_reference, reference_rows=None, window: ChampionComparison | None = None
+) -> dict[str, GateLine]:
     """Test rows where candidate and champion agree; the reference rows as given (None: not scored)."""
     labels, champion, sensitive = _rows()
     comparison = ChampionComparison(
@@ -121,7 +123,8 @@ def _reference_lines(adult_settings, candidate_on_reference, reference_rows=None
         ),
         reference_rows=0 if reference_rows is None else len(reference_rows[0]),
     )  # fmt: skip
-    decision = decide_gate(evaluation_of(champion, labels, sensitive), adult_settings.gate, 1.0, comparison)
+    evaluation = evaluation_of(champion, labels, sensitive)
+    decision = decide_gate(evaluation, adult_settings.gate, 1.0, comparison, window)
     return {line.name: line for line in decision.lines}
 
 
@@ -167,3 +170,22 @@ def test_reference_lines_are_waived_for_small_groups_and_without_a_reference(adu
     reference = [line for name, line in unscored.items() if name.endswith(", reference rows]")]
     assert len(reference) == 3 * 3, "every group and rate is listed"
     assert all(line.waived and "reference rows not scored" in line.waived for line in reference), reference
+
+
+def test_a_drift_retrain_waives_the_reference_lines_it_would_fail_and_says_why(adult_settings) -> None:
+    # given the candidate that fails B's TPR on the reference rows, but as a drift retrain (a window is judged)
+    labels, champion, sensitive = _rows(seed=2)
+    candidate = champion.copy()
+    targeted = np.nonzero((sensitive["group"].to_numpy() == "B") & (labels == 1) & (champion >= 0.5))[0]
+    candidate[targeted[: int(0.3 * len(targeted))]] = 0.1
+    window = ChampionComparison(
+        "5",
+        {"accuracy": 0.8, "roc_auc": 0.8},
+        {"accuracy": (0.8, 0.8), "roc_auc": (0.8, 0.8)},
+        groups=compare_groups(champion, champion, labels, sensitive),
+    )
+    lines = _reference_lines(adult_settings, candidate, (labels, champion, sensitive), window)
+    # then the reference line is waived with the reason (old labels would count adapting to a shift as harm)
+    line = lines["no_regression[group=B, tpr, reference rows]"]
+    assert line.status == "WAIVED", line.describe()
+    assert line.waived and "drift retrain" in line.waived, line.waived
