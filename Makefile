@@ -62,6 +62,7 @@ bench: setup ## benchmarks: JSON figures (and a plot) under bench/results/
 	$(PYTHON) bench/drift_poisoning.py
 	$(PYTHON) bench/poisoning.py
 	$(PYTHON) bench/attacks.py
+	$(PYTHON) bench/crash_recovery.py
 
 ui: setup ## MLflow UI on the embedded store, at http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(GUARDFLOW_HOME)/mlflow/mlflow.db \
