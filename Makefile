@@ -66,6 +66,7 @@ bench: setup ## benchmarks: JSON figures (and a plot) under bench/results/
 	$(PYTHON) bench/poisoning.py
 	$(PYTHON) bench/scale.py
 	$(PYTHON) bench/attacks.py
+	$(PYTHON) bench/crash_recovery.py
 
 ui: setup ## MLflow UI on the embedded store, at http://127.0.0.1:5000 (HOST=... only with basic auth)
 	$(VENV)/bin/guardflow ui --host $(HOST) --port 5000

@@ -43,7 +43,8 @@ def environment(home: Path, api_url: str | None = None) -> dict[str, str]:
         "HOME": str(home),
         "GUARDFLOW_HOME": str(home),
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+        # The ephemeral API can take minutes to start on a machine busy with other test workers.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600",
     }
 
 

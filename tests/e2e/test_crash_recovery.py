@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from guardflow.io.datasets import read_split, write_table
 from tests import crash
 from tests.conftest import write_adult_config
 from tests.flows.conftest import LENIENT_GATE
+
+pytestmark = pytest.mark.e2e
 
 # moment killed at -> the stages the marker may name as the last one reached then
 CASES = {
@@ -20,6 +23,15 @@ CASES = {
     crash.TRAINING: {"train_private"},
     crash.REGISTERED: {"register_model"},
 }
+
+
+@pytest.fixture(scope="module")
+def adult_slice(tmp_path_factory: pytest.TempPathFactory, adult_settings) -> Path:
+    """The first 6,000 rows of adult.data (as the flow tests train on), without their in-process Prefect harness:
+    every run here is a process of its own."""
+    path = tmp_path_factory.mktemp("data") / "adult-slice.data.gz"
+    write_table(read_split(adult_settings.dataset, "train").rows.head(6_000), path, adult_settings.dataset)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +77,7 @@ def test_a_run_killed_at_a_stage_is_repaired_by_the_next_run(
     assert crash.open_lineage_runs(home) == [], "every START must end"
     kinds = crash.lineage_runs(home)[summary["lineage"]["run_id"]]
     assert kinds == ["START", "ABORT"], f"the killed flow run: {kinds}"
-    assert report["lineage_runs_aborted"] >= 2, "the flow run and the stage it was in"
+    assert report["lineage_runs_aborted"] >= 1, "the flow run, and the stage it was in if one was open"
     # and its Prefect flow run is Crashed
     assert crash.prefect_state(home, report["orchestrator_run_id"]) == "CRASHED", report["orchestrator"]
     # and the ledger is consistent: a reservation training never used is released, one training used is spent
