@@ -193,7 +193,7 @@ def run_train(config: Path, home: Path, run_name: str, timeout: float, source: P
     """One `guardflow train` in `home`, its run folder at `home/run_name`."""
     guardflow = Path(sys.executable).parent / "guardflow"
     run_dir = home / run_name
-    command = [str(guardflow), "train", "--config", str(config), "--run-dir", str(run_dir)]
+    command = [str(guardflow), "train", "--config", str(config), "--run-dir", str(run_dir), "--force"]
     load = load_average()
     timed = run_timed(command, isolated_environment(home, source), timeout, cwd=source)
     first_line = timed["lines"][0][0] if timed["lines"] else None
