@@ -16,7 +16,7 @@ SERVER_ENV := PREFECT_HOME=$(GUARDFLOW_HOME)/prefect PREFECT_SERVER_ANALYTICS_EN
 LOCAL_API := http://127.0.0.1:$(PREFECT_PORT)/api
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser postgres run drift test lint typecheck unit bench ui serve deploy clean
+.PHONY: help setup browser postgres run drift test test-extended lint typecheck unit bench ui serve deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,7 +45,10 @@ drift: setup ## check adult.test for drift against the champion's data
 	$(VENV)/bin/guardflow drift --config configs/adult.yaml --batch data/adult/adult.test.gz
 
 test: setup lint typecheck browser postgres ## lint, type-check and run the tests (two workers, one per core)
-	$(PYTHON) -m pytest -n 2 --dist loadfile
+	$(PYTHON) -m pytest -n 2 --dist loadfile -m "not extended"
+
+test-extended: setup browser postgres ## the long multi-process checks: team servers on PostgreSQL, SIGKILL crash recovery, out-of-core training
+	$(PYTHON) -m pytest -n 2 --dist loadfile -m extended
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check src flows tasks tests bench

@@ -15,7 +15,7 @@ from tests import crash
 from tests.conftest import write_adult_config
 from tests.flows.conftest import LENIENT_GATE
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.extended]
 
 # moment killed at -> the stages the marker may name as the last one reached then
 CASES = {

@@ -40,6 +40,7 @@ from tests.postgres import create_database, postgres_bin, running_postgres
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.team,
+    pytest.mark.extended,
     pytest.mark.skipif(postgres_bin() is None, reason="PostgreSQL server binaries missing (make postgres)"),
 ]
 

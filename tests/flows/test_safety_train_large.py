@@ -16,7 +16,10 @@ from guardflow.settings import guardflow_home
 from tests.conftest import write_adult_config
 from tests.flows.conftest import LENIENT_GATE
 
-pytestmark = pytest.mark.filterwarnings("ignore:Optimal order is the largest alpha:UserWarning")
+pytestmark = [
+    pytest.mark.extended,
+    pytest.mark.filterwarnings("ignore:Optimal order is the largest alpha:UserWarning"),
+]
 
 
 @pytest.fixture(scope="module")
