@@ -419,7 +419,9 @@ def matching_version(name: str, run_key: str) -> tuple[RegisteredVersion, str] |
     its weights' sha256; a version whose run crashed, or whose registration never completed, does not count."""
     for version in versions_tagged(name, RUN_KEY_TAG, run_key):
         if version.tags.get(REGISTRATION_TAG) == "complete":
-            return _registered_version(version), version.tags.get("guardflow.weights_sha256", "")
+            # A search leaves a version's aliases out: read the version itself for them.
+            full = MlflowClient().get_model_version(name, str(version.version))
+            return _registered_version(full), version.tags.get("guardflow.weights_sha256", "")
     return None
 
 
