@@ -90,7 +90,7 @@ def _run_data_flow(
     api_ready = _start_prefect_api(flow.split(":")[1].replace("_", "-"), settings.dataset.id)
     import importlib
 
-    from guardflow.run.summary import format_summary
+    from guardflow.run.format_summary import format_summary
 
     module_name, function_name = flow.split(":")
     run: Callable[..., RunSummary] = getattr(importlib.import_module(module_name), function_name)
@@ -112,7 +112,7 @@ def _drift(args: argparse.Namespace) -> int:
     _prepare()
     api_ready = _start_prefect_api("drift-check", settings.dataset.id)
     from flows.drift_check import drift_check
-    from guardflow.run.summary import format_summary
+    from guardflow.run.format_summary import format_summary
 
     api_ready()
     summary = drift_check(

@@ -8,7 +8,8 @@ from guardflow.drift.judge_retrain import judge_window, split_window
 from guardflow.evaluation.decide_gate import WINDOW_REGRESSION, decide_gate
 from guardflow.evaluation.evaluate_safety import evaluate_safety
 from guardflow.privacy.audit_membership import MembershipAudit
-from guardflow.run.summary import RunSummary, WindowFigures, format_summary
+from guardflow.run.format_summary import format_summary
+from guardflow.run.summary import RunSummary, WindowFigures
 
 _NO_LEAK = MembershipAudit(
     auc=0.5, tpr_at_1pct_fpr=0.01, tpr_at_01pct_fpr=0.001, epsilon_lower_bound=0.0, rows_per_side=3000

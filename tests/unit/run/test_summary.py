@@ -12,6 +12,7 @@ import pytest
 from guardflow.contract.validate_contract import validate_table
 from guardflow.io.datasets import read_table
 from guardflow.io.registry import RegisteredVersion
+from guardflow.run.format_summary import format_summary
 from guardflow.run.summary import (
     DriftFigures,
     GateFigures,
@@ -21,7 +22,6 @@ from guardflow.run.summary import (
     data_figures,
     drift_summary,
     failed_summary,
-    format_summary,
     with_model,
 )
 from guardflow.settings import Settings
