@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from guardflow.privacy.network import build_mlp
+from guardflow.privacy.noise import epsilon_spent, noise_multiplier
 from guardflow.settings import ModelSettings, PrivacySettings
 
 if TYPE_CHECKING:
@@ -136,8 +137,14 @@ def spent_by(
     """What the accountant recorded for a finished DP-SGD run (its own accountant, and RDP beside it)."""
     rdp = RDPAccountant()
     rdp.history = list(engine.accountant.history)
+    # One uninterrupted run is one history entry: the epsilon the noise search already evaluated for it.
+    if len(engine.accountant.history) == 1:
+        ((sigma, rate, count),) = engine.accountant.history
+        epsilon = epsilon_spent(engine.accountant.mechanism(), float(sigma), float(rate), int(count), delta)
+    else:
+        epsilon = float(engine.get_epsilon(delta))
     return Mechanism(
-        epsilon=float(engine.get_epsilon(delta)),
+        epsilon=epsilon,
         epsilon_rdp=float(rdp.get_epsilon(delta, alphas=RDP_ORDERS)),
         noise_multiplier=float(private_optimizer.noise_multiplier),
         sample_rate=sample_rate,
@@ -163,14 +170,18 @@ def _run_dp_sgd(
         engine = PrivacyEngine(accountant=privacy.accountant)
         # Ghost clipping: per-sample gradient norms without materialising per-sample gradients (exact for
         # Linear layers), about 4x faster per epoch than Opacus' hooks on this MLP.
-        private_module, private_optimizer, private_loss, private_loader = engine.make_private_with_epsilon(
+        # What Opacus' make_private_with_epsilon does, with the search remembered (privacy/noise.py).
+        sample_rate = 1 / len(loader)
+        sigma = noise_multiplier(
+            target_epsilon=privacy.target_epsilon, delta=privacy.delta, sample_rate=sample_rate,
+            steps=int(epochs / sample_rate), accountant=privacy.accountant,
+        )  # fmt: skip
+        private_module, private_optimizer, private_loss, private_loader = engine.make_private(
             module=module,
             optimizer=optimizer,
             data_loader=loader,
             criterion=nn.BCEWithLogitsLoss(),
-            target_epsilon=privacy.target_epsilon,
-            target_delta=privacy.delta,
-            epochs=epochs,
+            noise_multiplier=sigma,
             max_grad_norm=privacy.max_grad_norm,
             poisson_sampling=True,
             grad_sample_mode="ghost",

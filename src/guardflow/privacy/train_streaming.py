@@ -22,13 +22,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import torch
 from opacus import PrivacyEngine
-from opacus.accountants.utils import get_noise_multiplier
 from torch import nn
 from torch.utils.data import DataLoader
 
 from guardflow.data.encode_features import encode_features
 from guardflow.data.table import label_vector
 from guardflow.privacy.network import build_mlp
+from guardflow.privacy.noise import noise_multiplier
 from guardflow.privacy.train_private import (
     AUDIT_KEY,
     CALIBRATION_BATCH_SIZE,
@@ -215,9 +215,9 @@ def run_sampled_dp_sgd(
     # themselves are read from the memmap below, by the same sampler.
     loader = DataLoader(_Positions(len(labels)), batch_sampler=sampler)
     with quiet_opacus():
-        noise_multiplier = get_noise_multiplier(
+        sigma = noise_multiplier(
             target_epsilon=privacy.target_epsilon,
-            target_delta=privacy.delta,
+            delta=privacy.delta,
             sample_rate=sampler.sample_rate,
             steps=steps,
             accountant=privacy.accountant,
@@ -228,7 +228,7 @@ def run_sampled_dp_sgd(
             optimizer=optimizer,
             data_loader=loader,
             criterion=nn.BCEWithLogitsLoss(),
-            noise_multiplier=noise_multiplier,
+            noise_multiplier=sigma,
             max_grad_norm=privacy.max_grad_norm,
             # The Poisson sample is ours (above); Opacus would swap in its O(N)-per-step sampler.
             poisson_sampling=False,
