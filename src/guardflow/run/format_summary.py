@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from guardflow.run.summary import RunSummary
 
+# A family (the name before its brackets) with more PASS or WAIVED lines than this prints them as one line.
+_FAMILY_LINES = 3
+
 
 def format_summary(summary: RunSummary) -> str:
     """A short human summary of a run, a line per section that ran."""
@@ -57,7 +60,7 @@ def format_summary(summary: RunSummary) -> str:
             f"champion version {summary.gate.compared_to}" if summary.gate.compared_to else "no champion yet"
         )
         lines.append(f"  gate       {verdict} (compared with {against})")
-        lines += [f"             {line}" for line in summary.gate.lines]
+        lines += [f"             {line}" for line in gate_lines(summary.gate.lines)]
     if summary.window:
         window = summary.window
         champion = f"{window.champion['accuracy']:.4f}" if window.champion else "none yet"
@@ -90,3 +93,45 @@ def format_summary(summary: RunSummary) -> str:
     if summary.lineage:
         lines.append(f"  lineage    {summary.lineage.events} events -> {summary.lineage.path}")
     return "\n".join(lines)
+
+
+def gate_lines(lines: list[str]) -> list[str]:
+    """The gate's lines for the console: every FAIL in full; a family's PASS lines in full up to `_FAMILY_LINES`,
+    else one line counting them; WAIVED lines the same, per family and reason. Every line stays in summary.json,
+    the MLflow tags and the model card."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    order: list[tuple[str, str, str] | str] = []
+    for line in lines:
+        verdict, name, rest = _split_line(line)
+        if verdict not in ("PASS", "WAIVED"):
+            order.append(line)
+            continue
+        key = (verdict, name.split("[", 1)[0], rest if verdict == "WAIVED" else "")
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(line)
+    shown: list[str] = []
+    for entry in order:
+        if isinstance(entry, str):
+            shown.append(entry)
+            continue
+        members = groups[entry]
+        verdict, family, reason = entry
+        if len(members) <= _FAMILY_LINES:
+            shown += members
+        else:
+            shown.append(f"{verdict} {len(members)} {family} lines" + (f" {reason}" if reason else ""))
+    return shown
+
+
+def _split_line(line: str) -> tuple[str, str, str]:
+    """(verdict, name, the rest) of `PASS no_regression[sex=Female, tpr] 0.01 (...)`: a name's brackets may hold
+    spaces."""
+    verdict, _, remainder = line.partition(" ")
+    depth = 0
+    for position, character in enumerate(remainder):
+        depth += {"[": 1, "]": -1}.get(character, 0)
+        if character == " " and depth == 0:
+            return verdict, remainder[:position], remainder[position + 1 :]
+    return verdict, remainder, ""

@@ -170,3 +170,29 @@ def test_the_run_key_changes_with_any_of_data_config_and_code() -> None:
         rerun_figures(["a" * 64, "b" * 64], "c" * 64, "0.1.0+gdef"),
     ):
         assert changed.run_key != base.run_key, f"a change must change the key: {changed}"
+
+
+def test_a_family_of_many_gate_lines_prints_as_one_line_and_every_fail_in_full() -> None:
+    from guardflow.run.format_summary import gate_lines
+
+    # given 6 no_regression lines passing, 4 waived for one reason, one failing, and two single lines
+    passing = [f"PASS no_regression[race=G{i}, tpr] 0.0000 (must be >= -0.05)" for i in range(6)]
+    waived = [
+        f"WAIVED no_regression[sex=S{i}, fpr, reference rows] (no champion to compare to)" for i in range(4)
+    ]
+    failing = "FAIL no_regression[sex=Female, tpr] -0.2000 (must be >= -0.05)"
+    lines = [
+        "PASS accuracy 0.85 (must be >= 0.84)",
+        *passing,
+        failing,
+        *waived,
+        "WAIVED differential (no champion)",
+    ]
+    # when shown / then a family counts as one line, in the place of its first line; the failure is whole
+    assert gate_lines(lines) == [
+        "PASS accuracy 0.85 (must be >= 0.84)",
+        "PASS 6 no_regression lines",
+        failing,
+        "WAIVED 4 no_regression lines (no champion to compare to)",
+        "WAIVED differential (no champion)",
+    ]
