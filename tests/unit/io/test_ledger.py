@@ -22,8 +22,7 @@ SOURCE_A, SOURCE_B = "a" * 64, "b" * 64
 _RESERVE = """
 import sys, time
 from guardflow.errors import BudgetError
-from guardflow.io import registry
-from guardflow.io.ledger import Ledger, ledger_url, open_ledger
+from guardflow.io.ledger import Ledger
 url, start, run_dir = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 ledger = Ledger(url)
 while time.time() < start:
