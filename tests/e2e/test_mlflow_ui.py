@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from guardflow.io.datasets import read_split, write_table
-from tests.conftest import ROOT, write_adult_config
+from tests.conftest import ROOT, WIRING_POISONING, write_adult_config
 from tests.flows.conftest import LENIENT_GATE
 from tests.net import free_port
 
@@ -76,7 +76,9 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory, adult_settings) -> Pa
     home = folder / "home"
     data = folder / "adult-slice.data.gz"
     write_table(read_split(adult_settings.dataset, "train").rows.head(6_000), data, adult_settings.dataset)
-    config = write_adult_config(folder, registry={"model_name": MODEL_NAME}, gate=LENIENT_GATE)
+    config = write_adult_config(
+        folder, poisoning=WIRING_POISONING, registry={"model_name": MODEL_NAME}, gate=LENIENT_GATE
+    )
     # The session's Prefect home belongs to the parent pytest process; the run gets its own.
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
     env["GUARDFLOW_HOME"] = str(home)

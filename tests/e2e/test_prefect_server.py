@@ -199,7 +199,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, adult_settings) -> Iterator
         folder,
         dataset={"train": {"path": str(train), "sha256": sha256}},
         registry={"model_name": MODEL_NAME},
-        poisoning={"folds": 2},  # the wiring is under test here, not the scan: its cheapest setting
+        # the wiring is under test here, not the scan: its cheapest setting
+        poisoning={"folds": 2, "slice_purity": False},
         gate={
             **LENIENT_GATE,
             "min_accuracy": 0.6,

@@ -15,7 +15,7 @@ from flows.safety_train import safety_train
 from guardflow.data.table import typed_frame
 from guardflow.io.datasets import read_split, read_table, write_table
 from guardflow.settings import guardflow_home
-from tests.conftest import write_adult_config
+from tests.conftest import WIRING_POISONING, write_adult_config
 from tests.flows.conftest import LENIENT_GATE
 
 
@@ -28,7 +28,9 @@ def test_held_out_batch_shows_no_drift(tmp_path: Path, adult_settings, test_rows
     # given 5,000 rows of adult.test as a new batch and no champion yet (reference: the configured train file)
     batch = tmp_path / "batch.csv"
     write_table(test_rows.head(5_000), batch, adult_settings.dataset)
-    config = write_adult_config(tmp_path, registry={"model_name": "adult-drift-none"})
+    config = write_adult_config(
+        tmp_path, poisoning=WIRING_POISONING, registry={"model_name": "adult-drift-none"}
+    )
     # when drift-check runs
     summary = drift_check(str(config), str(batch), str(tmp_path / "run"))
     # then nothing drifted, no retrain ran, and the report and summary are written
@@ -44,7 +46,9 @@ def test_shifted_batch_triggers_a_guarded_retrain(tmp_path: Path, adult_settings
     typed = typed_frame(test_rows, adult_settings.dataset)
     batch = tmp_path / "over50.csv"
     write_table(test_rows[typed["age"] > 50], batch, adult_settings.dataset)
-    config = write_adult_config(tmp_path, registry={"model_name": "adult-drift-shift"})
+    config = write_adult_config(
+        tmp_path, poisoning=WIRING_POISONING, registry={"model_name": "adult-drift-shift"}
+    )
     # when drift-check runs
     summary = drift_check(str(config), str(batch), str(tmp_path / "run"))
     # then drift is detected on age and safety-train ran on reference plus the batch minus its window
@@ -69,7 +73,9 @@ def agreeing_champion(tmp_path_factory: pytest.TempPathFactory, adult_slice: Pat
     """A champion trained on the 6,000-row slice; the name of its registered model."""
     name = "adult-drift-agree"
     folder = tmp_path_factory.mktemp("champion")
-    config = write_adult_config(folder, registry={"model_name": name}, gate=LENIENT_GATE)
+    config = write_adult_config(
+        folder, poisoning=WIRING_POISONING, registry={"model_name": name}, gate=LENIENT_GATE
+    )
     summary = safety_train(str(config), str(folder / "run"), str(adult_slice))
     assert summary.status == "promoted", f"the champion must be promoted first: {summary.gate}"
     return name
@@ -81,7 +87,10 @@ def test_in_process_and_server_retrains_judge_alike(
     # given a champion, a config that keeps passing candidates as challengers (so both retrains face the same
     # champion), and a batch of 2,000 people over 50
     config = write_adult_config(
-        tmp_path, registry={"model_name": agreeing_champion, "approval": "required"}, gate=LENIENT_GATE
+        tmp_path,
+        poisoning=WIRING_POISONING,
+        registry={"model_name": agreeing_champion, "approval": "required"},
+        gate=LENIENT_GATE,
     )
     typed = typed_frame(test_rows, adult_settings.dataset)
     batch = tmp_path / "over50.csv"
@@ -147,7 +156,9 @@ def test_poisoned_batch_is_screened_and_its_retrain_waits(tmp_path: Path, adult_
     )
     batch = tmp_path / "over50-poisoned.csv"
     write_table(poisoned, batch, dataset)
-    config = write_adult_config(tmp_path, registry={"model_name": "adult-drift-poisoned"})
+    config = write_adult_config(
+        tmp_path, poisoning=WIRING_POISONING, registry={"model_name": "adult-drift-poisoned"}
+    )
     # when drift-check runs in-process
     summary = drift_check(str(config), str(batch), str(tmp_path / "run"))
     # then the planted rows are quarantined as suspects, the retrain waits for a person, and no champion exists

@@ -26,7 +26,7 @@ from guardflow.io.datasets import read_split, read_table, write_table
 from guardflow.io.pii_key import KEY_FILE, read_pii_key
 from guardflow.pii.guard_pii import LINE_HMAC, LINE_LENGTH, REDACTED
 from guardflow.settings import guardflow_home
-from tests.conftest import ROOT, write_adult_config
+from tests.conftest import ROOT, WIRING_POISONING, write_adult_config
 from tests.flows.conftest import LENIENT_GATE
 from tests.lineage_validation import event_problems, read_events
 from tests.pii_data import (
@@ -135,6 +135,7 @@ def _config(data: PlantedDataset, folder: Path, model_name: str, policies: dict[
     folder.mkdir(parents=True, exist_ok=True)
     return write_adult_config(
         folder,
+        poisoning=WIRING_POISONING,
         dataset={
             "columns": data.columns,
             "train": {"path": str(data.train), "sha256": content_sha256(data.train)},

@@ -15,7 +15,7 @@ from flows.drift_check import drift_check
 from flows.poisoning_scan import poisoning_scan
 from flows.safety_train import safety_train
 from guardflow.io.datasets import read_table
-from tests.conftest import write_adult_config
+from tests.conftest import WIRING_POISONING, write_adult_config
 from tests.flows.conftest import LENIENT_GATE
 
 
@@ -30,7 +30,9 @@ def adult_parquet(tmp_path_factory: pytest.TempPathFactory, adult_slice: Path, a
 
 def test_validate_scan_drift_and_train_read_parquet(adult_parquet: Path, tmp_path: Path) -> None:
     # given Adult's config and its slice as a Parquet file
-    config = write_adult_config(tmp_path, registry={"model_name": "adult-parquet"}, gate=LENIENT_GATE)
+    config = write_adult_config(
+        tmp_path, poisoning=WIRING_POISONING, registry={"model_name": "adult-parquet"}, gate=LENIENT_GATE
+    )
     sha256 = hashlib.sha256(adult_parquet.read_bytes()).hexdigest()
     # when validate and scan run on it
     checked = data_contract(str(config), str(tmp_path / "validate"), str(adult_parquet))

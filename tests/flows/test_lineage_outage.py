@@ -11,7 +11,7 @@ import pytest
 
 from flows.safety_train import safety_train
 from guardflow.settings import guardflow_home
-from tests.conftest import write_adult_config
+from tests.conftest import WIRING_POISONING, write_adult_config
 from tests.flows.conftest import LENIENT_GATE
 from tests.lineage_validation import event_problems
 from tests.net import LineageReceiver, free_port
@@ -58,6 +58,7 @@ def test_every_event_arrives_once_and_in_order_across_an_outage(
     monkeypatch.delenv("OPENLINEAGE_URL", raising=False)
     config = write_adult_config(
         tmp_path,
+        poisoning=WIRING_POISONING,
         registry={"model_name": "adult-outage"},
         lineage={"url": flaky_receiver.url},
         gate=LENIENT_GATE,

@@ -14,7 +14,7 @@ from guardflow.io import registry
 from guardflow.io.ledger import open_ledger
 from guardflow.run.summary import RunSummary
 from guardflow.settings import guardflow_home
-from tests.conftest import write_adult_config
+from tests.conftest import WIRING_POISONING, write_adult_config
 from tests.flows.conftest import LENIENT_GATE
 from tests.lineage_validation import read_events
 
@@ -24,7 +24,9 @@ MODEL = "adult-rerun-test"
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory: pytest.TempPathFactory, adult_slice: Path) -> tuple[Path, Path, RunSummary]:
     folder = tmp_path_factory.mktemp("rerun")
-    config = write_adult_config(folder, registry={"model_name": MODEL}, gate=LENIENT_GATE)
+    config = write_adult_config(
+        folder, poisoning=WIRING_POISONING, registry={"model_name": MODEL}, gate=LENIENT_GATE
+    )
     summary = safety_train(str(config), str(folder / "first"), str(adult_slice))
     assert summary.model is not None, f"the first run registers a version: {summary.status} {summary.error}"
     return folder, config, summary
@@ -80,7 +82,11 @@ def test_a_changed_config_is_no_match(first_run, adult_slice: Path, tmp_path: Pa
     # given the same data under a config that differs only in its lifetime budget, set to what is already spent
     _, _, first = first_run
     config = write_adult_config(
-        tmp_path, registry={"model_name": MODEL}, gate=LENIENT_GATE, privacy={"lifetime_epsilon": 1.0}
+        tmp_path,
+        poisoning=WIRING_POISONING,
+        registry={"model_name": MODEL},
+        gate=LENIENT_GATE,
+        privacy={"lifetime_epsilon": 1.0},
     )
     # when it trains: no version matches its config hash, so it goes on to reserve budget, which is refused
     code = main(

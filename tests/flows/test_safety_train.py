@@ -15,7 +15,7 @@ from flows.safety_train import safety_train
 from guardflow.cli import main
 from guardflow.io import registry
 from guardflow.settings import guardflow_home
-from tests.conftest import write_adult_config
+from tests.conftest import WIRING_POISONING, write_adult_config
 from tests.flows.conftest import LENIENT_GATE
 from tests.lineage_validation import event_problems, read_events
 
@@ -120,7 +120,10 @@ def test_every_stage_emits_valid_start_and_complete_events(promoted_run) -> None
 def test_strict_gate_rejects_registers_and_does_not_promote(tmp_path: Path, adult_slice: Path) -> None:
     # given an impossible accuracy threshold
     config = write_adult_config(
-        tmp_path, registry={"model_name": "adult-rejected"}, gate={"min_accuracy": 0.99}
+        tmp_path,
+        poisoning=WIRING_POISONING,
+        registry={"model_name": "adult-rejected"},
+        gate={"min_accuracy": 0.99},
     )
     # when the flow runs
     summary = safety_train(str(config), str(tmp_path / "run"), str(adult_slice))
@@ -170,7 +173,10 @@ def test_exhausted_budget_is_refused_before_training(
     from guardflow.io.ledger import open_ledger
 
     config = write_adult_config(
-        tmp_path, registry={"model_name": "adult-budget"}, dataset={"id": "adult-budget"}
+        tmp_path,
+        poisoning=WIRING_POISONING,
+        registry={"model_name": "adult-budget"},
+        dataset={"id": "adult-budget"},
     )
     registry.configure_tracking(guardflow_home(), experiment="guardflow-adult-budget")
     ledger = open_ledger(guardflow_home())
@@ -224,7 +230,10 @@ def test_approval_required_waits_as_challenger_until_approved_then_rolls_back(
 ) -> None:
     # given a policy that requires a person's approval, and a candidate that passes the gate
     config = write_adult_config(
-        tmp_path, registry={"model_name": "adult-approval", "approval": "required"}, gate=LENIENT_GATE
+        tmp_path,
+        poisoning=WIRING_POISONING,
+        registry={"model_name": "adult-approval", "approval": "required"},
+        gate=LENIENT_GATE,
     )
     summary = safety_train(str(config), str(tmp_path / "run"), str(adult_slice))
     # then it waits as challenger, with no champion, and the CLI says it completed

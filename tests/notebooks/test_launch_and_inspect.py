@@ -17,7 +17,7 @@ from nbclient import NotebookClient
 
 from guardflow.io.datasets import read_split, write_table
 from guardflow.settings import Settings
-from tests.conftest import ROOT, write_adult_config
+from tests.conftest import ROOT, WIRING_POISONING, write_adult_config
 from tests.flows.conftest import LENIENT_GATE
 
 NOTEBOOK = ROOT / "notebooks" / "launch_and_inspect.ipynb"
@@ -49,7 +49,9 @@ def executed(adult_settings: Settings, tmp_path: Path, monkeypatch: pytest.Monke
     train, test = tmp_path / "train.data.gz", tmp_path / "test.data.gz"
     write_table(read_split(dataset, "train").rows.head(TRAIN_ROWS), train, dataset)
     write_table(read_split(dataset, "test").rows.head(TEST_ROWS), test, dataset)
-    config = write_adult_config(tmp_path, gate=LENIENT_GATE, registry={"model_name": MODEL_NAME})
+    config = write_adult_config(
+        tmp_path, poisoning=WIRING_POISONING, gate=LENIENT_GATE, registry={"model_name": MODEL_NAME}
+    )
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     parameters = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
     assert len(parameters) == 1, "the notebook must have one cell tagged `parameters`"

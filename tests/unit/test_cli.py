@@ -136,10 +136,16 @@ def test_scan_with_a_bad_config_is_one_line_and_exit_2(capsys: pytest.CaptureFix
     assert len(errors) == 1 and errors[0].startswith("guardflow: config"), f"one line on stderr, got {errors}"
 
 
+@pytest.fixture(scope="module")
+def cli_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One $GUARDFLOW_HOME for the CLI runs of this module: Prefect creates its database once (~11 s), not per run."""
+    return tmp_path_factory.mktemp("cli-home")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["wrong_delimiter", "unseen_label"])
 def test_train_on_a_bad_file_is_one_line_and_exit_2(
-    name: str, base_lines: list[bytes], tmp_path: Path
+    name: str, base_lines: list[bytes], tmp_path: Path, cli_home: Path
 ) -> None:
     # given a file that fails in load (wrong delimiter) or in the contract (unseen label)
     kind = next(kind for kind in KINDS if kind.name == name)
@@ -147,7 +153,7 @@ def test_train_on_a_bad_file_is_one_line_and_exit_2(
     config = write_adult_config(tmp_path)
     # when guardflow train runs on it
     result = run_guardflow(
-        "train", "--config", str(config), "--data", str(path), home=tmp_path / "home", timeout=600
+        "train", "--config", str(config), "--data", str(path), home=cli_home, timeout=600
     )
     # then one line on stderr names the file, the line and the problem; exit 2; no traceback
     assert result.returncode == 2, f"exit code must be 2, got {result.returncode}: {result.stderr[-2000:]}"
@@ -273,4 +279,6 @@ def test_recover_repairs_a_dead_run_of_the_home_and_says_so(tmp_path: Path) -> N
     assert "recovered 1 crashed runs" in result.stdout, result.stdout
     assert f"recovered safety-train run {marker.run_dir}" in result.stderr, result.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert (summary["status"], summary["crash"]["last_stage"]) == ("crashed", "scan_poisoning"), summary["crash"]
+    assert (summary["status"], summary["crash"]["last_stage"]) == ("crashed", "scan_poisoning"), summary[
+        "crash"
+    ]
