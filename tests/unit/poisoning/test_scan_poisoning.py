@@ -31,6 +31,7 @@ from guardflow.poisoning.scan_poisoning import (
     ScanResult,
     scan_poisoning,
 )
+from guardflow.settings import PoisoningSettings, Settings
 
 ROWS = 5000
 FLOOD_COPIES = 200
@@ -170,7 +171,7 @@ def test_confident_label_flips_are_flagged_more_than_clean_rows(poisoned) -> Non
 
 def test_flagging_more_than_the_policy_allows_raises(clean_frame, adult_settings) -> None:
     # given a policy that tolerates almost no flagged rows
-    policy = adult_settings.poisoning.model_copy(update={"max_flagged_share": 0.0001})
+    policy = _one_detector(adult_settings).model_copy(update={"max_flagged_share": 0.0001})
     # when the clean rows (about 3% flagged) are scanned, then the scan refuses them with a readable message
     with pytest.raises(PoisoningError, match=r"above the policy's limit of 0\.0%"):
         scan_poisoning(clean_frame, adult_settings.dataset, policy)
@@ -195,6 +196,11 @@ def test_quarantined_rows_are_the_raw_text_rows_with_reasons(clean_scan, raw_row
 TRIGGER = {"marital-status": "Separated", "occupation": "Tech-support", "hours-per-week": 44.0}
 
 
+def _one_detector(settings: Settings) -> PoisoningSettings:
+    """The policy for a test of one detector: slice purity (~5 s a scan here) is tested in test_slice_purity.py."""
+    return settings.poisoning.model_copy(update={"slice_purity": False})
+
+
 def _recall_and_clean_share(scan: ScanResult, detector: str, planted: pd.Index) -> tuple[float, float]:
     flags = scan.flags[detector]
     return float(flags.loc[planted].mean()), float(flags.drop(planted).mean())
@@ -206,7 +212,7 @@ def test_near_duplicate_flood_is_flagged(clean_frame, adult_settings) -> None:
         clean_frame, adult_settings.dataset, 0.02, sources=5, rng=np.random.default_rng(1)
     )
     # when the rows are scanned
-    scan = scan_poisoning(frame, adult_settings.dataset, adult_settings.poisoning)
+    scan = scan_poisoning(frame, adult_settings.dataset, _one_detector(adult_settings))
     recall, clean_share = _recall_and_clean_share(scan, DUPLICATE_FLOOD, planted)
     # then the copies beyond the tolerated number are flagged, near copies included, and clean rows are not
     limit = adult_settings.poisoning.duplicate_limit
@@ -217,7 +223,7 @@ def test_near_duplicate_flood_is_flagged(clean_frame, adult_settings) -> None:
 def test_off_manifold_rows_assembled_from_plausible_values_are_flagged(clean_frame, adult_settings) -> None:
     # given 1% of rows whose every value comes from a different real row
     frame, planted = off_manifold_rows(clean_frame, adult_settings.dataset, 0.01, np.random.default_rng(2))
-    scan = scan_poisoning(frame, adult_settings.dataset, adult_settings.poisoning)
+    scan = scan_poisoning(frame, adult_settings.dataset, _one_detector(adult_settings))
     recall, clean_share = _recall_and_clean_share(scan, OFF_MANIFOLD, planted)
     # then pairs of values that do not belong together give most of them away (measured: 94% at 0.5%)
     assert recall >= 0.8, f"only {recall:.0%} of off-manifold rows flagged"
@@ -229,7 +235,7 @@ def test_values_outside_public_bounds_are_flagged_with_their_count(clean_frame, 
     frame, planted = out_of_range_rows(clean_frame, adult_settings.dataset, 0.01, np.random.default_rng(3))
     # and one more row with two such values
     frame.loc[planted[0], ["age", "sex"]] = [150.0, "robot"]
-    scan = scan_poisoning(frame, adult_settings.dataset, adult_settings.poisoning)
+    scan = scan_poisoning(frame, adult_settings.dataset, _one_detector(adult_settings))
     recall, clean_share = _recall_and_clean_share(scan, OUT_OF_RANGE, planted)
     # then every planted row and no clean row is flagged, each scored by its number of bad values
     assert recall == 1.0, f"out-of-range is exact, but {recall:.0%} were flagged"
@@ -242,7 +248,7 @@ def test_backdoor_trigger_tied_to_one_label_is_flagged(clean_frame, adult_settin
     frame, planted = plant_backdoor(
         clean_frame, adult_settings.dataset, TRIGGER, 0.01, np.random.default_rng(4)
     )
-    scan = scan_poisoning(frame, adult_settings.dataset, adult_settings.poisoning)
+    scan = scan_poisoning(frame, adult_settings.dataset, _one_detector(adult_settings))
     recall, clean_share = _recall_and_clean_share(scan, BACKDOOR, planted)
     # then the rare, pure pattern gives every triggered row away, and almost no clean row
     assert recall >= 0.9, f"only {recall:.0%} of backdoored rows flagged"

@@ -71,7 +71,8 @@ def test_the_scan_skips_the_detector_without_a_reference_and_carries_its_reasons
     poisoned, planted = plant_random_backdoor(
         new, dataset, TRIGGER, ">50K", 0.02, "inject", np.random.default_rng(3)
     )
-    policy = adult_settings.poisoning.model_copy(update={"max_flagged_share": 1.0})
+    # (slice purity, ~5 s a scan, has its own tests: this one is about the reference)
+    policy = adult_settings.poisoning.model_copy(update={"max_flagged_share": 1.0, "slice_purity": False})
     # when they are scanned without a reference, then with one
     with threadpool_limits(limits=1):
         alone = scan_poisoning(poisoned, dataset, policy)
