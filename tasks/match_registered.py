@@ -6,8 +6,9 @@ from guardflow.io import registry
 from guardflow.io.code_version import code_version
 from guardflow.io.datasets import content_sha256
 from guardflow.io.lineage import file_dataset
+from guardflow.run.rerun_key import rerun_figures, unchanged_summary
 from guardflow.run.run_context import RunContext
-from guardflow.run.summary import RunSummary, rerun_figures, unchanged_summary
+from guardflow.run.summary import RunSummary
 from guardflow.settings import settings_hash
 from tasks.stage_log import stage_log
 from tasks.stage_task import stage_task

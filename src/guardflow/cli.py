@@ -17,18 +17,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from guardflow.errors import ConfigError, DataError, GuardflowError
+from guardflow import cli_records, cli_registry
+from guardflow.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_REJECTED,
+    ConfigError,
+    DataError,
+    GuardflowError,
+)
 from guardflow.settings import guardflow_home, load_settings, settings_json_schema
 
 if TYPE_CHECKING:
-    from guardflow.io.history import ChampionMove
-    from guardflow.privacy.privacy_budget import Spend
     from guardflow.run.summary import RunSummary
-
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_BAD_INPUT = 2
-EXIT_REJECTED = 3
 
 logger = logging.getLogger("guardflow.cli")
 
@@ -228,140 +230,12 @@ def _ui(args: argparse.Namespace) -> int:
     os.execv(command[0], command)
 
 
-def _budget(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    from guardflow.privacy.privacy_budget import summarize_budget
-
-    spends = _recorded_spends(settings.dataset.id)
-    lifetime = settings.privacy.lifetime_epsilon
-    sources = list(dict.fromkeys([settings.dataset.train.sha256, *(spend.source_sha256 for spend in spends)]))
-    print(f"privacy budget of dataset {settings.dataset.id}: lifetime epsilon {lifetime:g} per source file")
-    print(f"{'data sha256':<16} {'runs':>4} {'spent':>8} {'remaining':>9}")
-    for source in sources:
-        budget = summarize_budget(settings.dataset.id, source, spends, lifetime)
-        print(f"{source[:12] + '...':<16} {budget.runs:>4} {budget.spent:>8.3f} {budget.remaining:>9.3f}")
-    if args.verbose:
-        for spend in spends:
-            print(
-                f"  {spend.recorded_at}  {spend.purpose:<8} eps {spend.epsilon:.3f}  {spend.source_sha256[:12]}...  "
-                f"{spend.state:<8}  {spend.run_dir}"
-            )
-    return EXIT_OK
-
-
-def _recorded_spends(dataset_id: str) -> list[Spend]:
-    """Every charge of a dataset in the ledger, read without importing MLflow (seconds) when it can be.
-
-    MLflow is opened only to import the ledger an earlier version kept as MLflow runs, once per store; a
-    home with no store yet has no charges, and this read-only command does not create one.
-    """
-    from guardflow.io.ledger import Ledger, ledger_url, open_ledger
-
-    home = guardflow_home()
-    url = ledger_url(home)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        return []
-    ledger = Ledger(url)
-    if ledger.legacy_imported():
-        return ledger.spends(dataset_id)
-    _prepare()
-    from guardflow.io import registry
-
-    registry.track_dataset(home, dataset_id)
-    return open_ledger(home).spends(dataset_id)
-
-
 def _recover(_: argparse.Namespace) -> int:
     _prepare()
     from tasks.recover_runs import recover_runs
 
     repaired = recover_runs(guardflow_home(), recovered_by="guardflow recover")
     print(f"recovered {len(repaired)} crashed runs under {guardflow_home()}")
-    return EXIT_OK
-
-
-def _lineage_flush(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    from guardflow.io.lineage import DEFAULT_ENDPOINT, flush_spool
-
-    url = settings.lineage.url or os.environ.get("OPENLINEAGE_URL")
-    if not url:
-        raise ConfigError("lineage flush needs an endpoint: set lineage.url in the config or OPENLINEAGE_URL")
-    endpoint = os.environ.get("OPENLINEAGE_ENDPOINT", DEFAULT_ENDPOINT)
-    delivered, remaining = flush_spool(guardflow_home() / "lineage" / "spool", url, endpoint)
-    print(f"lineage: {delivered} spooled events delivered to {url}, {remaining} still waiting")
-    if remaining:
-        raise DataError(f"lineage endpoint {url} did not take {remaining} spooled events; try again later")
-    return EXIT_OK
-
-
-def _lineage_show(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    from guardflow.lineage import view as lineage_view
-
-    graph = lineage_view.build_graph(lineage_view.load_events(guardflow_home() / "lineage" / "events.jsonl"))
-    if args.model_version is not None:
-        graph = lineage_view.trace_model_version(graph, settings.registry.model_name, args.model_version)
-    elif args.dataset is not None:
-        graph = lineage_view.trace_dataset(graph, args.dataset)
-    print(lineage_view.render_text(graph))
-    if args.html is not None:
-        args.html.parent.mkdir(parents=True, exist_ok=True)
-        args.html.write_text(lineage_view.render_html(graph, title=graph.title), encoding="utf-8")
-        print(f"lineage page written to {args.html}")
-    return EXIT_OK
-
-
-def _open_registry(args: argparse.Namespace) -> str:
-    """Validate the config, point MLflow at the embedded store, and return the registered model's name."""
-    settings = load_settings(args.config)
-    _prepare()
-    from guardflow.io import registry
-
-    registry.track_dataset(guardflow_home(), settings.dataset.id)
-    return settings.registry.model_name
-
-
-def _print_move(move: ChampionMove) -> None:
-    previous = f"version {move.previous}" if move.previous else "no champion"
-    print(
-        f"{move.model}: champion is now version {move.version} (was {previous}); {move.action} by {move.by}: "
-        f"{move.reason}"
-    )
-
-
-def _promote(args: argparse.Namespace) -> int:
-    from guardflow.io import promotion
-
-    _print_move(promotion.promote(_open_registry(args), str(args.version), args.reason, args.by))
-    return EXIT_OK
-
-
-def _approve(args: argparse.Namespace) -> int:
-    from guardflow.io import promotion
-
-    _print_move(promotion.approve(_open_registry(args), str(args.version), args.by))
-    return EXIT_OK
-
-
-def _rollback(args: argparse.Namespace) -> int:
-    from guardflow.io import promotion
-
-    _print_move(promotion.rollback(_open_registry(args), args.reason, args.by))
-    return EXIT_OK
-
-
-def _history(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    from guardflow.io.history import champion_history
-    from guardflow.io.records import tracking_uri
-
-    name = settings.registry.model_name
-    moves = champion_history(name, store=tracking_uri(guardflow_home()))
-    print(f"champion history of {name}: {len(moves)} moves")
-    for move in moves:
-        when, previous = move.recorded_at[:19], move.previous or "-"
-        print(f"  {when}  {move.action:<8} {previous:>4} -> {move.version:<4} by {move.by}: {move.reason}")
     return EXIT_OK
 
 
@@ -501,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget = commands.add_parser("budget", help="print the privacy-budget ledger of the configured dataset")
     budget.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
     budget.add_argument("--verbose", action="store_true", help="list every recorded spend")
-    budget.set_defaults(handler=_budget)
+    budget.set_defaults(handler=cli_records.budget)
 
     recover = commands.add_parser(
         "recover", help="repair the runs of this home whose process died (every flow also does it on start)"
@@ -512,21 +386,21 @@ def build_parser() -> argparse.ArgumentParser:
     lineage_commands = lineage.add_subparsers(dest="lineage_command", required=True, metavar="ACTION")
     flush = lineage_commands.add_parser("flush", help="deliver events spooled while the endpoint was down")
     flush.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
-    flush.set_defaults(handler=_lineage_flush)
+    flush.set_defaults(handler=cli_records.lineage_flush)
     show = lineage_commands.add_parser("show", help="draw the lineage graph in the terminal, and as HTML")
     show.add_argument("--config", type=Path, required=True, help="dataset and policy YAML (names the model)")
     focus = show.add_mutually_exclusive_group()
     focus.add_argument("--model-version", help="trace this registered model version back to its data")
     focus.add_argument("--dataset", type=Path, help="trace this data file forward to the models it fed")
     show.add_argument("--html", type=Path, help="also write a self-contained HTML page with the picture")
-    show.set_defaults(handler=_lineage_show)
+    show.set_defaults(handler=cli_records.lineage_show)
 
     promote = commands.add_parser("promote", help="make a version that passed the gate the champion")
     promote.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
     promote.add_argument("--version", type=int, required=True, help="the registered model version")
     promote.add_argument("--reason", required=True, help="why, recorded in the champion history")
     promote.add_argument("--by", default=getpass.getuser(), help="who (default: the current user)")
-    promote.set_defaults(handler=_promote)
+    promote.set_defaults(handler=cli_registry.promote)
 
     approve = commands.add_parser(
         "approve", help="approve the challenger awaiting approval: it becomes champion"
@@ -534,17 +408,17 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
     approve.add_argument("--version", type=int, required=True, help="the challenger's version")
     approve.add_argument("--by", required=True, help="who approves, recorded in the champion history")
-    approve.set_defaults(handler=_approve)
+    approve.set_defaults(handler=cli_registry.approve)
 
     rollback = commands.add_parser("rollback", help="move the champion back to the previous champion")
     rollback.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
     rollback.add_argument("--reason", required=True, help="why, recorded in the champion history")
     rollback.add_argument("--by", default=getpass.getuser(), help="who (default: the current user)")
-    rollback.set_defaults(handler=_rollback)
+    rollback.set_defaults(handler=cli_registry.rollback)
 
     history = commands.add_parser("history", help="print every change of champion, with reasons")
     history.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")
-    history.set_defaults(handler=_history)
+    history.set_defaults(handler=cli_registry.history)
 
     contract = commands.add_parser("contract", help="data contracts: draft a suite from reference data")
     contract_commands = contract.add_subparsers(dest="contract_command", required=True, metavar="ACTION")

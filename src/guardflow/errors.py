@@ -4,6 +4,12 @@ The CLI catches `GuardflowError` once and prints its message as one line (exit 2
 internal failure (exit 1).
 """
 
+# The `guardflow` command's exit codes, one per kind of outcome.
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_REJECTED = 3
+
 
 class GuardflowError(Exception):
     """A failure caused by the input or the configuration, not by guardflow itself."""

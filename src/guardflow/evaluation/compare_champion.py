@@ -27,7 +27,8 @@ from guardflow.evaluation.intervals import (
     resample_counts,
 )
 from guardflow.evaluation.metrics import champion_figures
-from guardflow.settings import DatasetSettings, GateSettings
+from guardflow.gate_settings import GateSettings
+from guardflow.settings import DatasetSettings
 
 # Which way is worse for each group rate: a drop in TPR or selection rate, a rise in FPR.
 HIGHER_IS_BETTER_RATE = {"tpr": True, "selection_rate": True, "fpr": False}

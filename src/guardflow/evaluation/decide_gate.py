@@ -22,7 +22,7 @@ from guardflow.evaluation.differential import DifferentialCheck
 from guardflow.evaluation.evaluate_safety import Evaluation
 from guardflow.evaluation.fairness import MEASURED_ON, RATES, GroupFairness
 from guardflow.evaluation.intervals import Interval
-from guardflow.settings import GateSettings
+from guardflow.gate_settings import GateSettings
 
 __all__ = ["ChampionComparison", "GateDecision", "GateLine", "decide_gate"]
 

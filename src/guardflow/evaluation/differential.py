@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from guardflow.settings import CategoricalFeature, DatasetSettings, DifferentialSettings
+from guardflow.gate_settings import DifferentialSettings
+from guardflow.settings import CategoricalFeature, DatasetSettings
 
 MISSING = "(missing)"
 # A band needs this many slices for its own median and MAD; otherwise all slices' are used.

@@ -65,7 +65,9 @@ def promote(name: str, version: str, reason: str, by: str) -> ChampionMove:
     """Make a version champion by hand. A version the gate rejected, or whose run crashed, cannot be promoted."""
     client = MlflowClient()
     if client.get_model_version(name, version).tags.get(REGISTRATION_TAG) == "crashed":
-        raise RegistryError(f"version {version} of {name!r} was registered by a run that crashed; not promoted")
+        raise RegistryError(
+            f"version {version} of {name!r} was registered by a run that crashed; not promoted"
+        )
     verdict = _gate_verdict(client, name, version)
     if verdict != "passed":
         raise RegistryError(
@@ -124,7 +126,9 @@ def withdraw_crashed(name: str, run_dir: str) -> list[str]:
 def _restore_champion(client: MlflowClient, name: str, crashed: str, previous: str | None) -> None:
     """Give `champion` back to the version before `crashed` (its tag, else the history), or remove it."""
     if previous is None:
-        moves = [move for move in champion_history(name) if move.version == crashed and move.action != "rollback"]
+        moves = [
+            move for move in champion_history(name) if move.version == crashed and move.action != "rollback"
+        ]
         previous = moves[-1].previous if moves else ""
     if not previous:
         client.delete_registered_model_alias(name, CHAMPION_ALIAS)

@@ -45,7 +45,9 @@ CHAMPION_ALIAS = "champion"
 # pending after its run's process died sets it `crashed` (never aliased, never matched by a rerun).
 REGISTRATION_TAG = "guardflow.registration"
 RUN_DIR_TAG = "guardflow.run_dir"
-RUN_KEY_TAG = "guardflow.run_key"  # data, config and code of the run that trained the version, hashed together
+RUN_KEY_TAG = (
+    "guardflow.run_key"  # data, config and code of the run that trained the version, hashed together
+)
 MODEL_NAME_IN_RUN = "model"
 SPEC_FILE_NAME = "model_spec.json"
 

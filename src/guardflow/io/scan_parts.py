@@ -34,21 +34,17 @@ from guardflow.data.table import SOURCE_ROW
 from guardflow.poisoning.scan_poisoning import (
     _MAX_CODES_OFF_MANIFOLD,
     PARTITION_WISE,
-    CodePlan,
     Detected,
-    NumericValues,
-    PairCounts,
     ScanResult,
     ScanStatistics,
     check_flagged_share,
-    count_pairs,
-    numeric_values,
     off_manifold_plan,
     scan_result,
     scan_statistics,
     score_partition,
     score_together,
 )
+from guardflow.poisoning.value_codes import CodePlan, NumericValues, PairCounts, count_pairs, numeric_values
 from guardflow.settings import DatasetSettings, PoisoningSettings
 
 if TYPE_CHECKING:

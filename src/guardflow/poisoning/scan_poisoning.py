@@ -26,21 +26,29 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from cleanlab.filter import find_label_issues
 from scipy.stats import false_discovery_control, poisson
-from sklearn.base import clone
-from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
-from sklearn.model_selection import StratifiedKFold
+from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import KDTree
-from threadpoolctl import threadpool_limits
 
 from guardflow.data.encode_features import encode_features, ordinal_features
 from guardflow.data.table import label_vector
 from guardflow.errors import PoisoningError
+from guardflow.poisoning.label_noise import score_label_noise
 from guardflow.poisoning.slice_purity import SLICE_PURITY, find_impure_triggers
 from guardflow.poisoning.slices import MAX_EXACT_VALUES
 from guardflow.poisoning.trusted_reference import TRUSTED_REFERENCE, ReferenceComparison, compare_reference
-from guardflow.settings import CategoricalFeature, DatasetSettings, NumericFeature, PoisoningSettings
+from guardflow.poisoning.value_codes import (
+    CodePlan,
+    NumericValues,
+    PairCounts,
+    code_plan,
+    count_pairs,
+    frame_codes,
+    numeric_values,
+    pair_groups,
+    plan_codes,
+)
+from guardflow.settings import DatasetSettings, NumericFeature, PoisoningSettings
 
 logger = logging.getLogger(__name__)
 
@@ -159,43 +167,6 @@ def _out_of_range(frame: pd.DataFrame, dataset: DatasetSettings) -> tuple[np.nda
     return violations, violations > 0
 
 
-def _label_noise(
-    features: np.ndarray,
-    categorical: np.ndarray,
-    labels: np.ndarray,
-    settings: PoisoningSettings,
-    suspect: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold probabilities from models that never learn from `suspect` rows (already flagged by another
-    detector): a backdoor left in would teach the model its trigger, and the genuine rows that contradict the
-    trigger would then look mislabelled and be removed, doing the attacker's work."""
-    folds = StratifiedKFold(n_splits=settings.folds, shuffle=True, random_state=settings.seed)
-    # Native categorical support on the ordinal encoding: ~10x faster than on the one-hot matrix. Small,
-    # well-filled leaves: smoother probabilities rank flipped labels better than the defaults (measured on Adult
-    # with 10% flips: 74.0% of flips found at 5% of clean rows flagged against 73.4%).
-    classifier = HistGradientBoostingClassifier(
-        max_iter=100,
-        max_leaf_nodes=15,
-        min_samples_leaf=50,
-        categorical_features=categorical,
-        random_state=settings.seed,
-    )
-    # One OpenMP thread: on 2 shared cores, gradient boosting's spin-waiting threads run ~10x slower under load.
-    probabilities = np.zeros((len(labels), 2))
-    with threadpool_limits(limits=1):
-        for train, held_out in folds.split(features, labels):
-            learn = train[~suspect[train]]
-            fitted = clone(classifier).fit(features[learn], labels[learn])
-            probabilities[held_out] = fitted.predict_proba(features[held_out])
-    # n_jobs=1: cleanlab otherwise forks a process pool, slower here than one core and noisy under Prefect.
-    issues = find_label_issues(labels, probabilities, filter_by="prune_by_noise_rate", n_jobs=1)
-    given_label_confidence = probabilities[np.arange(len(labels)), labels]
-    # cleanlab alone flags ~5% of clean Adult (hard but genuine rows); dropping those leaves the DP model
-    # over-confident. Only rows the out-of-fold model also finds unlikely under their label are flagged.
-    flagged = np.asarray(issues, dtype=bool) & (given_label_confidence < settings.label_noise_max_confidence)
-    return 1.0 - given_label_confidence, flagged
-
-
 def fit_outlier_model(features: np.ndarray, settings: PoisoningSettings) -> IsolationForest:
     """An isolation forest fitted on `features` (the whole frame, or a bounded sample of a partitioned one); its
     threshold is the `outlier_contamination` quantile of the scores of the rows it was fitted on."""
@@ -212,132 +183,9 @@ def score_outliers(forest: IsolationForest, features: np.ndarray) -> tuple[np.nd
     return -samples, samples - forest.offset_ < 0
 
 
-@dataclass(frozen=True)
-class NumericValues:
-    """A numeric column's distinct values (sorted, missing apart), or None once they are more than a cap: what
-    partitions reduce to decide, over the whole data, whether the column is coded by exact value."""
-
-    values: np.ndarray | None
-    has_missing: bool
-
-    def merge(self, other: NumericValues, cap: int) -> NumericValues:
-        if self.values is None or other.values is None:
-            return NumericValues(None, self.has_missing or other.has_missing)
-        values = np.union1d(self.values, other.values)
-        return NumericValues(values if len(values) <= cap else None, self.has_missing or other.has_missing)
-
-
-def numeric_values(frame: pd.DataFrame, dataset: DatasetSettings, cap: int) -> dict[str, NumericValues]:
-    """Each numeric feature's distinct values in `frame` (None beyond `cap` of them)."""
-    found: dict[str, NumericValues] = {}
-    for name, feature in dataset.features.items():
-        if isinstance(feature, NumericFeature):
-            values = frame[name].to_numpy(dtype="float64", na_value=np.nan)
-            missing = np.isnan(values)
-            distinct = np.unique(values[~missing])
-            found[name] = NumericValues(distinct if len(distinct) <= cap else None, bool(missing.any()))
-    return found
-
-
-@dataclass(frozen=True)
-class CodePlan:
-    """How each feature becomes integer codes, fixed over the whole data so partitions code alike: categories by
-    their public list (unknown or missing -> 0), numerics by exact value (missing -> 0) when they take few
-    values, else by their public bins (when `bin_wide`) or left out. `sizes` bounds each feature's codes."""
-
-    exact: dict[str, np.ndarray]
-    binned: tuple[str, ...]
-    sizes: dict[str, int]
-
-
-def code_plan(
-    dataset: DatasetSettings, values: dict[str, NumericValues], max_codes: int, bin_wide: bool
-) -> CodePlan:
-    exact: dict[str, np.ndarray] = {}
-    binned: list[str] = []
-    sizes: dict[str, int] = {}
-    for name, feature in dataset.features.items():
-        if isinstance(feature, CategoricalFeature):
-            sizes[name] = len(feature.categories) + 1
-            continue
-        seen = values[name]
-        if seen.values is not None and len(seen.values) + seen.has_missing <= max_codes:
-            exact[name] = seen.values
-            sizes[name] = len(seen.values) + 1
-        elif bin_wide and feature.bins:
-            binned.append(name)
-            sizes[name] = len(feature.bins) + 1
-    return CodePlan(exact, tuple(binned), sizes)
-
-
-def plan_codes(frame: pd.DataFrame, dataset: DatasetSettings, plan: CodePlan) -> dict[str, np.ndarray]:
-    """Each planned feature of `frame` as integer codes (see `CodePlan`)."""
-    codes: dict[str, np.ndarray] = {}
-    for name, feature in dataset.features.items():
-        if name not in plan.sizes:
-            continue
-        if isinstance(feature, CategoricalFeature):
-            codes[name] = pd.Index(feature.categories).get_indexer(frame[name]).astype("int64") + 1
-            continue
-        values = frame[name].to_numpy(dtype="float64", na_value=np.nan)
-        if name in plan.exact:
-            known = plan.exact[name]
-            position = np.searchsorted(known, values).clip(0, max(len(known) - 1, 0))
-            found = (len(known) > 0) & ~np.isnan(values)
-            codes[name] = np.where(found, position + 1, 0).astype("int64")
-        else:
-            codes[name] = np.digitize(np.nan_to_num(values, nan=feature.min), feature.bins).astype("int64")
-    return codes
-
-
-def _codes(
-    frame: pd.DataFrame, dataset: DatasetSettings, max_codes: int, bin_wide: bool
-) -> dict[str, np.ndarray]:
-    """Each feature of `frame` as integer codes, planned on `frame` itself (see `CodePlan`)."""
-    values = numeric_values(frame, dataset, max_codes)
-    return plan_codes(frame, dataset, code_plan(dataset, values, max_codes, bin_wide))
-
-
-def _pair_groups(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The group of each row by its pair of codes, and the size of each group."""
-    _, group, counts = np.unique(
-        first * (int(second.max()) + 1) + second, return_inverse=True, return_counts=True
-    )
-    return group, counts
-
-
-@dataclass(frozen=True)
-class PairCounts:
-    """How many rows hold each code of each planned feature and each pair of codes: the global reduction the
-    off-manifold detector scores partitions against (partitions' counts add up)."""
-
-    rows: int
-    singles: dict[str, np.ndarray]
-    pairs: dict[tuple[str, str], np.ndarray]
-
-    def __add__(self, other: PairCounts) -> PairCounts:
-        return PairCounts(
-            self.rows + other.rows,
-            {name: counts + other.singles[name] for name, counts in self.singles.items()},
-            {pair: counts + other.pairs[pair] for pair, counts in self.pairs.items()},
-        )
-
-
 def off_manifold_plan(dataset: DatasetSettings, values: dict[str, NumericValues]) -> CodePlan:
     """The codes the off-manifold detector counts, from the numeric values of the whole data."""
     return code_plan(dataset, values, _MAX_CODES_OFF_MANIFOLD, bin_wide=True)
-
-
-def count_pairs(frame: pd.DataFrame, dataset: DatasetSettings, plan: CodePlan) -> PairCounts:
-    """The code and code-pair counts of `frame` (one partition, or all of it)."""
-    codes = plan_codes(frame, dataset, plan)
-    singles = {name: np.bincount(code, minlength=plan.sizes[name]) for name, code in codes.items()}
-    pairs = {}
-    for first, second in itertools.combinations(codes, 2):
-        width = plan.sizes[second]
-        flat = np.bincount(codes[first] * width + codes[second], minlength=plan.sizes[first] * width)
-        pairs[(first, second)] = flat.reshape(plan.sizes[first], width)
-    return PairCounts(len(frame), singles, pairs)
 
 
 def _off_manifold(
@@ -427,11 +275,11 @@ def _backdoors(
     (at least `backdoor_min_support` of them, so that neither value implies the other) are at most
     `backdoor_max_alone` that label.
     The score is how much purer the pair is than the purer of its values alone."""
-    codes = _codes(frame, dataset, _MAX_CODES_BACKDOOR, bin_wide=False)
+    codes = frame_codes(frame, dataset, _MAX_CODES_BACKDOOR, bin_wide=False)
     minimum = settings.backdoor_min_support
     score = np.zeros(len(frame))
     for first, second in itertools.combinations(codes.values(), 2):
-        group, counts = _pair_groups(first, second)
+        group, counts = pair_groups(first, second)
         positives = np.bincount(group, weights=labels, minlength=len(counts))
         for target in (0, 1):
             matching = positives if target == 1 else counts - positives
@@ -573,7 +421,7 @@ def score_together(
             ]
         )
         ordinal, categorical = ordinal_features(frame, dataset)
-        run(LABEL_NOISE, lambda: _label_noise(ordinal, categorical, labels, settings, suspect))
+        run(LABEL_NOISE, lambda: score_label_noise(ordinal, categorical, labels, settings, suspect))
     return Detected(scores, flags, notes, seconds, skipped, comparison)
 
 

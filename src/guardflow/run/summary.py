@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -479,23 +477,3 @@ def drift_summary(
     drift = drift.model_copy(update={"retrain_run_dir": retrain.run_dir, "retrain_status": retrain.status})
     status: Status = "drift_rejected" if retrain.status == "rejected" else "drift_retrained"
     return RunSummary(**header.model_dump(), status=status, seconds=0.0, drift=drift)
-
-
-def rerun_figures(data_sources: list[str], config_sha256: str, code_version: str) -> RerunFigures:
-    """The keys of a training and the one hash of all three (`run_key`) that a registry search matches on."""
-    sources = sorted(set(data_sources))
-    canonical = json.dumps({"data": sources, "config": config_sha256, "code": code_version}, sort_keys=True)
-    return RerunFigures(
-        run_key=hashlib.sha256(canonical.encode()).hexdigest(),
-        data_sources=sources,
-        config_sha256=config_sha256,
-        code_version=code_version,
-    )
-
-
-def unchanged_summary(
-    header: RunHeader, version: RegisteredVersion, weights_sha256: str, rerun: RerunFigures
-) -> RunSummary:
-    """The summary of a training skipped because `version` was trained on the same data, config and code."""
-    unchanged = RunSummary(**header.model_dump(), status="unchanged", seconds=0.0, rerun=rerun)
-    return with_model(unchanged, version, weights_sha256)

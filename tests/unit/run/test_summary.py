@@ -160,7 +160,7 @@ def test_the_printed_summary_has_a_line_per_section_that_ran() -> None:
 
 
 def test_the_run_key_changes_with_any_of_data_config_and_code() -> None:
-    from guardflow.run.summary import rerun_figures
+    from guardflow.run.rerun_key import rerun_figures
 
     base = rerun_figures(["a" * 64, "b" * 64], "c" * 64, "0.1.0+gabc")
     assert rerun_figures(["b" * 64, "a" * 64], "c" * 64, "0.1.0+gabc").run_key == base.run_key, "order-free"
