@@ -16,15 +16,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import logging
 import os
 import tempfile
 from pathlib import Path
 
 from opacus.accountants import create_accountant
 from opacus.accountants.utils import get_noise_multiplier
-
-logger = logging.getLogger(__name__)
 
 # Opacus' default precision for its search: the sigma found spends between target - tolerance and target.
 EPSILON_TOLERANCE = 0.01
@@ -43,8 +40,8 @@ def cache_folder() -> Path:
 def epsilon_spent(
     accountant: str, noise_multiplier: float, sample_rate: float, steps: int, delta: float
 ) -> float:
-    """The epsilon the accountant reports for `steps` DP-SGD steps at this noise and sample rate (memoised: the
-    search's last evaluation is also what the finished run spent)."""
+    """The epsilon the accountant reports for `steps` DP-SGD steps at this noise and sample rate (memoised: the check
+    of a remembered sigma is also what the finished run reports it spent)."""
     evaluator = create_accountant(mechanism=accountant)
     evaluator.history = [(noise_multiplier, sample_rate, steps)]
     return float(evaluator.get_epsilon(delta=delta))
