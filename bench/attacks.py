@@ -170,7 +170,9 @@ def _run_seed(
     if drawn.backdoor is not None and asr:
         success = plant_attacks.attack_success_rate
         clean_model = clean_models["half" if with_reference else "full"]
-        kept = plant_attacks.train_dp_model(drawn.poisoned[~scan.flagged], settings)
+        kept = plant_attacks.train_dp_model(
+            drawn.poisoned[~scan.flagged], settings, drawn.poisoned[scan.calibration_only]
+        )
         record["asr_clean"] = round(success(clean_model, test, dataset, drawn.backdoor), 4)
         record["asr_after_scan"] = round(success(kept, test, dataset, drawn.backdoor), 4)
     return record

@@ -222,7 +222,9 @@ def run_seed(
     with threadpool_limits(limits=1):
         scan = scan_poisoning(combined, dataset, state["policy"], reference=reference)
     record["scan_flagged"] = scan.rows_flagged
-    candidate = train_dp_model(combined[~scan.flagged.to_numpy()], settings)
+    candidate = train_dp_model(
+        combined[~scan.flagged.to_numpy()], settings, combined[scan.calibration_only.to_numpy()]
+    )
     record["harm"] = _harm(drawn.attack, candidate, state["champion"], state["test_full"], settings)
     record["harmful"] = record["harm"]["harm"] > HARM
     return record

@@ -337,8 +337,11 @@ def attack_success_rate(
     return float(positive.mean() if backdoor.target == label.positive else (~positive).mean())
 
 
-def train_dp_model(rows: pd.DataFrame, settings: Settings) -> Callable[[pd.DataFrame], np.ndarray]:
-    """The project's DP model trained on `rows`; returns its positive-class probability function."""
+def train_dp_model(
+    rows: pd.DataFrame, settings: Settings, calibration_only: pd.DataFrame | None = None
+) -> Callable[[pd.DataFrame], np.ndarray]:
+    """The project's DP model trained on `rows` (and calibrated also on `calibration_only`, the scan's label-noise
+    rows, as `guardflow train` does); returns its positive-class probability function."""
     import torch
 
     from guardflow.data.encode_features import encode_features
@@ -352,6 +355,9 @@ def train_dp_model(rows: pd.DataFrame, settings: Settings) -> Callable[[pd.DataF
         label_vector(rows, dataset).to_numpy(),
         settings.privacy,
         settings.model,
+        calibration_extra=None
+        if calibration_only is None
+        else (encode_features(calibration_only, dataset), label_vector(calibration_only, dataset).to_numpy()),
     )
 
     def predict(frame: pd.DataFrame) -> np.ndarray:

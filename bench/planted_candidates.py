@@ -1,6 +1,7 @@
 """Planted bad candidates against the gate, randomized: does the gate reject what harms, and pass what does not?
 
-A clean champion is trained once on Adult (the config's DP settings, model seed from the config). Then, for each
+A clean champion is trained once on Adult (the config's DP settings, model seed from the config), as the rows
+are for the scan-off cases and after the scan (as `guardflow train` trains it) for the scan-on ones. Then, for each
 seed, candidates are trained with the library functions (no Prefect flow, to save CPU) and judged by the same
 evaluation, champion comparison and gate as `guardflow train`:
 
@@ -9,7 +10,9 @@ evaluation, champion comparison and gate as `guardflow train`:
   is measured;
 - backdoor_with_scan: the same draw, with the scan's detectors on (flagged rows left out of training);
 - group_flip: random targeted flips (random_group_flip: 20-50% of the positives of a random sensitive group);
-- sound: no attack, another training seed.
+- sound: no attack, another training seed;
+- sound_with_scan: the same, with the scan's detectors on, as `guardflow train` trains a sound candidate (flagged
+  rows left out of training, rows flagged for label noise alone used for the calibration only).
 
 The poisoned rows are not re-validated by the contract (the generator only draws values the contract allows).
 Per case: seeds, rejected_share, the lines that rejected (counts per line), the share rejected by a line that
@@ -31,6 +34,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +51,7 @@ from guardflow.evaluation.compare_champion import ScoredRows, compare_with_champ
 from guardflow.evaluation.decide_gate import GateDecision, decide_gate
 from guardflow.evaluation.evaluate_safety import check_behaviour, evaluate_safety, save_plots
 from guardflow.io.datasets import read_split
-from guardflow.poisoning.scan_poisoning import scan_poisoning
+from guardflow.poisoning.scan_poisoning import ScanResult, scan_poisoning
 from guardflow.privacy.audit_membership import audit_membership
 from guardflow.privacy.network import predict_proba
 from guardflow.privacy.train_private import train_private
@@ -56,13 +60,16 @@ from guardflow.settings import Settings, load_settings
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "adult.yaml"
 RESULTS = ROOT / "bench" / "results" / "planted_candidates.json"
-CASES = ("backdoor_gate_only", "backdoor_with_scan", "group_flip", "sound")
+CASES = ("backdoor_gate_only", "backdoor_with_scan", "group_flip", "sound", "sound_with_scan")
 BACKDOOR_RATE = 0.01
 Predict = Callable[[pd.DataFrame], np.ndarray]
 
 
-def _train(settings: Settings, rows: pd.DataFrame, seed: int) -> tuple[Predict, float]:
-    """A DP model trained on typed rows with the config's privacy settings and this model seed."""
+def _train(
+    settings: Settings, rows: pd.DataFrame, seed: int, calibration_only: pd.DataFrame | None = None
+) -> tuple[Predict, float]:
+    """A DP model trained on typed rows with the config's privacy settings and this model seed (calibrated also
+    on `calibration_only`, the scan's label-noise rows, as `guardflow train` does)."""
     dataset = settings.dataset
     model_settings = settings.model.model_copy(update={"seed": seed})
     trained = train_private(
@@ -70,6 +77,9 @@ def _train(settings: Settings, rows: pd.DataFrame, seed: int) -> tuple[Predict, 
         label_vector(rows, dataset).to_numpy(),
         settings.privacy,
         model_settings,
+        calibration_extra=None
+        if calibration_only is None
+        else (encode_features(calibration_only, dataset), label_vector(calibration_only, dataset).to_numpy()),
     )
 
     def predict(frame: pd.DataFrame) -> np.ndarray:
@@ -146,35 +156,59 @@ def _plain(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+@dataclass(frozen=True)
+class Champions:
+    """The clean champion twice: trained on the clean rows as they are (judging the scan-off cases), and trained
+    as `guardflow train` trains it, after the scan (judging the scan-on cases, as the pipeline would)."""
+
+    plain: Predict
+    scanned: Predict
+    clean_scan: ScanResult
+
+    def for_case(self, case: str) -> Predict:
+        return self.scanned if case.endswith("with_scan") else self.plain
+
+
+def _scanned_training(settings: Settings, rows: pd.DataFrame) -> tuple[ScanResult, pd.DataFrame, pd.DataFrame]:
+    """The scan on `rows` (no share limit): its result, the rows to train on and the label-noise rows."""
+    policy = settings.poisoning.model_copy(update={"max_flagged_share": 1.0})
+    scan = scan_poisoning(rows, settings.dataset, policy)
+    return scan, rows[~scan.flagged], rows[scan.calibration_only]
+
+
 def run_seed(
-    case: str, seed: int, settings: Settings, clean: pd.DataFrame, test: pd.DataFrame, champion: Predict
+    case: str, seed: int, settings: Settings, clean: pd.DataFrame, test: pd.DataFrame, champions: Champions
 ) -> dict:
     dataset = settings.dataset
+    champion = champions.for_case(case)
     rng = np.random.default_rng(seed)
     drawn: dict[str, object] = {}
     harm: dict[str, str] = {}
     backdoor = None
     training = clean
+    noisy = None
     if case.startswith("backdoor"):
         poisoned, backdoor = plant_attacks.random_backdoor(clean, dataset, BACKDOOR_RATE, rng)
         drawn = backdoor.describe()
         harm = {column: _plain(value) for column, value in backdoor.trigger.items()}
         training = poisoned
         if case == "backdoor_with_scan":
-            policy = settings.poisoning.model_copy(update={"max_flagged_share": 1.0})
-            scan = scan_poisoning(poisoned, dataset, policy)
-            training = poisoned[~scan.flagged]
+            scan, training, noisy = _scanned_training(settings, poisoned)
             caught = scan.flagged.reindex(backdoor.rows, fill_value=False)
             drawn = {
                 **drawn,
                 "scan_flagged": scan.rows_flagged,
                 "scan_recall": round(float(caught.mean()), 4),
             }
+    elif case == "sound_with_scan":
+        scan = champions.clean_scan  # the same rows and scan seed flag the same rows
+        training, noisy = clean[~scan.flagged], clean[scan.calibration_only]
+        drawn = {"scan_flagged": scan.rows_flagged}
     elif case == "group_flip":
         training, flip = plant_attacks.random_group_flip(clean, dataset, rng)
         drawn = flip.describe()
         harm = {flip.column: flip.group}
-    candidate, train_seconds = _train(settings, training, seed=1000 + seed)
+    candidate, train_seconds = _train(settings, training, seed=1000 + seed, calibration_only=noisy)
     decision, (seconds, cpu_seconds) = judge(settings, candidate, champion, training, test, reference=clean)
     failed = [line for line in decision.lines if not line.passed]
     result = {
@@ -251,6 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         clean = contract.accepted
         test = labelled_rows(read_split(dataset, "test").rows, dataset)
         champion, champion_seconds = _train(settings, clean, settings.model.seed)
+        clean_scan, kept, noisy = _scanned_training(settings, clean)
+        champions = Champions(
+            plain=champion,
+            scanned=_train(settings, kept, settings.model.seed, calibration_only=noisy)[0],
+            clean_scan=clean_scan,
+        )
         # One candidate judged with no champion and with plots, as the first run of `guardflow train` is.
         with tempfile.TemporaryDirectory() as folder:
             first, (first_seconds, first_cpu) = judge(
@@ -262,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         # Seed by seed across the cases, saved after each seed: a run cut short keeps as many seeds of every case.
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for case in args.cases:
-                run = run_seed(case, seed, settings, clean, test, champion)
+                run = run_seed(case, seed, settings, clean, test, champions)
                 runs[case].append(run)
                 print(f"{case:<20} seed {seed:>2} {'REJECTED' if run['rejected'] else 'passed  '} "
                       f"asr {run.get('asr', '-')}  {'; '.join(run['failed_lines'])}", flush=True)  # fmt: skip

@@ -25,7 +25,12 @@ def gate_model(
             evaluation, context.settings.gate, saved.trained.privacy.epsilon, comparison, window, test_rows
         )
         stage.run_facets.update(gate_facet(decision))
-    stage_log.info("gate      %s", "PASSED" if decision.passed else "REJECTED")
-    for line in decision.lines:
+    failed = [line for line in decision.lines if not line.passed]
+    waived = sum(line.waived is not None for line in decision.lines)
+    stage_log.info(
+        "gate      %s: %d lines, %d failed, %d waived (every line in the summary below)",
+        "PASSED" if decision.passed else "REJECTED", len(decision.lines), len(failed), waived,
+    )  # fmt: skip
+    for line in failed:
         stage_log.info("            %s", line.describe())
     return decision

@@ -26,6 +26,8 @@ def train_model(context: RunContext, train: Table, contract: ContractResult, sca
     settings = context.settings
     require_reviewed(settings, context.config_path)  # also when a deployment starts the flow, not the CLI
     rows = contract.accepted[~scan.flagged]
+    # Rows flagged for label noise alone calibrate (on their hash's side) but are never trained on.
+    noisy = contract.accepted[scan.calibration_only.reindex(contract.accepted.index, fill_value=False)]
     training_rows = context.rows_dataset("training-rows", len(rows))
     ledger = open_ledger(context.home)
     with context.stage("train_private", inputs=[training_rows]) as stage:
@@ -36,8 +38,11 @@ def train_model(context: RunContext, train: Table, contract: ContractResult, sca
         # From here on the data is being learnt from: the reservation can no longer be released.
         ledger.advance(str(context.run_dir), "training")
         trained = train_private(
-            features[audit.members], labels[audit.members], settings.privacy, settings.model
-        )
+            features[audit.members], labels[audit.members], settings.privacy, settings.model,
+            calibration_extra=(
+                encode_features(noisy, settings.dataset), label_vector(noisy, settings.dataset).to_numpy()
+            ),
+        )  # fmt: skip
         ledger.advance(str(context.run_dir), "spent")
         trained = replace(trained, privacy=replace(trained.privacy, audit_rows=len(audit.held_out)))
         weights_path, weights_sha256 = _save_model(context, trained, train.path, stage.datasets)
@@ -73,7 +78,7 @@ def train_model_out_of_core(
         trained = replace(trained, privacy=replace(trained.privacy, audit_rows=arrays.rows["audit"]))
         weights_path, weights_sha256 = _save_model(context, trained, source, stage.datasets)
         stage.run_facets.update(training_facet(trained.privacy))
-    members = arrays.rows["training"] + arrays.rows["calibration"]
+    members = arrays.rows["training"] + arrays.rows["calibration"] - arrays.extra_calibration
     _log_training(trained, members, arrays.rows["audit"])
     return SavedModel(
         trained=trained, weights_path=weights_path, weights_sha256=weights_sha256, encoded=arrays

@@ -23,6 +23,8 @@ ACCEPTED_FOLDER = "accepted"
 SCAN_FOLDER = "scan"
 FLAGGED = "flagged"
 REASON = "reason"
+# Flagged by `label_noise` alone: never trained on, but fit for the calibration (ScanResult.calibration_only).
+CALIBRATION_ONLY = "calibration_only"
 
 
 def part_name(index: int) -> str:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from guardflow.data.partitioned import FLAGGED, REASON, part_name
+from guardflow.data.partitioned import CALIBRATION_ONLY, FLAGGED, REASON, part_name
 from guardflow.data.table import SOURCE_ROW
 from guardflow.poisoning.scan_poisoning import (
     _MAX_CODES_OFF_MANIFOLD,
@@ -242,6 +242,7 @@ def _score_part(
         {
             SOURCE_ROW: frame.index.to_numpy(dtype="int64"),
             FLAGGED: result.flagged.to_numpy(dtype=bool),
+            CALIBRATION_ONLY: result.calibration_only.to_numpy(dtype=bool),
             REASON: reasons.reindex(frame.index).map(
                 lambda found: "; ".join(found) if isinstance(found, list) else ""
             ),

@@ -100,6 +100,16 @@ class ScanResult:
         return int(self.flagged.sum())
 
     @property
+    def calibration_only(self) -> pd.Series:
+        """True for rows that `label_noise` alone flagged: kept out of training, but fit for the calibration,
+        whose probabilities must meet labels as noisy as the data's own (without them the calibrated model is
+        over-confident: on clean Adult ECE 0.065 -> 0.079)."""
+        if LABEL_NOISE not in self.flags.columns:
+            return pd.Series(False, index=self.flags.index)
+        others = self.flags.drop(columns=[LABEL_NOISE]).any(axis=1)
+        return self.flags[LABEL_NOISE] & ~others
+
+    @property
     def per_detector(self) -> dict[str, int]:
         return {detector: int(self.flags[detector].sum()) for detector in self.flags.columns}
 

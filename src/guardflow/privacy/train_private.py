@@ -5,7 +5,9 @@ larger of their two epsilons:
 1. the MLP, trained with DP-SGD on most rows;
 2. Platt scaling (a slope and an offset on the MLP's logit), fitted with DP-SGD on a held-out share of rows.
    DP-SGD leaves models over-confident (Bu et al. 2021); the MLP never sees these rows and the calibration
-   never sees the MLP's rows. The fitted scaling is folded into the MLP's last layer.
+   never sees the MLP's rows. The fitted scaling is folded into the MLP's last layer. The calibration share also
+   takes the rows the scan flagged only for label noise (never trained on): removing the data's own label noise
+   from the calibration would leave the model over-confident on real labels.
 The accountant that calibrates the noise (PRV by default) is the one reported; RDP is reported beside it.
 """
 
@@ -327,9 +329,17 @@ def trained_model(
 
 
 def train_private(
-    features: np.ndarray, labels: np.ndarray, privacy: PrivacySettings, model_settings: ModelSettings
+    features: np.ndarray,
+    labels: np.ndarray,
+    privacy: PrivacySettings,
+    model_settings: ModelSettings,
+    calibration_extra: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TrainedModel:
-    """Train and calibrate the MLP with DP-SGD so that the whole run is (target_epsilon, delta)-DP."""
+    """Train and calibrate the MLP with DP-SGD so that the whole run is (target_epsilon, delta)-DP.
+
+    `calibration_extra`: features and labels of rows that may calibrate but never train (the scan's label-noise
+    rows). Each goes to the side its own hash picks, as every row does; those on the training side are not used.
+    """
     started = time.perf_counter()
     seed = model_settings.seed
     torch.manual_seed(seed)
@@ -341,6 +351,12 @@ def train_private(
     train_rows, calibration_rows = _split_for_calibration(
         features, labels, privacy.calibration_fraction, seed
     )
+    if calibration_extra is not None and len(calibration_extra[1]):
+        extra_features, extra_labels = calibration_extra
+        _, extra_rows = _split_for_calibration(extra_features, extra_labels, privacy.calibration_fraction, seed)
+        calibration_rows = np.concatenate([calibration_rows, len(labels) + extra_rows])
+        all_features = torch.cat([all_features, torch.tensor(extra_features, dtype=torch.float32)])
+        all_labels = torch.cat([all_labels, torch.tensor(extra_labels, dtype=torch.float32)])
 
     model = build_mlp(features.shape[1], list(model_settings.hidden_units))
     trained, main = _run_dp_sgd(

@@ -26,7 +26,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from guardflow.data.encode_features import encode_features
-from guardflow.data.table import label_vector
+from guardflow.data.partitioned import CALIBRATION_ONLY, FLAGGED
+from guardflow.data.table import SOURCE_ROW, label_vector
 from guardflow.privacy.network import build_mlp
 from guardflow.privacy.noise import noise_multiplier
 from guardflow.privacy.train_private import (
@@ -64,6 +65,8 @@ class EncodedArrays:
     width: int
     rows: dict[str, int]
     sample_path: Path
+    # Of the calibration rows, those the scan flagged for label noise alone (never candidates for training).
+    extra_calibration: int = 0
 
     def features(self, role: str) -> np.ndarray:
         return _open(self.folder / f"{role}.features.f32", (self.rows[role], self.width))
@@ -73,7 +76,8 @@ class EncodedArrays:
 
     @property
     def total(self) -> int:
-        return sum(self.rows.values())
+        """The rows to train on, by role: every row the scan kept (the label-noise calibration rows aside)."""
+        return sum(self.rows.values()) - self.extra_calibration
 
 
 def _open(path: Path, shape: tuple[int, ...]) -> np.ndarray:
@@ -82,12 +86,17 @@ def _open(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     return np.memmap(path, dtype="float32", mode="r", shape=shape)
 
 
-def _flagged_rows(scan_part: Path | None) -> np.ndarray:
-    """`source_row`s the scan flagged in one part (none when there is no scan part)."""
+def _flagged_rows(scan_part: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """`source_row`s the scan flagged in one part, and those of them fit for the calibration (none when there is
+    no scan part)."""
     if scan_part is None:
-        return np.zeros(0, dtype="int64")
-    flags = pq.read_table(scan_part, columns=["source_row", "flagged"]).to_pandas()
-    return flags.loc[flags["flagged"].astype(bool), "source_row"].to_numpy(dtype="int64")
+        return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
+    columns = [name for name in (SOURCE_ROW, FLAGGED, CALIBRATION_ONLY) if name in pq.read_schema(scan_part).names]
+    flags = pq.read_table(scan_part, columns=columns).to_pandas()
+    flagged = flags.loc[flags[FLAGGED].astype(bool), SOURCE_ROW].to_numpy(dtype="int64")
+    if CALIBRATION_ONLY not in flags:
+        return flagged, np.zeros(0, dtype="int64")
+    return flagged, flags.loc[flags[CALIBRATION_ONLY].astype(bool), SOURCE_ROW].to_numpy(dtype="int64")
 
 
 def encode_parts(
@@ -111,15 +120,34 @@ def encode_parts(
         for kind in ("features", "labels")
     }
     rows = dict.fromkeys(ROLES, 0)
+    extra_calibration = 0
     samples: list[pd.DataFrame] = []
     width = 0
+
+    def write(role: str, features: np.ndarray, labels: np.ndarray) -> None:
+        files[(role, "features")].write(np.ascontiguousarray(features).tobytes())
+        files[(role, "labels")].write(np.ascontiguousarray(labels).tobytes())
+        rows[role] += len(labels)
+
     try:
         for index, part in enumerate(parts):
-            flagged = _flagged_rows(scan_parts[index] if scan_parts is not None else None)
+            flagged, noisy = _flagged_rows(scan_parts[index] if scan_parts is not None else None)
             for batch in pq.ParquetFile(part).iter_batches(batch_size=CHUNK_ROWS):
                 frame = batch.to_pandas()
-                if len(flagged) and "source_row" in frame:
-                    frame = frame[~frame["source_row"].isin(flagged)]
+                if len(noisy) and SOURCE_ROW in frame:
+                    # label-noise rows calibrate on their hash's side, as in memory; never trained on
+                    extra = frame[frame[SOURCE_ROW].isin(noisy)]
+                    if len(extra):
+                        features = encode_features(extra, dataset)
+                        labels = label_vector(extra, dataset).to_numpy().astype("float32")
+                        width = features.shape[1]
+                        _, calibration = split_by_row_hash(
+                            features, labels, privacy.calibration_fraction, calibration_key
+                        )
+                        write("calibration", features[calibration], labels[calibration])
+                        extra_calibration += len(calibration)
+                if len(flagged) and SOURCE_ROW in frame:
+                    frame = frame[~frame[SOURCE_ROW].isin(flagged)]
                 if frame.empty:
                     continue
                 features = encode_features(frame, dataset)
@@ -134,9 +162,7 @@ def encode_parts(
                     ("calibration", members[calibration]),
                     ("audit", held_out),
                 ):
-                    files[(role, "features")].write(np.ascontiguousarray(features[positions]).tobytes())
-                    files[(role, "labels")].write(np.ascontiguousarray(labels[positions]).tobytes())
-                    rows[role] += len(positions)
+                    write(role, features[positions], labels[positions])
                 chosen = chooser.random(len(frame)) < sample_rate
                 if chosen.any():
                     samples.append(frame[chosen])
@@ -147,7 +173,9 @@ def encode_parts(
     columns = [*dataset.features, dataset.label.column]
     sample = pd.concat(samples, ignore_index=True) if samples else pd.DataFrame(columns=columns)
     sample.to_parquet(sample_path, index=False)
-    return EncodedArrays(folder=out_dir, width=width, rows=rows, sample_path=sample_path)
+    return EncodedArrays(
+        folder=out_dir, width=width, rows=rows, sample_path=sample_path, extra_calibration=extra_calibration
+    )
 
 
 class PoissonBatches:

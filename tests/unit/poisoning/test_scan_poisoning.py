@@ -281,3 +281,18 @@ def test_quarantined_rows_carry_detector_and_score(clean_scan, raw_rows) -> None
     quarantined = clean_scan.quarantined(raw_rows)
     assert quarantined["detector"].str.len().gt(0).all(), "every quarantined row names its detectors"
     assert quarantined["score"].notna().all(), "and carries a score"
+
+
+def test_calibration_only_marks_the_rows_label_noise_alone_flagged() -> None:
+    # given verdicts on four rows: label noise alone, label noise and an outlier, an outlier alone, nothing
+    index = pd.Index([10, 11, 12, 13], name=SOURCE_ROW)
+    flags = pd.DataFrame(
+        {LABEL_NOISE: [True, True, False, False], OUTLIER: [False, True, True, False]}, index=index
+    )
+    result = ScanResult(rows_in=4, scores=flags.astype(float), flags=flags, seconds=0.0)
+    # when the rows fit for calibration are asked for
+    # then only the row that label noise alone flagged is, and every flagged row stays flagged
+    assert result.calibration_only.tolist() == [True, False, False, False]
+    assert result.flagged.tolist() == [True, True, True, False]
+    without = ScanResult(rows_in=4, scores=flags[[OUTLIER]], flags=flags[[OUTLIER]], seconds=0.0)
+    assert not without.calibration_only.any(), "without the label-noise detector no row is"

@@ -172,3 +172,26 @@ def test_adding_or_removing_a_row_does_not_move_other_rows_between_shares() -> N
     assert np.array_equal(held_out, held_out_plus[held_out_plus < 3000]), "adding a row moved other rows"
     assert np.array_equal(held_out[held_out > 0], held_out_minus + 1), "removing a row moved other rows"
     assert 0.07 < len(held_out) / 3000 < 0.13, f"about 10% held out, got {len(held_out) / 3000:.3f}"
+
+
+def test_label_noise_rows_join_the_calibration_on_their_hash_side_and_never_train(
+    adult_slice, quick_privacy, adult_settings
+) -> None:
+    # given the slice split into rows to train on and 400 rows the scan flagged for label noise alone
+    features, labels = adult_slice
+    kept, noisy = (features[:-400], labels[:-400]), (features[-400:], labels[-400:])
+    _, own_side = _split_for_calibration(kept[0], kept[1], quick_privacy.calibration_fraction, seed=0)
+    _, noisy_side = _split_for_calibration(noisy[0], noisy[1], quick_privacy.calibration_fraction, seed=0)
+    # when trained with and without those rows offered for calibration
+    model = adult_settings.model.model_copy(update={"seed": 0})
+    plain = train_private(kept[0], kept[1], quick_privacy, model).privacy
+    offered = train_private(kept[0], kept[1], quick_privacy, model, calibration_extra=noisy).privacy
+    # then only the noisy rows their own hash sends to calibration are added there, and none trains the MLP
+    assert 0 < len(noisy_side) < 400, "some of the 400 rows fall on each side"
+    assert plain.calibration_rows == len(own_side), "the calibration share is decided by each row's hash"
+    assert offered.calibration_rows == len(own_side) + len(noisy_side), (
+        f"{len(noisy_side)} noisy rows calibrate: {offered.calibration_rows} vs {plain.calibration_rows}"
+    )
+    assert offered.training_rows == plain.training_rows == SLICE_ROWS - 400 - len(own_side), (
+        "the noisy rows never train the MLP"
+    )

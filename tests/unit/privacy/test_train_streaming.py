@@ -89,6 +89,30 @@ def test_rows_flagged_by_the_scan_are_not_encoded(adult_rows, adult_settings, tm
     assert arrays.total == len(adult_rows) - 100, f"expected {len(adult_rows) - 100} rows, got {arrays.total}"
 
 
+def test_label_noise_rows_are_encoded_for_calibration_only(adult_rows, adult_settings, tmp_path) -> None:
+    # given one part and a scan part flagging its first 300 rows, the first 200 of them for label noise alone
+    parts = _write_parts(adult_rows, tmp_path / "parts", 1)
+    scan = tmp_path / "scan-00000.parquet"
+    pd.DataFrame(
+        {
+            "source_row": adult_rows["source_row"],
+            "flagged": adult_rows["source_row"] < 300,
+            "calibration_only": adult_rows["source_row"] < 200,
+            "reason": "",
+        }
+    ).to_parquet(scan, index=False)
+    privacy = adult_settings.privacy
+    # when encoded with and without the scan part's calibration_only column
+    arrays = encode_parts(parts, [scan], adult_settings.dataset, privacy, 0, tmp_path / "enc")
+    pd.read_parquet(scan).drop(columns="calibration_only").to_parquet(scan, index=False)
+    without = encode_parts(parts, [scan], adult_settings.dataset, privacy, 0, tmp_path / "plain")
+    # then the rows to train on are the unflagged ones either way, and some noisy rows join the calibration only
+    assert arrays.total == without.total == len(adult_rows) - 300, f"rows to train on: {arrays.total}"
+    assert 0 < arrays.extra_calibration < 200, f"noisy rows on the calibration side: {arrays.extra_calibration}"
+    assert arrays.rows["calibration"] == without.rows["calibration"] + arrays.extra_calibration
+    assert arrays.rows["training"] == without.rows["training"], "no noisy row is trained on"
+
+
 def test_poisson_batches_have_the_expected_size_and_distinct_sorted_positions() -> None:
     # given a sampler over a million rows at batch size 512
     sampler = PoissonBatches(1_000_000, 512, np.random.default_rng(0))
