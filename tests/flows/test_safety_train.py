@@ -57,6 +57,13 @@ def test_summary_has_every_section_and_accounts_for_every_row(promoted_run) -> N
     assert written["poisoning"]["rows_flagged"] == data["quarantined_by_scan"], "scan flags are quarantined"
     assert written["privacy"]["epsilon"] <= 1.0 + 1e-6, "the privacy spend must not pass the target"
     assert set(written["metrics"]["fairness"]) == {"sex", "race"}, "fairness per sensitive attribute"
+    # and every accepted row (the scan's flags are quarantined) is trained on, calibrates or is audited; of the
+    # rows flagged for label noise alone, those on the calibration side calibrate, and no other flagged row is used
+    privacy = written["privacy"]
+    noisy = privacy["label_noise_calibration_rows"]
+    assert 0 < noisy < written["poisoning"]["per_detector"]["label_noise"], f"label-noise calibration rows {noisy}"
+    used = privacy["training_rows"] + privacy["calibration_rows"] - noisy + privacy["audit_rows"]
+    assert used == data["rows_accepted"], f"{used} rows used: {privacy}, {data}"
 
 
 def test_quarantine_keeps_original_rows_with_reasons(promoted_run) -> None:

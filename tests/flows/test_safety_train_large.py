@@ -43,9 +43,12 @@ def test_large_path_accounts_for_every_row(large_run) -> None:
     run_dir, summary = large_run
     data, privacy = summary["data"], summary["privacy"]
     # then every row is accepted or quarantined, and every row kept is trained on, calibrates or is audited
+    # (the calibration rows also hold some of the scan's label-noise rows, counted apart)
     assert data["rows_in"] == 6_000, f"the slice has 6,000 rows, got {data['rows_in']}"
     assert data["rows_in"] == data["rows_accepted"] + data["rows_quarantined"], f"a row is lost: {data}"
-    kept = privacy["training_rows"] + privacy["calibration_rows"] + privacy["audit_rows"]
+    noisy = privacy["label_noise_calibration_rows"]
+    assert 0 < noisy <= summary["poisoning"]["per_detector"]["label_noise"], f"label-noise calibration rows: {noisy}"
+    kept = privacy["training_rows"] + privacy["calibration_rows"] - noisy + privacy["audit_rows"]
     assert kept == data["rows_accepted"], f"{kept} rows encoded, {data['rows_accepted']} kept"
     assert summary["poisoning"]["rows_flagged"] == data["quarantined_by_scan"], "scan flags are quarantined"
     # and the training rows live on disk as memory-mapped arrays in the run folder

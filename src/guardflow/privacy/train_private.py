@@ -67,6 +67,8 @@ class PrivacyReport:
     calibration_epsilon: float
     # Accepted rows held out of training for the membership audit (never trained on, so nothing is spent).
     audit_rows: int = 0
+    # Of the calibration rows, those the scan flagged for label noise alone (never trained on).
+    label_noise_calibration_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -299,6 +301,7 @@ def trained_model(
     model_settings: ModelSettings,
     input_width: int,
     started: float,
+    label_noise_calibration_rows: int = 0,
 ) -> TrainedModel:
     """The trained model with its privacy report: the larger epsilon of two mechanisms on disjoint rows."""
     calibration_epsilon = calibration.epsilon if calibration else 0.0
@@ -317,6 +320,7 @@ def trained_model(
         training_rows=training_rows,
         calibration_rows=calibration_rows,
         calibration_epsilon=calibration_epsilon,
+        label_noise_calibration_rows=label_noise_calibration_rows,
     )
     mlp.eval()
     return TrainedModel(
@@ -351,6 +355,7 @@ def train_private(
     train_rows, calibration_rows = _split_for_calibration(
         features, labels, privacy.calibration_fraction, seed
     )
+    extra_rows = np.zeros(0, dtype="int64")
     if calibration_extra is not None and len(calibration_extra[1]):
         extra_features, extra_labels = calibration_extra
         _, extra_rows = _split_for_calibration(extra_features, extra_labels, privacy.calibration_fraction, seed)
@@ -379,6 +384,7 @@ def train_private(
         mlp, main, calibration,
         training_rows=len(train_rows), calibration_rows=len(calibration_rows), privacy=privacy,
         model_settings=model_settings, input_width=features.shape[1], started=started,
+        label_noise_calibration_rows=len(extra_rows),
     )  # fmt: skip
 
 

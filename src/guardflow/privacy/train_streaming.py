@@ -317,6 +317,7 @@ def train_streaming(
         mlp, main, calibration,
         training_rows=arrays.rows["training"], calibration_rows=arrays.rows["calibration"], privacy=privacy,
         model_settings=model_settings, input_width=arrays.width, started=started,
+        label_noise_calibration_rows=arrays.extra_calibration,
     )  # fmt: skip
 
 

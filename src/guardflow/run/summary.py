@@ -70,6 +70,7 @@ class PrivacyFigures(Record):
     calibration_rows: int
     calibration_epsilon: float
     audit_rows: int = 0  # accepted rows held out of training as the membership audit's non-members
+    label_noise_calibration_rows: int = 0  # of the calibration rows, the scan's label-noise rows (never trained on)
     budget_spent: float
     lifetime_epsilon: float
     data_sources: list[str]
