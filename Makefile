@@ -45,10 +45,10 @@ drift: setup ## check adult.test for drift against the champion's data
 	$(VENV)/bin/guardflow drift --config configs/adult.yaml --batch data/adult/adult.test.gz
 
 test: setup lint typecheck browser postgres ## lint, type-check and run the tests (two workers, one per core)
-	$(PYTHON) -m pytest -n 2 --dist loadfile -m "not extended"
+	$(PYTHON) -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not extended"
 
-test-extended: setup browser postgres ## the long multi-process checks: team servers on PostgreSQL, SIGKILL crash recovery, out-of-core training
-	$(PYTHON) -m pytest -n 2 --dist loadfile -m extended
+test-extended: setup browser postgres ## the long multi-process checks: SIGKILL crash recovery, out-of-core training
+	$(PYTHON) -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m extended
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check src flows tasks tests bench

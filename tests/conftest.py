@@ -24,6 +24,22 @@ def pytest_configure(config: pytest.Config) -> None:
     prepare_environment(home)
 
 
+# The long modules first (real servers, whole flows): with `--dist loadfile --no-loadscope-reorder` (the Makefile)
+# xdist hands files to the two workers in this order, so they end together instead of one running a server test
+# alone at the end (xdist's own order is by number of tests, which put the server tests last).
+_LONG_FIRST = ("tests/e2e/", "tests/notebooks/", "tests/flows/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next(
+            (index for index, prefix in enumerate(_LONG_FIRST) if item.nodeid.startswith(prefix)),
+            len(_LONG_FIRST),
+        )
+
+    items.sort(key=rank)  # stable: each file's tests keep their order, files their order within a rank
+
+
 @pytest.fixture(scope="session")
 def adult_settings():
     from guardflow.settings import load_settings

@@ -32,7 +32,7 @@ import pytest
 import requests
 
 from guardflow.io.datasets import read_split, write_table
-from tests.conftest import ROOT, write_adult_config
+from tests.conftest import ROOT, WIRING_POISONING, write_adult_config
 from tests.flows.conftest import LENIENT_GATE
 from tests.net import free_port
 from tests.postgres import create_database, postgres_bin, running_postgres
@@ -40,7 +40,6 @@ from tests.postgres import create_database, postgres_bin, running_postgres
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.team,
-    pytest.mark.extended,
     pytest.mark.skipif(postgres_bin() is None, reason="PostgreSQL server binaries missing (make postgres)"),
 ]
 
@@ -138,13 +137,15 @@ def team(tmp_path_factory: pytest.TempPathFactory, adult_settings) -> Iterator[T
         folder,
         dataset={"train": {"path": str(train), "sha256": sha256}},
         registry={"model_name": MODEL_NAME},
-        poisoning={"folds": 2},  # the backends are under test here, not the scan: its cheapest setting
+        # the backends are under test here, not the scan: its cheapest setting
+        poisoning={**WIRING_POISONING, "folds": 2},
         privacy={"epochs": 2},  # nor the model: training is most of a run's time
         gate={
             **LENIENT_GATE,
             "min_accuracy": 0.6,
             "min_roc_auc": 0.6,
             "max_demographic_parity_difference": 0.5,
+            "max_equalized_odds_difference": 0.5,
         },
         drift={"inbox": str(folder / "inbox"), "schedule": "0 0 1 1 *"},
     )

@@ -91,6 +91,10 @@ def _lock_key(dataset_id: str) -> int:
     return int.from_bytes(hashlib.sha256(dataset_id.encode()).digest()[:8], "big", signed=True)
 
 
+# The advisory lock that serialises creating the tables (apart from every dataset's key).
+_SCHEMA_LOCK = _lock_key("guardflow-ledger-schema")
+
+
 class Ledger:
     """The ledger in one database; see the module docstring for the states and the locking."""
 
@@ -98,10 +102,17 @@ class Ledger:
         self.url = url
         self._sqlite = url.startswith("sqlite")
         self.engine = self._engine(url)
-        try:
-            _metadata.create_all(self.engine)
-        except sa.exc.IntegrityError:  # another process created the tables between the check and the create
-            _metadata.create_all(self.engine)
+        self._create_tables()
+
+    def _create_tables(self) -> None:
+        """Create the ledger's tables unless they exist, one process at a time: PostgreSQL's check-then-create is
+        not atomic (two processes opening a new ledger at once both see no table, and one fails with
+        DuplicateTable), so the check and the create run in one transaction under an advisory lock; on SQLite
+        the transaction's BEGIN IMMEDIATE serialises them."""
+        with self.engine.begin() as connection:
+            if not self._sqlite:
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+            _metadata.create_all(connection)
 
     def _engine(self, url: str) -> Engine:
         if not self._sqlite:

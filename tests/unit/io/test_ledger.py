@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,15 +19,16 @@ from tests.postgres import postgres_bin, running_postgres
 
 ROOT = Path(__file__).resolve().parents[3]
 SOURCE_A, SOURCE_B = "a" * 64, "b" * 64
-# Each process opens the ledger, waits for the common start time, then asks for epsilon 1 on two sources.
+# Each process waits for the common start time, then opens the ledger (all creating its tables at once on a new
+# database) and asks for epsilon 1 on two sources.
 _RESERVE = """
 import sys, time
 from guardflow.errors import BudgetError
 from guardflow.io.ledger import Ledger
 url, start, run_dir = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-ledger = Ledger(url)
 while time.time() < start:
     time.sleep(0.001)
+ledger = Ledger(url)
 try:
     ledger.reserve("adult", ["a" * 64, "b" * 64], 1.0, 1e-5, 10.0, "train", run_dir)
 except BudgetError:
@@ -72,9 +74,8 @@ def _assert_exact_budget(url: str, answers: list[str]) -> None:
 
 
 def test_concurrent_reservations_on_sqlite_never_overspend(tmp_path: Path) -> None:
-    # given a fresh SQLite ledger with room for 10 runs / when 14 processes reserve at the same moment
+    # given a new SQLite database, room for 10 runs / when 14 processes open the ledger and reserve at one moment
     url = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    Ledger(url)
     answers = _reserve_at_once(url, 14)
     # then exactly 10 get their charge and nothing is lost or double-spent
     _assert_exact_budget(url, answers)
@@ -84,9 +85,9 @@ def test_concurrent_reservations_on_sqlite_never_overspend(tmp_path: Path) -> No
     postgres_bin() is None, reason="PostgreSQL server binaries missing (apt-get install postgresql)"
 )
 def test_concurrent_reservations_on_postgresql_never_overspend() -> None:
-    # given a ledger in a real PostgreSQL database / when 14 processes reserve at the same moment
+    # given a new PostgreSQL database (no ledger table yet) / when 14 processes open the ledger and reserve at
+    # the same moment
     with running_postgres() as url:
-        Ledger(url)
         answers = _reserve_at_once(url, 14)
         # then exactly 10 get their charge and nothing is lost or double-spent
         _assert_exact_budget(url, answers)
@@ -180,3 +181,40 @@ def test_ledger_url_follows_a_shared_store_and_refuses_a_server_without_one(
     assert on_database == database, f"ledger on the tracking database: {on_database}"
     assert "GUARDFLOW_LEDGER_URL" in str(refused.value) and "\n" not in str(refused.value), str(refused.value)
     assert named == ledger_database, f"ledger where GUARDFLOW_LEDGER_URL says: {named}"
+
+
+@pytest.mark.skipif(
+    postgres_bin() is None, reason="PostgreSQL server binaries missing (apt-get install postgresql)"
+)
+def test_a_ledger_opened_while_another_process_creates_the_tables_waits_and_opens_cleanly() -> None:
+    import sqlalchemy as sa
+
+    from guardflow.io import ledger as ledger_module
+
+    with running_postgres() as url:
+        # given another process in the middle of creating the ledger's tables on a new database (its transaction
+        # holds the schema lock and the new tables, not yet committed)
+        engine = sa.create_engine(url)
+        with engine.connect() as other:
+            creating = other.begin()
+            other.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ledger_module._SCHEMA_LOCK})
+            ledger_module._metadata.create_all(other)
+            # when this process opens the ledger meanwhile, and the other commits a moment later
+            opened: list[object] = []
+            opening = threading.Thread(target=lambda: opened.append(_open_or_error(url)))
+            opening.start()
+            time.sleep(1.0)
+            assert opening.is_alive(), "opening must wait for the tables being created, not race them"
+            creating.commit()
+            opening.join(timeout=60)
+        engine.dispose()
+        # then it opened without an error, on the tables the other process created
+        assert len(opened) == 1 and isinstance(opened[0], Ledger), f"opening the ledger failed: {opened}"
+        assert opened[0].spends("adult") == [], "the new ledger is empty"
+
+
+def _open_or_error(url: str) -> object:
+    try:
+        return Ledger(url)
+    except Exception as error:  # the test reports it
+        return error
