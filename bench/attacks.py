@@ -11,7 +11,10 @@ Per kind: recall (median, 10th percentile) of the whole scan and of each detecto
 flagged (median), the scan's seconds (one thread), and for backdoors the attack success rate of the project's DP
 model (train_private at the config's privacy settings) trained on the rows the scan kept, against that of a DP model
 trained on the clean rows (once per dataset; for `_ref` kinds once on a clean half), with the share of seeds where
-the scanned model's ASR stays within 0.05 of the clean one. Every seed's drawn attack is in the JSON.
+the scanned model's ASR stays within 0.05 of the clean one. Without a reference, the ASR is also compared with a
+DP model trained on the clean rows through the same scan (`asr_clean_scanned`, `asr_held_share_vs_clean_scanned`):
+what the pipeline trains when nobody attacks, so the scan's own effect on the model is not counted as the attack's.
+Every seed's drawn attack is in the JSON.
 
 Saves bench/results/attacks.json and prints a table. `--seeds 5` while developing; 20 for the record.
 """
@@ -175,6 +178,11 @@ def _run_seed(
         )
         record["asr_clean"] = round(success(clean_model, test, dataset, drawn.backdoor), 4)
         record["asr_after_scan"] = round(success(kept, test, dataset, drawn.backdoor), 4)
+        if not with_reference and "full_scanned" in clean_models:
+            # what the pipeline trains when nobody attacks: the clean rows through the same scan
+            record["asr_clean_scanned"] = round(
+                success(clean_models["full_scanned"], test, dataset, drawn.backdoor), 4
+            )
     return record
 
 
@@ -214,6 +222,13 @@ def _summarize(records: list[dict]) -> dict[str, object]:
         summary["asr_after_scan"] = _quantile([r["asr_after_scan"] for r in with_asr], 0.5)
         held = [r["asr_after_scan"] <= r["asr_clean"] + ASR_MARGIN for r in with_asr]
         summary["asr_held_share"] = round(float(np.mean(held)), 4)
+        against_scanned = [r for r in with_asr if "asr_clean_scanned" in r]
+        if against_scanned:
+            summary["asr_clean_scanned"] = _quantile([r["asr_clean_scanned"] for r in against_scanned], 0.5)
+            summary["asr_held_share_vs_clean_scanned"] = round(
+                float(np.mean([r["asr_after_scan"] <= r["asr_clean_scanned"] + ASR_MARGIN for r in against_scanned])),
+                4,
+            )
     return summary
 
 
@@ -233,9 +248,15 @@ def run_dataset(
     clean_models: dict[str, Predict] = {}
     if asr:
         half = clean.iloc[np.sort(np.random.default_rng(0).permutation(len(clean))[: len(clean) // 2])]
+        policy = settings.poisoning.model_copy(update={"max_flagged_share": 1.0})
+        with threadpool_limits(limits=1):
+            clean_scan = scan_poisoning(clean, dataset, policy)
         clean_models = {
             "full": plant_attacks.train_dp_model(clean, settings),
             "half": plant_attacks.train_dp_model(half, settings),
+            "full_scanned": plant_attacks.train_dp_model(
+                clean[~clean_scan.flagged], settings, clean[clean_scan.calibration_only]
+            ),
         }
     results: dict[str, dict] = {}
     for kind, (plant, with_reference) in _kinds(settings).items():
@@ -257,7 +278,7 @@ def _fmt(value: object, pattern: str = "{:.3f}") -> str:
 
 HEADER = (
     f"{'dataset':<7} {'kind':<24} {'seeds':>5} {'recall':>7} {'p10':>6} {'clean fl.':>9} {'scan s':>6} "
-    f"{'ASR clean':>9} {'ASR scan':>8} {'held':>5}"
+    f"{'ASR clean':>9} {'ASR scan':>8} {'held':>5} {'held*':>5}"
 )
 
 
@@ -266,7 +287,8 @@ def _row(dataset: str, kind: str, result: dict) -> str:
         f"{dataset:<7} {kind:<24} {len(result['seeds']):>5} {_fmt(result['recall_median']):>7} "
         f"{_fmt(result['recall_p10']):>6} {_fmt(result['clean_flagged_share'], '{:.2%}'):>9} "
         f"{_fmt(result['scan_seconds'], '{:.1f}'):>6} {_fmt(result.get('asr_clean')):>9} "
-        f"{_fmt(result.get('asr_after_scan')):>8} {_fmt(result.get('asr_held_share'), '{:.2f}'):>5}"
+        f"{_fmt(result.get('asr_after_scan')):>8} {_fmt(result.get('asr_held_share'), '{:.2f}'):>5} "
+        f"{_fmt(result.get('asr_held_share_vs_clean_scanned'), '{:.2f}'):>5}"
     )
 
 
