@@ -39,7 +39,6 @@ STAGES = [
     "load_train",
     "guard_pii_train",
     "validate_contract",
-    "load_reference",
     "scan_poisoning",
     "write_quarantine",
     "reserve_budget",
@@ -109,11 +108,27 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="guardflow-crash-sweep-"))
-    config = write_adult_config(folder, registry={"model_name": "adult-crash-sweep"}, gate=LENIENT_GATE)
+    # Every killed run trains (`--force`: the same data and config would otherwise match the champion and stop),
+    # and the lifetime budget has room for the runs the sweep kills after training began.
+    config = write_adult_config(
+        folder,
+        registry={"model_name": "adult-crash-sweep"},
+        gate=LENIENT_GATE,
+        privacy={"lifetime_epsilon": 100.0},
+    )
     data = _slice(folder, config, args.rows)
     home = folder / "home"
     server, api_url = _prefect_server(home)
     try:
+        # A champion first, trained to the end: every killed run then loads it as its trusted reference and is
+        # compared with it, so those stages can be killed too.
+        champion = crash.run_command(
+            ["train", "--config", str(config), "--data", str(data), "--run-dir", str(folder / "champion")],
+            home,
+            api_url,
+        )
+        if champion.returncode != 0:
+            raise RuntimeError(f"the champion's training failed:\n{champion.stderr[-2000:]}")
         return _sweep(args, folder, config, data, home, api_url)
     finally:
         server.kill()
@@ -171,8 +186,9 @@ def _sweep(args: argparse.Namespace, folder: Path, config: Path, data: Path, hom
         else:
             log = folder / f"killed-{stage}.log"
             killed = crash.kill_at(
-                config, data, folder / f"killed-{stage}", home, stage, log=log, api_url=api_url
-            )
+                config, data, folder / f"killed-{stage}", home, stage, log=log, api_url=api_url,
+                extra=("--force",),
+            )  # fmt: skip
             repair_log = log.read_text()
             current = (stage, killed, round(time.monotonic() - started, 1))
         if previous is not None:

@@ -148,11 +148,12 @@ def kill_at(
     timeout: float = 1200,
     log: Path | None = None,
     api_url: str | None = None,
+    extra: tuple[str, ...] = (),
 ) -> KilledRun:
-    """Start `guardflow train`, SIGKILL its process group once it reaches `stage` (a lineage stage name, e.g.
-    `train_private`, or one of `RESERVED`, `TRAINING`, `REGISTERED`), and return when it is dead. The run's
-    stderr goes to `log` when given. `timeout` is generous: on a loaded machine the ephemeral API alone can take
-    minutes to start."""
+    """Start `guardflow train` (with `extra` arguments, e.g. `--force`), SIGKILL its process group once it
+    reaches `stage` (a lineage stage name, e.g. `train_private`, or one of `RESERVED`, `TRAINING`, `REGISTERED`),
+    and return when it is dead. The run's stderr goes to `log` when given. `timeout` is generous: on a loaded
+    machine the ephemeral API alone can take minutes to start."""
     reached: Callable[[], bool]
     if stage in _QUERIES:
         reached = lambda: _in_database(home, stage, run_dir)  # noqa: E731
@@ -160,7 +161,7 @@ def kill_at(
         reached = lambda: _marker_stage(run_dir) == stage  # noqa: E731
     stderr = log.open("w") if log is not None else None
     process = subprocess.Popen(
-        train_command(config, data, run_dir),
+        train_command(config, data, run_dir, *extra),
         cwd=ROOT,
         env=environment(home, api_url),
         stdout=subprocess.DEVNULL,
