@@ -72,17 +72,20 @@ def test_encoding_per_part_equals_encoding_the_whole_table(adult_rows, adult_set
     )
 
 
+def _write_scan_part(path: Path, rows: pd.Series, flagged_below: int, noisy_below: int | None = None) -> Path:
+    """A scan part flagging the rows numbered below `flagged_below` (and, when given, marking those below
+    `noisy_below` as flagged for label noise alone)."""
+    verdicts = pd.DataFrame({"source_row": rows, "flagged": rows < flagged_below, "reason": ""})
+    if noisy_below is not None:
+        verdicts["calibration_only"] = rows < noisy_below
+    verdicts.to_parquet(path, index=False)
+    return path
+
+
 def test_rows_flagged_by_the_scan_are_not_encoded(adult_rows, adult_settings, tmp_path) -> None:
     # given one part and a scan part flagging its first 100 rows
     parts = _write_parts(adult_rows, tmp_path / "parts", 1)
-    scan = tmp_path / "scan-00000.parquet"
-    pd.DataFrame(
-        {
-            "source_row": adult_rows["source_row"],
-            "flagged": adult_rows["source_row"] < 100,
-            "reason": "",
-        }
-    ).to_parquet(scan, index=False)
+    scan = _write_scan_part(tmp_path / "scan-00000.parquet", adult_rows["source_row"], flagged_below=100)
     # when encoded with the scan part
     arrays = encode_parts(parts, [scan], adult_settings.dataset, adult_settings.privacy, 0, tmp_path / "enc")
     # then exactly the unflagged rows are encoded
@@ -92,15 +95,9 @@ def test_rows_flagged_by_the_scan_are_not_encoded(adult_rows, adult_settings, tm
 def test_label_noise_rows_are_encoded_for_calibration_only(adult_rows, adult_settings, tmp_path) -> None:
     # given one part and a scan part flagging its first 300 rows, the first 200 of them for label noise alone
     parts = _write_parts(adult_rows, tmp_path / "parts", 1)
-    scan = tmp_path / "scan-00000.parquet"
-    pd.DataFrame(
-        {
-            "source_row": adult_rows["source_row"],
-            "flagged": adult_rows["source_row"] < 300,
-            "calibration_only": adult_rows["source_row"] < 200,
-            "reason": "",
-        }
-    ).to_parquet(scan, index=False)
+    scan = _write_scan_part(
+        tmp_path / "scan-00000.parquet", adult_rows["source_row"], flagged_below=300, noisy_below=200
+    )
     privacy = adult_settings.privacy
     # when encoded with and without the scan part's calibration_only column
     arrays = encode_parts(parts, [scan], adult_settings.dataset, privacy, 0, tmp_path / "enc")
