@@ -96,10 +96,12 @@ def judge(
     test: pd.DataFrame,
     plots: Path | None = None,
     reference: pd.DataFrame | None = None,
+    given: pd.DataFrame | None = None,
 ) -> tuple[GateDecision, tuple[float, float]]:
     """Evaluation (membership audit, metrics with intervals, robustness, counterfactuals), champion comparison and
     gate, as the training flow runs them; returns the decision and the wall and CPU seconds it took (one thread).
-    `reference`: the champion's training rows with their own labels (the flow's trusted reference)."""
+    `reference`: the champion's training rows with their own labels (the flow's trusted reference); `given`: the
+    rows the candidate was given, scan-flagged ones included (default: `training`), judged by the differential."""
     dataset, gate = settings.dataset, settings.gate
     started, cpu_started = time.perf_counter(), time.process_time()
     labels = label_vector(test, dataset).to_numpy()
@@ -115,11 +117,12 @@ def judge(
     if plots is not None:
         save_plots(evaluation, plots)
     comparison = None
+    given = training if given is None else given
     if champion is not None:
         comparison = compare_with_champion(
             "champion",
             ScoredRows(test, probabilities, champion(test)),
-            ScoredRows(training, candidate(training), champion(training), label_vector(training, dataset).to_numpy()),
+            ScoredRows(given, candidate(given), champion(given), label_vector(given, dataset).to_numpy()),
             labels, evaluation, dataset, gate,
             reference=None if reference is None else ScoredRows(
                 reference, candidate(reference), champion(reference), label_vector(reference, dataset).to_numpy()
@@ -187,11 +190,12 @@ def run_seed(
     backdoor = None
     training = clean
     noisy = None
+    given: pd.DataFrame | None = None  # every row the candidate was given (default: those it trained on)
     if case.startswith("backdoor"):
         poisoned, backdoor = plant_attacks.random_backdoor(clean, dataset, BACKDOOR_RATE, rng)
         drawn = backdoor.describe()
         harm = {column: _plain(value) for column, value in backdoor.trigger.items()}
-        training = poisoned
+        training = given = poisoned
         if case == "backdoor_with_scan":
             scan, training, noisy = _scanned_training(settings, poisoned)
             caught = scan.flagged.reindex(backdoor.rows, fill_value=False)
@@ -202,14 +206,19 @@ def run_seed(
             }
     elif case == "sound_with_scan":
         scan = champions.clean_scan  # the same rows and scan seed flag the same rows
-        training, noisy = clean[~scan.flagged], clean[scan.calibration_only]
+        training, noisy, given = clean[~scan.flagged], clean[scan.calibration_only], clean
         drawn = {"scan_flagged": scan.rows_flagged}
     elif case == "group_flip":
         training, flip = plant_attacks.random_group_flip(clean, dataset, rng)
         drawn = flip.describe()
         harm = {flip.column: flip.group}
     candidate, train_seconds = _train(settings, training, seed=1000 + seed, calibration_only=noisy)
-    decision, (seconds, cpu_seconds) = judge(settings, candidate, champion, training, test, reference=clean)
+    # The gate's training-side rows: every row the candidate was given (the scan's flagged ones included), as the
+    # flow judges them; the membership audit's members are the rows it trained on.
+    given = given if given is not None else training
+    decision, (seconds, cpu_seconds) = judge(
+        settings, candidate, champion, training, test, reference=clean, given=given
+    )
     failed = [line for line in decision.lines if not line.passed]
     result = {
         "seed": seed,

@@ -32,9 +32,9 @@ def compare_champion(
     reference: Reference | None = None,
 ) -> ChampionComparison | None:
     """The champion against the candidate on the same rows (None when there is no champion yet): the test rows,
-    the rows the candidate trained on (accepted by the contract, not flagged by the scan; out of core, the
-    bounded sample of them kept at training), and the champion's own training rows with their recorded labels
-    (`reference`, loaded for the scan)."""
+    the candidate's training rows as the contract accepted them (scan-flagged ones included; out of core, the
+    bounded sample of the rows trained on, kept at training), and the champion's own training rows with their
+    recorded labels (`reference`, loaded for the scan)."""
     settings = context.settings
     dataset = settings.dataset
     inputs = [file_dataset(test.path, sha256=test.sha256)]
@@ -57,7 +57,13 @@ def compare_champion(
             return ScoredRows(frame, candidate, predictions, labels)
 
         held_out = labelled_rows(test.rows, dataset)
-        training = training_rows(saved, contract, scan)
+        # The differential check on the training side judges every accepted row with its given label, the rows
+        # the scan quarantined included: a scan that kept a genuine pure slice's contrary rows out of one model's
+        # training and not the other's would otherwise read as the candidate fitting that slice's labels (a sound
+        # drift retrain was rejected so), while rows the scan removed cannot teach the candidate anything.
+        training = contract.accepted if saved.encoded is None and contract is not None else None
+        if training is None:
+            training = training_rows(saved, contract, scan)
         trusted = None
         if reference is not None:
             trusted_rows = labelled_rows(reference.table.rows, dataset)
