@@ -191,26 +191,37 @@ def test_a_ledger_opened_while_another_process_creates_the_tables_waits_and_open
 
     from guardflow.io import ledger as ledger_module
 
-    with running_postgres() as url:
-        # given another process in the middle of creating the ledger's tables on a new database (its transaction
-        # holds the schema lock and the new tables, not yet committed)
-        engine = sa.create_engine(url)
-        with engine.connect() as other:
-            creating = other.begin()
-            other.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ledger_module._SCHEMA_LOCK})
-            ledger_module._metadata.create_all(other)
-            # when this process opens the ledger meanwhile, and the other commits a moment later
-            opened: list[object] = []
-            opening = threading.Thread(target=lambda: opened.append(_open_or_error(url)))
-            opening.start()
-            time.sleep(1.0)
-            assert opening.is_alive(), "opening must wait for the tables being created, not race them"
-            creating.commit()
-            opening.join(timeout=60)
-        engine.dispose()
-        # then it opened without an error, on the tables the other process created
-        assert len(opened) == 1 and isinstance(opened[0], Ledger), f"opening the ledger failed: {opened}"
-        assert opened[0].spends("adult") == [], "the new ledger is empty"
+    def hold_create(_connection, _cursor, statement, *_args) -> None:
+        # The race's worst timing: the opening process has found no table, and its CREATE TABLE runs only
+        # after the other process committed its own.
+        if threading.current_thread().name == "opening" and statement.lstrip().upper().startswith("CREATE TABLE"):
+            committed.wait(timeout=30)
+
+    committed = threading.Event()
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", hold_create)
+    try:
+        with running_postgres() as url:
+            # given another process in the middle of creating the ledger's tables on a new database (its
+            # transaction holds the schema lock and the new tables, not yet committed)
+            engine = sa.create_engine(url)
+            with engine.connect() as other:
+                creating = other.begin()
+                other.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ledger_module._SCHEMA_LOCK})
+                ledger_module._metadata.create_all(other)
+                # when this process opens the ledger meanwhile, and the other commits a moment later
+                opened: list[object] = []
+                opening = threading.Thread(target=lambda: opened.append(_open_or_error(url)), name="opening")
+                opening.start()
+                time.sleep(1.0)
+                creating.commit()
+                committed.set()
+                opening.join(timeout=60)
+            engine.dispose()
+            # then it opened without an error, on the tables the other process created
+            assert len(opened) == 1 and isinstance(opened[0], Ledger), f"opening the ledger failed: {opened}"
+            assert opened[0].spends("adult") == [], "the new ledger is empty"
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", hold_create)
 
 
 def _open_or_error(url: str) -> object:
