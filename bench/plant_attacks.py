@@ -344,20 +344,16 @@ def train_dp_model(
     rows, as `guardflow train` does); returns its positive-class probability function."""
     import torch
 
-    from guardflow.data.encode_features import encode_features
-    from guardflow.data.table import label_vector
+    from guardflow.data.encode_features import encode_features, encode_rows
     from guardflow.privacy.network import predict_proba
     from guardflow.privacy.train_private import train_private
 
     dataset = settings.dataset
     trained = train_private(
-        encode_features(rows, dataset),
-        label_vector(rows, dataset).to_numpy(),
+        *encode_rows(rows, dataset),
         settings.privacy,
         settings.model,
-        calibration_extra=None
-        if calibration_only is None
-        else (encode_features(calibration_only, dataset), label_vector(calibration_only, dataset).to_numpy()),
+        calibration_extra=None if calibration_only is None else encode_rows(calibration_only, dataset),
     )
 
     def predict(frame: pd.DataFrame) -> np.ndarray:

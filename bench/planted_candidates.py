@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 from bench import plant_attacks
 from bench.planted_fixed import run_fixed
 from guardflow.contract.validate_contract import validate_contract
-from guardflow.data.encode_features import encode_features
+from guardflow.data.encode_features import encode_features, encode_rows
 from guardflow.data.table import label_vector, labelled_rows
 from guardflow.evaluation.compare_champion import ScoredRows, compare_with_champion
 from guardflow.evaluation.decide_gate import GateDecision, decide_gate
@@ -73,13 +73,10 @@ def _train(
     dataset = settings.dataset
     model_settings = settings.model.model_copy(update={"seed": seed})
     trained = train_private(
-        encode_features(rows, dataset),
-        label_vector(rows, dataset).to_numpy(),
+        *encode_rows(rows, dataset),
         settings.privacy,
         model_settings,
-        calibration_extra=None
-        if calibration_only is None
-        else (encode_features(calibration_only, dataset), label_vector(calibration_only, dataset).to_numpy()),
+        calibration_extra=None if calibration_only is None else encode_rows(calibration_only, dataset),
     )
 
     def predict(frame: pd.DataFrame) -> np.ndarray:
@@ -117,7 +114,7 @@ def judge(
     if plots is not None:
         save_plots(evaluation, plots)
     comparison = None
-    given = training if given is None else given
+    given = training if given is None else given  # without a scan, the rows given are the rows trained on
     if champion is not None:
         comparison = compare_with_champion(
             "champion",
@@ -213,9 +210,8 @@ def run_seed(
         drawn = flip.describe()
         harm = {flip.column: flip.group}
     candidate, train_seconds = _train(settings, training, seed=1000 + seed, calibration_only=noisy)
-    # The gate's training-side rows: every row the candidate was given (the scan's flagged ones included), as the
-    # flow judges them; the membership audit's members are the rows it trained on.
-    given = given if given is not None else training
+    # The differential judges every row the candidate was given (the scan's flagged ones included), as the flow
+    # does; the membership audit's members are the rows it trained on.
     decision, (seconds, cpu_seconds) = judge(
         settings, candidate, champion, training, test, reference=clean, given=given
     )

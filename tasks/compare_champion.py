@@ -61,8 +61,9 @@ def compare_champion(
         # the scan quarantined included: a scan that kept a genuine pure slice's contrary rows out of one model's
         # training and not the other's would otherwise read as the candidate fitting that slice's labels (a sound
         # drift retrain was rejected so), while rows the scan removed cannot teach the candidate anything.
-        training = contract.accepted if saved.encoded is None and contract is not None else None
-        if training is None:
+        if saved.encoded is None and contract is not None:
+            training = contract.accepted
+        else:
             training = training_rows(saved, contract, scan)
         trusted = None
         if reference is not None:

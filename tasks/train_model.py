@@ -6,8 +6,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from guardflow.contract.validate_contract import ContractResult
-from guardflow.data.encode_features import encode_features, feature_layout
-from guardflow.data.table import Table, label_vector
+from guardflow.data.encode_features import encode_rows, feature_layout
+from guardflow.data.table import Table
 from guardflow.io.ledger import open_ledger
 from guardflow.io.lineage import LineageDataset, file_dataset
 from guardflow.lineage.facets import column_lineage_facet, training_facet
@@ -27,21 +27,18 @@ def train_model(context: RunContext, train: Table, contract: ContractResult, sca
     require_reviewed(settings, context.config_path)  # also when a deployment starts the flow, not the CLI
     rows = contract.accepted[~scan.flagged]
     # Rows flagged for label noise alone calibrate (on their hash's side) but are never trained on.
-    noisy = contract.accepted[scan.calibration_only.reindex(contract.accepted.index, fill_value=False)]
+    noisy = contract.accepted[scan.calibration_only]
     training_rows = context.rows_dataset("training-rows", len(rows))
     ledger = open_ledger(context.home)
     with context.stage("train_private", inputs=[training_rows]) as stage:
-        features = encode_features(rows, settings.dataset)
-        labels = label_vector(rows, settings.dataset).to_numpy()
+        features, labels = encode_rows(rows, settings.dataset)
         # The audit split is never trained on: the accountant sees only the members (their count, their rate).
         audit = split_for_audit(features, labels, settings.privacy.audit_fraction, settings.model.seed)
         # From here on the data is being learnt from: the reservation can no longer be released.
         ledger.advance(str(context.run_dir), "training")
         trained = train_private(
             features[audit.members], labels[audit.members], settings.privacy, settings.model,
-            calibration_extra=(
-                encode_features(noisy, settings.dataset), label_vector(noisy, settings.dataset).to_numpy()
-            ),
+            calibration_extra=encode_rows(noisy, settings.dataset),
         )  # fmt: skip
         ledger.advance(str(context.run_dir), "spent")
         trained = replace(trained, privacy=replace(trained.privacy, audit_rows=len(audit.held_out)))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from guardflow.data.table import label_vector
 from guardflow.settings import CategoricalFeature, DatasetSettings, NumericFeature
 
 
@@ -83,6 +84,11 @@ def encode_features(frame: pd.DataFrame, dataset: DatasetSettings) -> np.ndarray
         else:
             blocks.append(_one_hot(frame[name], feature))
     return np.hstack(blocks).astype("float32")
+
+
+def encode_rows(frame: pd.DataFrame, dataset: DatasetSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled typed rows as DP training takes them: the encoded features and the 0/1 labels."""
+    return encode_features(frame, dataset), label_vector(frame, dataset).to_numpy()
 
 
 def ordinal_features(frame: pd.DataFrame, dataset: DatasetSettings) -> tuple[np.ndarray, np.ndarray]:
