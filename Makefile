@@ -28,6 +28,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PYTHON) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	@$(PYTHON) -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 	@set -o pipefail; $(PYTHON) -m pip install --quiet -e '.[test]' 2>&1 | { grep -v '^WARNING: Location' || true; }
+	@# a new home's Prefect database, migrated once (README: Startup and speed); without it homes migrate their own
+	@$(PYTHON) -m guardflow.io.prefect_database || echo "Prefect database template not built: new homes migrate"
 	@touch $(STAMP)
 
 browser: ## Debian's Chromium for the e2e tests (skipped when /usr/bin/chromium is there)

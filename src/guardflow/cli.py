@@ -7,6 +7,8 @@ configuration (one line on stderr, no traceback); 1 internal failure.
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import getpass
 import logging
 import os
@@ -97,6 +99,7 @@ def _run_data_flow(
     module_name, function_name = flow.split(":")
     run: Callable[..., RunSummary] = getattr(importlib.import_module(module_name), function_name)
     api_ready()
+    _freeze_imported()
     summary = run(
         config_path=str(args.config),
         run_dir=str(args.run_dir) if args.run_dir else None,
@@ -117,6 +120,7 @@ def _drift(args: argparse.Namespace) -> int:
     from guardflow.run.format_summary import format_summary
 
     api_ready()
+    _freeze_imported()
     summary = drift_check(
         config_path=str(args.config),
         batch_path=str(args.batch),
@@ -124,6 +128,14 @@ def _drift(args: argparse.Namespace) -> int:
     )
     print(format_summary(summary))
     return _exit_code(summary.status)
+
+
+def _freeze_imported() -> None:
+    """Move what is alive now (the flow's libraries, about a million objects) out of the garbage collector's
+    view: every full collection during the run would walk them again, about 2.5 s of a run on Adult. What the
+    run allocates afterwards is collected as usual."""
+    gc.collect()
+    gc.freeze()
 
 
 def _start_prefect_api(flow_name: str, dataset_id: str) -> Callable[[], None]:
@@ -470,5 +482,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entrypoint() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point.
+
+    Exits as the interpreter would, minus its last step: other threads are joined, the exit handlers run
+    (Prefect's and MLflow's included) and the streams are flushed, and then the process ends without tearing
+    down every module's objects one by one, which took 3-4 s after a run on Adult.
+    """
+    code = main()
+    threading._shutdown()  # type: ignore[attr-defined]  # what Py_FinalizeEx does first
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)

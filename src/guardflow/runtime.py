@@ -11,6 +11,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from guardflow.io.prefect_database import seed_database
+
 QUIET_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     # The ephemeral API gets 20 s to start by default; on 2 busy cores a cold start can take longer.
@@ -35,11 +37,13 @@ QUIET_DEFAULTS = {
 
 
 def prepare_environment(home: Path) -> None:
-    """Point Prefect at `<home>/prefect`, silence telemetry and progress bars, and route our logs to stderr."""
+    """Point Prefect at `<home>/prefect` (a new one's database seeded from the migrated template, see
+    `io/prefect_database.py`), silence telemetry and progress bars, and route our logs to stderr."""
     for name, value in QUIET_DEFAULTS.items():
         os.environ.setdefault(name, value)
     prefect_home = Path(os.environ.setdefault("PREFECT_HOME", str(home / "prefect")))
     prefect_home.mkdir(parents=True, exist_ok=True)
+    seed_database(prefect_home)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     configure_console_logging()

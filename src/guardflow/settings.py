@@ -320,9 +320,12 @@ class ComputeSettings(StrictModel):
 
     # An existing Dask scheduler (`tcp://host:8786`); its workers must see the data and run folders' paths.
     scheduler_address: Annotated[str, Field(pattern=r"^[a-z]+://\S+$")] | None = None
-    # Inputs larger than this (or a folder of files) start a LocalCluster sized to the machine; below it the
-    # stages run in this process, in memory.
-    cluster_above_bytes: Annotated[int, Field(ge=0)] = 256 * 2**20
+    # Inputs larger than this (CSV text, gzip counted decompressed) or with more Parquet rows than that, and
+    # folders of files, start a LocalCluster sized to the machine; below both the stages run in this process, in
+    # memory. The in-memory scan runs its row-comparing detectors on every row (at 1M rows it had not finished
+    # after 3 minutes); the partitioned one on a sample of `sample_rows`. 64 MiB is ~650,000 rows of Adult's CSV.
+    cluster_above_bytes: Annotated[int, Field(ge=0)] = 64 * 2**20
+    cluster_above_rows: Annotated[int, Field(ge=0)] = 500_000
     # LocalCluster workers (one process with one thread each); default: one per CPU core.
     workers: Annotated[int, Field(ge=1)] | None = None
     # Each partition holds about this many bytes of input (whole records): GX has a fixed cost per validation.
@@ -446,3 +449,10 @@ def settings_json_schema() -> str:
 def guardflow_home() -> Path:
     """Where embedded stores live: `$GUARDFLOW_HOME`, default `./.guardflow` (read when called, not on import)."""
     return Path(os.environ.get("GUARDFLOW_HOME", ".guardflow")).resolve()
+
+
+def cache_folder() -> Path:
+    """Where guardflow remembers what is costly to find again and holds nothing about data (DP noise multipliers,
+    an empty Prefect database): the XDG cache folder."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "guardflow"

@@ -282,3 +282,29 @@ def test_recover_repairs_a_dead_run_of_the_home_and_says_so(tmp_path: Path) -> N
     assert (summary["status"], summary["crash"]["last_stage"]) == ("crashed", "scan_poisoning"), summary[
         "crash"
     ]
+
+
+def test_the_entry_point_exits_with_its_code_after_exit_handlers_threads_and_buffers(tmp_path: Path) -> None:
+    # given a process with an exit handler, a non-daemon thread still writing, and output still in its buffer,
+    # whose command fails on a missing config (the entry point skips the interpreter's module teardown)
+    probe = (
+        "import atexit, sys, threading, time\n"
+        "from pathlib import Path\n"
+        "from guardflow import cli\n"
+        "out = Path(sys.argv[1])\n"
+        "atexit.register(lambda: (out / 'handler').write_text('ran'))\n"
+        "threading.Thread(target=lambda: (time.sleep(0.5), (out / 'thread').write_text('done'))).start()\n"
+        "print('still buffered', end='')\n"
+        "sys.argv = ['guardflow', 'scan', '--config', str(out / 'missing.yaml')]\n"
+        "cli.entrypoint()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "GUARDFLOW_HOME": str(tmp_path / "home"),
+             "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])},
+    )  # fmt: skip
+    # then the exit code is the command's, and nothing the interpreter's own exit would have done was skipped
+    assert result.returncode == 2, f"the command's exit code, got {result.returncode}: {result.stderr}"
+    assert result.stdout == "still buffered", f"buffered output is flushed, got {result.stdout!r}"
+    assert (tmp_path / "handler").read_text() == "ran", "exit handlers run"
+    assert (tmp_path / "thread").read_text() == "done", "non-daemon threads are joined first"

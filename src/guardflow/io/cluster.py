@@ -1,8 +1,9 @@
 """Where the data stages run: an existing Dask cluster, a LocalCluster sized to the machine, or this process.
 
 `DASK_SCHEDULER_ADDRESS` (or `compute.scheduler_address`) names an existing scheduler: the stages connect to it,
-and its workers must see the same paths (the input and the run folder) as this process. Otherwise an input larger
-than `compute.cluster_above_bytes`, or a folder of files, starts a LocalCluster of one single-threaded process
+and its workers must see the same paths (the input and the run folder) as this process. Otherwise a large input
+(more than `compute.cluster_above_bytes` of CSV text, gzip's counted decompressed, or more than
+`compute.cluster_above_rows` Parquet rows), or a folder of files, starts a LocalCluster of one single-threaded process
 per core (GX and pandas hold the GIL: processes, not threads, give parallelism); a smaller input runs in this
 process, on the in-memory path. The client is used inside the library's stages (not Prefect's DaskTaskRunner):
 partitions are many small pieces of one stage, not Prefect tasks, and the library never imports Prefect.
@@ -37,7 +38,11 @@ def uses_cluster(compute: ComputeSettings, source: Source) -> bool:
     """True when the stages on `source` run on Dask (an existing cluster, or a LocalCluster for a large input)."""
     if scheduler_address(compute) is not None:
         return True
-    return source.is_folder or source.bytes > compute.cluster_above_bytes
+    return (
+        source.is_folder
+        or source.text_bytes > compute.cluster_above_bytes
+        or source.parquet_rows > compute.cluster_above_rows
+    )
 
 
 def local_workers(compute: ComputeSettings) -> int:

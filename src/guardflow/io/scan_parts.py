@@ -249,7 +249,8 @@ def _score_part(
         }
     )
     verdicts.to_parquet(scan_dir / part_name(index), index=False)
-    quarantined = result.quarantined(frame.astype("object").astype("str").where(frame.notna(), None))
+    flagged = frame[result.flagged.to_numpy(dtype=bool)]  # only these need their values as text
+    quarantined = result.quarantined(flagged.astype("object").astype("str").where(flagged.notna(), None))
     return result.per_detector, result.rows_flagged, quarantined
 
 

@@ -22,12 +22,16 @@ CSV_SUFFIXES = (".csv", ".csv.gz", ".data", ".txt")
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One file of a source: its path, size in bytes, sha256 of its content and format."""
+    """One file of a source: its path, size in bytes, sha256 of its content and format, with what its records
+    take decoded: `text_bytes` (a CSV's size, a gzip file's decompressed size) and `rows` (a Parquet file's,
+    from its footer; None for CSV, whose rows are only known once read)."""
 
     path: Path
     bytes: int
     sha256: str
     parquet: bool
+    text_bytes: int = 0
+    rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,25 @@ class Source:
     @property
     def bytes(self) -> int:
         return sum(file.bytes for file in self.files)
+
+    @property
+    def text_bytes(self) -> int:
+        return sum(max(file.text_bytes, file.bytes) for file in self.files)
+
+    @property
+    def parquet_rows(self) -> int:
+        """The rows of its Parquet files (CSV files count none)."""
+        return sum(file.rows or 0 for file in self.files)
+
+
+def _gzip_size(path: Path) -> int:
+    """The decompressed size gzip records in a file's last four bytes (modulo 4 GiB, of its last member: a lower
+    bound, enough to tell a large file from a small one); 0 when the file is not gzip."""
+    with path.open("rb") as stream:
+        if stream.read(2) != b"\x1f\x8b":
+            return 0
+        stream.seek(-4, 2)
+        return int.from_bytes(stream.read(4), "little")
 
 
 def list_source(path: Path, dataset: DatasetSettings) -> list[tuple[Path, bool]]:
@@ -75,7 +98,18 @@ def open_source(
             raise DataError(
                 f"checksum mismatch for {file}: expected sha256 {expected_sha256}, found {digest}"
             )
-        files.append(SourceFile(path=file, bytes=file.stat().st_size, sha256=digest, parquet=parquet))
+        size = file.stat().st_size
+        if parquet:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            try:
+                rows = pq.ParquetFile(file).metadata.num_rows
+            except (OSError, pa.ArrowException) as error:
+                raise DataError(f"cannot read Parquet file {file}: {str(error).splitlines()[0]}") from None
+            files.append(SourceFile(file, size, digest, parquet, text_bytes=size, rows=rows))
+        else:
+            files.append(SourceFile(file, size, digest, parquet, text_bytes=max(size, _gzip_size(file))))
     return Source(path=Path(path).resolve(), files=tuple(files))
 
 

@@ -221,14 +221,24 @@ def _judge_partition(
 
 def _release_memory(rows: int) -> None:
     """Hand freed memory back to the system after a partition of `rows` rows: Arrow's pool otherwise keeps it, and
-    a long file would grow each worker's resident set partition after partition. A full collection costs ~0.4 s in
-    a process holding a flow's libraries, so small partitions (tests, small files) skip it."""
+    a long file would grow each worker's resident set partition after partition. Small partitions (tests, small
+    files) skip it."""
     if rows < _RELEASE_ROWS:
         return
     import pyarrow as pa
 
+    _freeze_libraries()
     gc.collect()
     pa.default_memory_pool().release_unused()
+
+
+@functools.cache
+def _freeze_libraries() -> None:
+    """Once per process, after its first partition has imported what validation needs (GX, pandas, pyarrow):
+    move those objects out of the collector's view, so each later full collection walks only what the partition
+    left (0.29 s per collection before, in a worker holding GX)."""
+    gc.collect()
+    gc.freeze()
 
 
 @functools.lru_cache(maxsize=4)

@@ -22,6 +22,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,12 +30,13 @@ import pandas as pd
 from scipy.stats import false_discovery_control, poisson
 from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import KDTree
+from threadpoolctl import threadpool_limits
 
 from guardflow.data.encode_features import encode_features, ordinal_features
 from guardflow.data.table import label_vector
 from guardflow.errors import PoisoningError
 from guardflow.poisoning.label_noise import score_label_noise
-from guardflow.poisoning.slice_purity import SLICE_PURITY, find_impure_triggers
+from guardflow.poisoning.slice_purity import SLICE_PURITY, PurityResult, find_impure_triggers
 from guardflow.poisoning.slices import MAX_EXACT_VALUES
 from guardflow.poisoning.trusted_reference import TRUSTED_REFERENCE, ReferenceComparison, compare_reference
 from guardflow.poisoning.value_codes import (
@@ -116,24 +118,28 @@ class ScanResult:
     def reasons(self) -> pd.Series:
         """For each flagged row, the detectors that flagged it with their scores and, where a detector wrote one,
         its note (`trusted_reference: occupation=Tech-support & hours-per-week=44 (>50K 0.31 -> 0.92, n=412)`)."""
-        flagged = self.flagged
-        flags, scores = self.flags[flagged], self.scores[flagged]
-        notes = self.notes.loc[flags.index] if self.notes is not None else None
-
-        def reason(row: object, detector: str) -> str:
-            note = notes.at[row, detector] if notes is not None and detector in notes.columns else ""
-            return (
-                f"{detector}: {note} (score {scores.at[row, detector]:.3f})"
-                if note
-                else (f"{detector} (score {scores.at[row, detector]:.3f})")
+        flagged = self.flagged.to_numpy(dtype=bool)
+        # Column by column over the flagged rows' arrays: a lookup per row and detector took ~10 s per 1M rows.
+        texts: list[list[str | None]] = []
+        for detector in self.flags.columns:
+            hits = self.flags[detector].to_numpy(dtype=bool)[flagged]
+            scores = np.char.mod("%.3f", self.scores[detector].to_numpy(dtype="float64")[flagged])
+            notes = (
+                self.notes[detector].to_numpy(dtype=object)[flagged]
+                if self.notes is not None and detector in self.notes.columns
+                else np.full(len(hits), "", dtype=object)
             )
-
+            texts.append(
+                [
+                    (f"{detector}: {note} (score {score})" if note else f"{detector} (score {score})")
+                    if hit
+                    else None
+                    for hit, score, note in zip(hits, scores, notes, strict=True)
+                ]
+            )
         return pd.Series(
-            [
-                [reason(row, detector) for detector in flags.columns if flags.at[row, detector]]
-                for row in flags.index
-            ],
-            index=flags.index,
+            [[text for text in row if text is not None] for row in zip(*texts, strict=True)],
+            index=self.flags.index[flagged],
             dtype="object",
         )
 
@@ -157,9 +163,8 @@ class ScanResult:
         quarantined = raw_rows.loc[reasons.index].copy()
         quarantined["reasons"] = reasons
         flags = self.flags.loc[reasons.index]
-        quarantined["detector"] = [
-            ",".join(detector for detector in flags.columns if flags.at[row, detector]) for row in flags.index
-        ]
+        names = np.array(flags.columns, dtype=object)
+        quarantined["detector"] = [",".join(names[hits]) for hits in flags.to_numpy(dtype=bool)]
         quarantined["score"] = self.scores.loc[reasons.index].where(flags).max(axis=1).astype("float64")
         return quarantined
 
@@ -398,40 +403,46 @@ def score_together(
         scores[name], flags[name] = detect()
         seconds[name] = round(time.perf_counter() - begun, 3)
 
-    run(DUPLICATE_FLOOD, lambda: _duplicate_floods(frame[columns], dataset, settings))
-    if settings.backdoor:
-        run(BACKDOOR, lambda: _backdoors(frame, dataset, labels, settings))
-    if settings.slice_purity:
+    def slice_purity() -> tuple[PurityResult, float]:
         begun = time.perf_counter()
-        purity = find_impure_triggers(frame, dataset, labels, settings)
-        scores[SLICE_PURITY], flags[SLICE_PURITY], notes[SLICE_PURITY] = (
-            purity.scores,
-            purity.flags,
-            purity.notes,
-        )
-        seconds[SLICE_PURITY] = round(time.perf_counter() - begun, 3)
-    if settings.trusted_reference and reference is not None and len(reference):
-        begun = time.perf_counter()
-        comparison = compare_reference(frame, reference, dataset, settings)
-        scores[TRUSTED_REFERENCE] = comparison.scores.to_numpy()
-        flags[TRUSTED_REFERENCE] = comparison.flags.to_numpy()
-        notes[TRUSTED_REFERENCE] = comparison.reasons.to_numpy()
-        seconds[TRUSTED_REFERENCE] = round(time.perf_counter() - begun, 3)
-    elif settings.trusted_reference:
-        skipped[TRUSTED_REFERENCE] = "no trusted reference (no champion yet)"
-    if settings.label_noise:
-        # Last: its model learns only from rows no other detector flagged, except slice purity's: the genuine pure
-        # slices it also flags (exact capital gains only high earners report) are what the model must learn to
-        # judge their neighbours (measured on clean Adult: 866 -> 1,015 label-noise flags when they are left out).
-        suspect = np.logical_or.reduce(
-            [
-                np.asarray(flagged, dtype=bool)
-                for name, flagged in {**partition_wise.flags, **flags}.items()
-                if name != SLICE_PURITY
-            ]
-        )
-        ordinal, categorical = ordinal_features(frame, dataset)
-        run(LABEL_NOISE, lambda: score_label_noise(ordinal, categorical, labels, settings, suspect))
+        return find_impure_triggers(frame, dataset, labels, settings), time.perf_counter() - begun
+
+    # Slice purity, the costliest (~6 s on Adult), depends on no other detector and none depends on it: it runs
+    # on a thread of its own beside the others, on the other core (both threads spend most of their time in
+    # gradient boosting's compiled code, which releases the GIL): on Adult the scan takes 8.4 s instead of 10.6.
+    # One OpenMP thread each, set around both, so that neither's own limit, when it ends, lifts the other's.
+    with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=1) as pool:
+        purity_done = pool.submit(slice_purity) if settings.slice_purity else None
+        run(DUPLICATE_FLOOD, lambda: _duplicate_floods(frame[columns], dataset, settings))
+        if settings.backdoor:
+            run(BACKDOOR, lambda: _backdoors(frame, dataset, labels, settings))
+        if settings.trusted_reference and reference is not None and len(reference):
+            begun = time.perf_counter()
+            comparison = compare_reference(frame, reference, dataset, settings)
+            scores[TRUSTED_REFERENCE] = comparison.scores.to_numpy()
+            flags[TRUSTED_REFERENCE] = comparison.flags.to_numpy()
+            notes[TRUSTED_REFERENCE] = comparison.reasons.to_numpy()
+            seconds[TRUSTED_REFERENCE] = round(time.perf_counter() - begun, 3)
+        elif settings.trusted_reference:
+            skipped[TRUSTED_REFERENCE] = "no trusted reference (no champion yet)"
+        if settings.label_noise:
+            # After the others: its model learns only from rows no other detector flagged, except slice
+            # purity's (still running, and left out on purpose): the genuine pure slices it also flags (exact
+            # capital gains only high earners report) are what the model must learn to judge their neighbours
+            # (measured on clean Adult: 866 -> 1,015 label-noise flags when they are left out).
+            suspect = np.logical_or.reduce(
+                [np.asarray(flagged, dtype=bool) for flagged in {**partition_wise.flags, **flags}.values()]
+            )
+            ordinal, categorical = ordinal_features(frame, dataset)
+            run(LABEL_NOISE, lambda: score_label_noise(ordinal, categorical, labels, settings, suspect))
+        if purity_done is not None:
+            purity, purity_seconds = purity_done.result()
+            scores[SLICE_PURITY], flags[SLICE_PURITY], notes[SLICE_PURITY] = (
+                purity.scores,
+                purity.flags,
+                purity.notes,
+            )
+            seconds[SLICE_PURITY] = round(purity_seconds, 3)
     return Detected(scores, flags, notes, seconds, skipped, comparison)
 
 

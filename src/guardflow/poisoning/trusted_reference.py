@@ -37,6 +37,9 @@ MODEL_EXPECTATION = 1e6
 # Flag this many times a slice's excess rows: the excess is an estimate, and the planted rows are not all the least
 # likely ones under the reference model.
 _EXCESS_MARGIN = 1.5
+# In a slice where the excess is a small share of the holders (a flipped group), only holders the reference model
+# finds at least this likely of the other label are flagged.
+_FLIP_FLOOR = 0.5
 # Slices with more new rows than this get a normal approximation of their beta-binomial p-value.
 _EXACT_ROWS = 1000
 
@@ -329,7 +332,7 @@ def compare_reference(
         # group), only rows the reference model finds more likely of the other label.
         excess_share = float(figure["excess"]) / max(len(holders), 1)
         ranked = np.argsort(-unlikely, kind="stable")[: int(np.ceil(_EXCESS_MARGIN * figure["excess"]))]
-        take = holders[ranked[unlikely[ranked] > min(0.5, 1.0 - excess_share)]]
+        take = holders[ranked[unlikely[ranked] > min(_FLIP_FLOOR, 1.0 - excess_share)]]
         record = ShiftedSlice(
             columns=tuple(columns[position].name for position in figure["columns"]),
             values=decode_slice(int(figure["key"]), figure["columns"], columns),

@@ -18,22 +18,17 @@ import functools
 import json
 import os
 import tempfile
-from pathlib import Path
 
 from opacus.accountants import create_accountant
 from opacus.accountants.utils import get_noise_multiplier
+
+from guardflow.settings import cache_folder
 
 # Opacus' default precision for its search: the sigma found spends between target - tolerance and target.
 EPSILON_TOLERANCE = 0.01
 # Accountants cheap enough that Opacus' own search costs nothing (and is what a reader expects).
 _CHEAP = frozenset({"rdp"})
 _CACHE_FILE = "noise-multipliers.json"
-
-
-def cache_folder() -> Path:
-    """Where found noise multipliers are remembered (the XDG cache folder; nothing here is data)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "guardflow"
 
 
 @functools.lru_cache(maxsize=256)

@@ -3,8 +3,10 @@ folder, this process otherwise (no cluster is started here: the Dask path is tes
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from guardflow.io.cluster import (
@@ -14,12 +16,16 @@ from guardflow.io.cluster import (
     scheduler_address,
     uses_cluster,
 )
-from guardflow.io.sources import Source, SourceFile
-from guardflow.settings import ComputeSettings
+from guardflow.io.sources import Source, SourceFile, open_source
+from guardflow.settings import ComputeSettings, load_settings
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _source(path: Path, size: int) -> Source:
-    return Source(path=path, files=(SourceFile(path=path, bytes=size, sha256="", parquet=False),))
+    return Source(
+        path=path, files=(SourceFile(path=path, bytes=size, sha256="", parquet=False, text_bytes=size),)
+    )
 
 
 def test_a_small_file_runs_in_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,6 +49,25 @@ def test_a_large_file_or_a_folder_takes_a_local_cluster(
     # then a file above the threshold, or any folder, goes to a cluster
     assert uses_cluster(compute, _source(tmp_path / "large.csv", 1001)), "a large file must use a cluster"
     assert uses_cluster(compute, _source(tmp_path, 10)), "a folder must use a cluster whatever its size"
+
+
+def test_a_parquet_file_is_judged_by_its_rows_and_a_gzip_file_by_its_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given no scheduler named, a compact Parquet file of 2,000 rows and a gzip CSV that compresses 100-fold
+    monkeypatch.delenv(SCHEDULER_VARIABLE, raising=False)
+    pd.DataFrame({"age": range(2000), "label": ["<=50K"] * 2000}).to_parquet(tmp_path / "rows.parquet")
+    (tmp_path / "text.csv.gz").write_bytes(gzip.compress(b"39, <=50K\n" * 10_000))
+    dataset = load_settings(REPO / "configs" / "adult.yaml").dataset
+    parquet = open_source(tmp_path / "rows.parquet", dataset, checksums=False)
+    text = open_source(tmp_path / "text.csv.gz", dataset, checksums=False)
+    assert parquet.parquet_rows == 2000 and text.text_bytes == 100_000, "rows from the footer, text from gzip"
+    # then each goes to a cluster past its own threshold, though both files are small on disk
+    assert parquet.bytes < 20_000 and text.bytes < 2_000, "both files are compact"
+    assert uses_cluster(ComputeSettings(cluster_above_rows=1999), parquet), "2,000 Parquet rows > 1,999"
+    assert not uses_cluster(ComputeSettings(cluster_above_rows=2000), parquet), "2,000 rows are not > 2,000"
+    assert uses_cluster(ComputeSettings(cluster_above_bytes=99_999), text), "gzip counts decompressed"
+    assert not uses_cluster(ComputeSettings(cluster_above_bytes=100_000), text), "100,000 bytes of text fit"
 
 
 def test_the_environment_names_the_scheduler_before_the_config(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from guardflow.errors import DataError
 from guardflow.io.datasets import content_sha256, read_table
+from guardflow.io.sources import open_source
 from guardflow.settings import DatasetSettings
 
 HEADER = "age,city,note,label\n"
@@ -107,6 +108,15 @@ def test_a_parquet_file_with_wrong_columns_or_checksum_is_one_clear_error(tmp_pa
         read_table(path, _dataset())
     with pytest.raises(DataError, match="checksum mismatch"):
         read_table(path, _dataset(), expected_sha256="0" * 64)
+
+
+def test_a_file_named_parquet_that_is_not_is_one_clear_error(tmp_path: Path) -> None:
+    # given a file with a Parquet name and CSV content / when it is opened as a source (its rows are counted)
+    path = tmp_path / "rows.parquet"
+    path.write_text("age,city,note,label\n1,Bern,x,yes\n")
+    # then one DataError names the file
+    with pytest.raises(DataError, match=r"cannot read Parquet file .*rows\.parquet"):
+        open_source(path, _dataset(), checksums=False)
 
 
 def test_an_unknown_encoding_is_refused_when_the_config_loads() -> None:

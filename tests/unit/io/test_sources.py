@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from guardflow.errors import DataError
@@ -99,3 +100,20 @@ def test_a_large_source_is_sampled_uniformly_partition_by_partition(
     assert whole.rows.index.tolist() == list(range(100)), "a limit above the rows takes every row, in order"
     assert list(first.rows.columns) == dataset.expected_columns, "the sample keeps the text columns only"
     assert first.sha256 == whole.sha256 and len(first.sha256) == 64, "the sample names its source's identity"
+
+
+def test_a_parquet_file_is_cut_by_its_rows_not_its_compressed_size(
+    base_lines: list[bytes], adult_settings: Settings, tmp_path: Path
+) -> None:
+    # given 400 Adult rows in Parquet row groups of 50 (a few kB on disk, dictionary-encoded and compressed)
+    columns = adult_settings.dataset.expected_columns
+    rows = [[field.strip() for field in line.decode().split(",")] for line in base_lines[:100]] * 4
+    path = tmp_path / "rows.parquet"
+    pd.DataFrame(rows, columns=columns).to_parquet(path, index=False, row_group_size=50)
+    # when it is cut into partitions of what 100 rows take as CSV text (15 values of 8 bytes a row)
+    reader = SourceReader(open_source(path, adult_settings.dataset), adult_settings.dataset, 100 * 15 * 8)
+    partitions = list(reader.partitions())
+    # then each partition holds two row groups, 100 rows, whatever the file's stored size
+    assert [partition.row_count for partition in partitions] == [100] * 4, "100 rows each, at row-group bounds"
+    stored = pq.ParquetFile(path).metadata.row_group(0).total_byte_size
+    assert 4 * stored < 100 * 15 * 8, f"by stored size ({stored} bytes a group) four groups would have fit in one"
