@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+# What a stopped server gets to finish on SIGTERM before SIGKILL: uvicorn's graceful shutdown otherwise waits for
+# the workers' keep-alive connections, and that wait took 20 s per server in the e2e teardowns.
+STOP_GRACE_SECONDS = 5.0
+
+
+def start_logged(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start a server in a process group of its own (so that it can be stopped with everything it spawns), its
+    output to `log`."""
+    with log.open("wb") as sink:
+        return subprocess.Popen(
+            command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop a process and everything it spawned (its own process group): TERM, then KILL what is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=STOP_GRACE_SECONDS)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=20)
 
 
 def free_port() -> int:

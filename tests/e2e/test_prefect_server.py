@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from guardflow.io.datasets import read_split, write_table
 from guardflow.io.registry import experiment_name
 from tests.conftest import ROOT, write_adult_config
 from tests.flows.conftest import LENIENT_GATE
-from tests.net import free_port
+from tests.net import free_port, start_logged, stop_group
 
 pytestmark = pytest.mark.e2e
 
@@ -62,24 +61,6 @@ class Server:
 
     def mark(self, phase: str) -> None:
         self.timings[phase] = round(time.monotonic() - self.started, 1)
-
-
-def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as sink:
-        return subprocess.Popen(
-            command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a process and everything it spawned (its own process group): TERM, then KILL what is left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=20)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=20)
 
 
 def _wait_for_api(api: str, server: subprocess.Popen[bytes], log: Path) -> None:
@@ -228,12 +209,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, adult_settings) -> Iterator
     started: list[subprocess.Popen[bytes]] = []
     try:
         command = [str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-        started.append(_start(command, env, server_log))
+        started.append(start_logged(command, env, server_log))
         _wait_for_api(api, started[0], server_log)
         state.mark("server_up")
         # The worker starts beside the deploy (it creates the work pool if it comes first).
         worker = [str(VENV_BIN / "guardflow"), "worker", "--config", str(config)]
-        started.append(_start(worker, env, worker_log))
+        started.append(start_logged(worker, env, worker_log))
         deployed = subprocess.run(
             [str(VENV_BIN / "guardflow"), "deploy", "--config", str(config)],
             env=env,
@@ -248,7 +229,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, adult_settings) -> Iterator
         yield state
     finally:
         for process in reversed(started):
-            _stop(process)
+            stop_group(process)
         OUTPUT.mkdir(parents=True, exist_ok=True)
         (OUTPUT / "prefect_server.json").write_text(json.dumps(state.timings, indent=2) + "\n")
         for log in (server_log, worker_log):

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -34,7 +33,7 @@ import requests
 from guardflow.io.datasets import read_split, write_table
 from tests.conftest import ROOT, WIRING_POISONING, write_adult_config
 from tests.flows.conftest import LENIENT_GATE
-from tests.net import free_port
+from tests.net import free_port, start_logged, stop_group
 from tests.postgres import create_database, postgres_bin, running_postgres
 
 pytestmark = [
@@ -78,24 +77,6 @@ class Team:
 
     def tail(self) -> str:
         return "\n".join(f"--- {log.name}\n{log.read_text()[-1500:]}" for log in self.logs if log.exists())
-
-
-def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as sink:
-        return subprocess.Popen(
-            command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a process and everything it spawned (its own process group): TERM, then KILL what is left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=20)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=20)
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -176,7 +157,7 @@ def team(tmp_path_factory: pytest.TempPathFactory, adult_settings) -> Iterator[T
                 "--backend-store-uri", mlflow_store, "--artifacts-destination", str(folder / "artifacts"),
                 "--workers", "1",
             ]  # fmt: skip
-            started.append(_start(ui, mlflow_env, logs[0]))
+            started.append(start_logged(ui, mlflow_env, logs[0]))
             prefect_env = base | {
                 "GUARDFLOW_HOME": str(folder / "prefect-home"),
                 "PREFECT_HOME": str(folder / "prefect-home" / "prefect"),
@@ -185,7 +166,7 @@ def team(tmp_path_factory: pytest.TempPathFactory, adult_settings) -> Iterator[T
                 "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2",
             }
             serve = [str(VENV_BIN / "guardflow"), "serve", "--host", "127.0.0.1", "--port", str(prefect_port)]
-            started.append(_start(serve, prefect_env, logs[1]))
+            started.append(start_logged(serve, prefect_env, logs[1]))
             _wait_until_up(f"{state.mlflow_url}/health", started[0], logs[0])
             _wait_until_up(f"{state.prefect_api}/health", started[1], logs[1])
             state.mark("servers_up")
@@ -205,7 +186,7 @@ def team(tmp_path_factory: pytest.TempPathFactory, adult_settings) -> Iterator[T
                 env = state.client_env | {"GUARDFLOW_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
                 # Two runs at most each: three trainings must spread over both "machines".
                 worker = [str(VENV_BIN / "guardflow"), "worker", "--config", str(config), "--limit", "2"]
-                started.append(_start(worker, env, log))
+                started.append(start_logged(worker, env, log))
             deploy_env = state.client_env | {"GUARDFLOW_HOME": str(folder / "deploy-home")}
             deployed = subprocess.run(
                 [str(VENV_BIN / "guardflow"), "deploy", "--config", str(config)],
@@ -219,7 +200,7 @@ def team(tmp_path_factory: pytest.TempPathFactory, adult_settings) -> Iterator[T
             yield state
         finally:
             for process in reversed(started):
-                _stop(process)
+                stop_group(process)
             OUTPUT.mkdir(parents=True, exist_ok=True)
             (OUTPUT / "team_backends.json").write_text(json.dumps(state.timings, indent=2) + "\n")
             for log in logs:
