@@ -38,7 +38,8 @@ from threadpoolctl import threadpool_limits
 from bench import plant_attacks
 from guardflow.data.table import labelled_rows, typed_frame
 from guardflow.io.datasets import read_split
-from guardflow.poisoning.scan_poisoning import ScanResult, scan_poisoning
+from guardflow.poisoning.scan_poisoning import scan_poisoning
+from guardflow.poisoning.scan_result import ScanResult
 from guardflow.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

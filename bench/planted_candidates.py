@@ -51,7 +51,8 @@ from guardflow.evaluation.compare_champion import ScoredRows, compare_with_champ
 from guardflow.evaluation.decide_gate import GateDecision, decide_gate
 from guardflow.evaluation.evaluate_safety import check_behaviour, evaluate_safety, save_plots
 from guardflow.io.datasets import read_split
-from guardflow.poisoning.scan_poisoning import ScanResult, scan_poisoning
+from guardflow.poisoning.scan_poisoning import scan_poisoning
+from guardflow.poisoning.scan_result import ScanResult
 from guardflow.privacy.audit_membership import audit_membership
 from guardflow.privacy.network import predict_proba
 from guardflow.privacy.train_private import train_private

@@ -35,13 +35,13 @@ from bench import plant_attacks
 from guardflow.data.encode_features import encode_features, ordinal_features
 from guardflow.data.table import label_vector, labelled_rows, typed_frame
 from guardflow.io.datasets import read_split
-from guardflow.poisoning.scan_poisoning import (
+from guardflow.poisoning.scan_poisoning import scan_poisoning
+from guardflow.poisoning.scan_result import (
     BACKDOOR,
     DUPLICATE_FLOOD,
     LABEL_NOISE,
     OFF_MANIFOLD,
     OUT_OF_RANGE,
-    scan_poisoning,
 )
 from guardflow.settings import Settings, load_settings
 

@@ -12,7 +12,7 @@ from guardflow.evaluation.compare_champion import ChampionComparison, ScoredRows
 from guardflow.evaluation.evaluate_safety import Evaluation
 from guardflow.io import registry
 from guardflow.io.lineage import file_dataset
-from guardflow.poisoning.scan_poisoning import ScanResult
+from guardflow.poisoning.scan_result import ScanResult
 from guardflow.privacy.network import predict_proba
 from guardflow.privacy.train_private import SavedModel
 from guardflow.run.run_context import RunContext

@@ -15,7 +15,7 @@ from guardflow.evaluation.decide_gate import WINDOW_ROWS
 from guardflow.evaluation.differential import check_differential
 from guardflow.evaluation.evaluate_safety import Evaluation, check_behaviour, evaluate_safety, save_plots
 from guardflow.io.lineage import file_dataset
-from guardflow.poisoning.scan_poisoning import ScanResult
+from guardflow.poisoning.scan_result import ScanResult
 from guardflow.privacy.audit_membership import MembershipAudit, audit_membership
 from guardflow.privacy.network import predict_proba
 from guardflow.privacy.train_private import SavedModel

@@ -18,7 +18,7 @@ from guardflow.io.lineage import file_dataset
 from guardflow.io.scan_parts import PartitionedScan
 from guardflow.io.validate_file import FileContractResult
 from guardflow.lineage.facets import prefect_facet
-from guardflow.poisoning.scan_poisoning import ScanResult
+from guardflow.poisoning.scan_result import ScanResult
 from guardflow.privacy.privacy_budget import SourceBudget
 from guardflow.privacy.train_private import SavedModel
 from guardflow.run.run_context import RunContext, open_run

@@ -14,7 +14,8 @@ from guardflow.io.scan_parts import PartitionedScan, scan_parts
 from guardflow.io.sources import open_source
 from guardflow.io.validate_file import FileContractResult
 from guardflow.lineage.facets import poisoning_facet
-from guardflow.poisoning.scan_poisoning import ScanResult, scan_poisoning
+from guardflow.poisoning.scan_poisoning import scan_poisoning
+from guardflow.poisoning.scan_result import ScanResult
 from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
 from tasks.stage_task import stage_task

@@ -11,7 +11,7 @@ from guardflow.data.table import Table
 from guardflow.io.ledger import open_ledger
 from guardflow.io.lineage import LineageDataset, file_dataset
 from guardflow.lineage.facets import column_lineage_facet, training_facet
-from guardflow.poisoning.scan_poisoning import ScanResult
+from guardflow.poisoning.scan_result import ScanResult
 from guardflow.privacy.network import save_weights
 from guardflow.privacy.train_private import SavedModel, TrainedModel, split_for_audit, train_private
 from guardflow.privacy.train_streaming import encode_parts, train_streaming

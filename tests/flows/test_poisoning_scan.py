@@ -13,7 +13,7 @@ from bench.plant_attacks import plant_backdoor
 from flows.poisoning_scan import poisoning_scan
 from guardflow.cli import main
 from guardflow.io.datasets import read_table, write_table
-from guardflow.poisoning.scan_poisoning import BACKDOOR
+from guardflow.poisoning.scan_result import BACKDOOR
 from tests.conftest import write_adult_config
 from tests.lineage_validation import event_problems, read_events
 

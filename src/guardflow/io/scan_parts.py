@@ -35,7 +35,6 @@ from guardflow.poisoning.scan_poisoning import (
     _MAX_CODES_OFF_MANIFOLD,
     PARTITION_WISE,
     Detected,
-    ScanResult,
     ScanStatistics,
     check_flagged_share,
     off_manifold_plan,
@@ -44,6 +43,7 @@ from guardflow.poisoning.scan_poisoning import (
     score_partition,
     score_together,
 )
+from guardflow.poisoning.scan_result import ScanResult
 from guardflow.poisoning.value_codes import CodePlan, NumericValues, PairCounts, count_pairs, numeric_values
 from guardflow.settings import DatasetSettings, PoisoningSettings
 
@@ -250,7 +250,9 @@ def _score_part(
     )
     verdicts.to_parquet(scan_dir / part_name(index), index=False)
     flagged = frame[result.flagged.to_numpy(dtype=bool)]  # only these need their values as text
-    quarantined = result.quarantined(flagged.astype("object").astype("str").where(flagged.notna(), None))
+    quarantined = result.quarantined(
+        flagged.astype("object").astype("str").where(flagged.notna(), None), reasons
+    )
     return result.per_detector, result.rows_flagged, quarantined
 
 

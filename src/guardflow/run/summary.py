@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from guardflow.evaluation.evaluate_safety import Evaluation
     from guardflow.io.registry import RegisteredVersion
     from guardflow.io.validate_file import FileContractResult
-    from guardflow.poisoning.scan_poisoning import ScanResult
+    from guardflow.poisoning.scan_result import ScanResult
     from guardflow.privacy.privacy_budget import SourceBudget
     from guardflow.privacy.train_private import PrivacyReport
 

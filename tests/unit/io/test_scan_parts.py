@@ -18,7 +18,8 @@ from guardflow.data.table import REASONS, SOURCE_ROW
 from guardflow.io.datasets import read_table
 from guardflow.io.scan_parts import PartitionedScan, scan_parts
 from guardflow.io.validate_file import FileContractResult, validate_file
-from guardflow.poisoning.scan_poisoning import DUPLICATE_FLOOD, ScanResult, scan_poisoning
+from guardflow.poisoning.scan_poisoning import scan_poisoning
+from guardflow.poisoning.scan_result import DUPLICATE_FLOOD, ScanResult
 from guardflow.settings import Settings
 
 ROWS = 3000

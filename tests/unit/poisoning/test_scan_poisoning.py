@@ -20,7 +20,8 @@ from bench.plant_attacks import (
 from guardflow.data.table import SOURCE_ROW, typed_frame
 from guardflow.errors import PoisoningError
 from guardflow.io.datasets import read_split
-from guardflow.poisoning.scan_poisoning import (
+from guardflow.poisoning.scan_poisoning import scan_poisoning
+from guardflow.poisoning.scan_result import (
     BACKDOOR,
     DETECTORS,
     DUPLICATE_FLOOD,
@@ -29,7 +30,6 @@ from guardflow.poisoning.scan_poisoning import (
     OUT_OF_RANGE,
     OUTLIER,
     ScanResult,
-    scan_poisoning,
 )
 from guardflow.settings import PoisoningSettings, Settings
 

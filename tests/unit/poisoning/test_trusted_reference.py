@@ -10,8 +10,8 @@ from threadpoolctl import threadpool_limits
 from bench.plant_attacks import flip_labels, plant_random_backdoor
 from guardflow.data.table import typed_frame
 from guardflow.io.datasets import read_split
-from guardflow.poisoning.scan_poisoning import TRUSTED_REFERENCE, scan_poisoning
-from guardflow.poisoning.trusted_reference import compare_reference
+from guardflow.poisoning.scan_poisoning import scan_poisoning
+from guardflow.poisoning.trusted_reference import TRUSTED_REFERENCE, compare_reference
 
 ROWS = 8000
 TRIGGER = {"occupation": "Tech-support", "hours-per-week": 44.0}
