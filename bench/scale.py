@@ -377,13 +377,17 @@ def stage_durations(stage_seconds: list[list[Any]]) -> dict[str, float]:
     return durations
 
 
+def contract_rate(run: dict[str, Any]) -> dict[str, int]:
+    """Rows per second to the contract's line, which ends the large path's first stage: the rerun check (the
+    source's checksum), the LocalCluster's start and the workers' imports are in it too."""
+    seconds = run.get("stage_durations", {}).get("contract")
+    return {"contract_rows_per_second": round(run["rows"] / seconds)} if seconds else {}
+
+
 def merge(files: Sequence[Path], output: Path) -> dict[str, Any]:
     """The runs of several result files (say one per format) as one, its targets judged on them all."""
     loaded = [json.loads(path.read_text(encoding="utf-8")) for path in files]
-    runs = [run for result in loaded for run in result["runs"]]
-    for run in runs:
-        if run.get("stage_durations", {}).get("contract") and "contract_rows_per_second" not in run:
-            run["contract_rows_per_second"] = round(run["rows"] / run["stage_durations"]["contract"])
+    runs = [{**run, **contract_rate(run)} for result in loaded for run in result["runs"]]
     merged = {**loaded[-1], "merged_from": [result["when"] for result in loaded], "runs": runs}
     merged["targets"] = targets([run for run in runs if "workers" in run])
     output.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
@@ -447,10 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     run["data_mib"] = round(data.stat().st_size / 2**20, 1)
                     run["stage_durations"] = stage_durations(run.get("stage_seconds", []))
                     run["rows_per_second"] = round(rows / run["wall_seconds"])
-                    # The contract's line ends the first stage of the large path: the source's checksum, the
-                    # LocalCluster's start and the workers' imports are in it too.
-                    if run["stage_durations"].get("contract"):
-                        run["contract_rows_per_second"] = round(rows / run["stage_durations"]["contract"])
+                    run.update(contract_rate(run))
                     results["runs"].append(run)
                     args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
                     shutil.rmtree(home, ignore_errors=True)

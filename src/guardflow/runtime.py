@@ -5,6 +5,8 @@ Nothing here runs on import: `prepare_environment` is called explicitly, once, a
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import os
 import sys
@@ -47,6 +49,16 @@ def prepare_environment(home: Path) -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     configure_console_logging()
+
+
+@functools.cache
+def freeze_loaded_objects() -> None:
+    """Once per process, once its libraries are loaded (a flow's: Prefect, torch, GX, MLflow; a Dask worker's:
+    GX, pandas, pyarrow): move the objects alive now, about a million, out of the garbage collector's view. Its
+    full collections would otherwise walk them again each time: about 2.5 s of a run on Adult, 0.29 s per
+    partition in a contract worker. What is allocated afterwards is collected as usual."""
+    gc.collect()
+    gc.freeze()
 
 
 def configure_console_logging(level: int = logging.INFO) -> None:

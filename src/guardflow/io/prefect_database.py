@@ -54,11 +54,7 @@ def build_template() -> Path:
     target = template_path()
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".prefect-home-") as scratch:
-        environment = {
-            name: value
-            for name, value in os.environ.items()
-            if not name.startswith("PREFECT_") or name == "PREFECT_SERVER_ANALYTICS_ENABLED"
-        }
+        environment = {name: value for name, value in os.environ.items() if not name.startswith("PREFECT_")}
         environment.update(PREFECT_HOME=scratch, PREFECT_SERVER_ANALYTICS_ENABLED="false")
         prefect = Path(sys.executable).parent / "prefect"
         subprocess.run(

@@ -23,14 +23,14 @@ CSV_SUFFIXES = (".csv", ".csv.gz", ".data", ".txt")
 @dataclass(frozen=True)
 class SourceFile:
     """One file of a source: its path, size in bytes, sha256 of its content and format, with what its records
-    take decoded: `text_bytes` (a CSV's size, a gzip file's decompressed size) and `rows` (a Parquet file's,
-    from its footer; None for CSV, whose rows are only known once read)."""
+    take decoded: `text_bytes` (a CSV's size, a gzip file's decompressed size; a Parquet file's own size) and
+    `rows` (a Parquet file's, from its footer; None for CSV, whose rows are only known once read)."""
 
     path: Path
     bytes: int
     sha256: str
     parquet: bool
-    text_bytes: int = 0
+    text_bytes: int
     rows: int | None = None
 
 
@@ -51,7 +51,7 @@ class Source:
 
     @property
     def text_bytes(self) -> int:
-        return sum(max(file.text_bytes, file.bytes) for file in self.files)
+        return sum(file.text_bytes for file in self.files)
 
     @property
     def parquet_rows(self) -> int:

@@ -29,6 +29,7 @@ from guardflow.errors import ContractError
 from guardflow.io.partitions import Partition, SourceReader, read_partition
 from guardflow.io.sources import Source, open_source, source_sha256
 from guardflow.pii.guard_pii import LINE_HMAC, LINE_LENGTH, mask_malformed
+from guardflow.runtime import freeze_loaded_objects
 from guardflow.settings import ContractSettings, DatasetSettings
 
 if TYPE_CHECKING:
@@ -227,18 +228,9 @@ def _release_memory(rows: int) -> None:
         return
     import pyarrow as pa
 
-    _freeze_libraries()
+    freeze_loaded_objects()  # once per worker, after its first partition's imports
     gc.collect()
     pa.default_memory_pool().release_unused()
-
-
-@functools.cache
-def _freeze_libraries() -> None:
-    """Once per process, after its first partition has imported what validation needs (GX, pandas, pyarrow):
-    move those objects out of the collector's view, so each later full collection walks only what the partition
-    left (0.29 s per collection before, in a worker holding GX)."""
-    gc.collect()
-    gc.freeze()
 
 
 @functools.lru_cache(maxsize=4)
