@@ -5,11 +5,12 @@ each copy with seeded noise on `fnlwgt` (so rows are not exact copies) and one r
 age (so the quarantine path runs: 0.1% of rows, under the 5% limit). Each run is a fresh subprocess (`--run`)
 that starts a LocalCluster of `--workers` single-threaded worker processes (0: in this process), then calls
 `validate_file` with the accepted rows written as Parquet parts, as the large training path does; the parent
-samples the process tree's memory every 50 ms (resident set summed over the workers, and PSS). rows/s is over
-the `validate_file` call (imports and the cluster's start excluded, reported apart). The `whole-frame` variant
-at 1M reads the file into one frame and runs `validate_contract` on it, for reference. The machine is shared:
-read the load averages beside the figures, and medians. `contract_throughput` is the measure for other
-benchmarks (bench/scale.py).
+samples the process tree's memory (resident set summed over the workers every 50 ms, PSS once a second: a PSS
+read walks every page table, about 56 ms at 10M rows, CPU taken from the run on 2 cores). rows/s is over the
+`validate_file` call (imports and the cluster's start excluded, reported apart). The `whole-frame` variant at 1M
+reads the file into one frame and runs `validate_contract` on it, for reference. The machine is shared: read the
+load averages beside the figures, and medians. `contract_throughput` is the measure for other benchmarks
+(bench/scale.py).
 
     .venv/bin/python bench/validate.py --repeats 3 --repeats-10m 1
 """
@@ -41,6 +42,7 @@ SIZES = {"1M": 1_000_000, "10M": 10_000_000}
 PLANTED_EVERY = 1_000
 NOISE_SEED = 15
 SAMPLE_SECONDS = 0.05
+PSS_EVERY = 20
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -209,8 +211,8 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def tree_memory(root: int) -> tuple[int, int]:
-    """Resident set and PSS (bytes) summed over a process and its descendants, from /proc."""
+def tree_pids(root: int) -> list[int]:
+    """A process and its descendants, from /proc."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -220,17 +222,29 @@ def tree_memory(root: int) -> tuple[int, int]:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(entry.name))
-    rss = pss = 0
-    stack = [root]
+    tree, stack = [], [root]
     while stack:
         pid = stack.pop()
+        tree.append(pid)
         stack.extend(children.get(pid, []))
+    return tree
+
+
+def tree_memory(root: int, with_pss: bool = True) -> tuple[int, int]:
+    """Resident set and PSS (bytes; PSS 0 unless `with_pss`) summed over a process and its descendants.
+
+    The resident set comes from /proc/PID/status (cheap); PSS from smaps_rollup, which walks every page table:
+    about 56 ms for this benchmark's three processes at 10M rows, so it is sampled less often."""
+    rss = pss = 0
+    for pid in tree_pids(root):
         try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Rss:"):
+            if with_pss:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
                     rss += int(line.split()[1]) * 1024
-                elif line.startswith("Pss:"):
-                    pss += int(line.split()[1]) * 1024
         except OSError:
             continue
     return rss, pss
@@ -246,9 +260,11 @@ def run_measured(mode: str, path: Path, args: argparse.Namespace) -> dict[str, A
     done = threading.Event()
 
     def sample() -> None:
+        samples = 0
         while not done.is_set():
-            rss, pss = tree_memory(process.pid)
+            rss, pss = tree_memory(process.pid, with_pss=samples % PSS_EVERY == 0)
             peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
+            samples += 1
             done.wait(SAMPLE_SECONDS)
 
     sampler = threading.Thread(target=sample, daemon=True)

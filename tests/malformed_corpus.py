@@ -194,6 +194,11 @@ KINDS = [
         quarantined={6: "workclass: expect_column_values_to_be_in_set"},
     ),
     Kind(
+        "carriage_return_inside_a_line",
+        lambda lines: join_lines(with_field(lines, 8, "workclass", b"State\r-gov")),
+        quarantined={8: "malformed: a carriage return inside a line"},
+    ),
+    Kind(
         "quote_never_closed",
         lambda lines: join_lines(with_field(lines, ROWS - 1, "workclass", b'"Private')),
         quarantined={ROWS - 1: "a quote opened on this line never closes"},

@@ -30,16 +30,15 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
-from guardflow.data.table import LINE, REASONS, Table, column_problems
+from guardflow.data.table import LINE, REASONS, Table, column_problems, empty_malformed
 from guardflow.errors import DataError
 from guardflow.io.parse_records import (
+    Chunk,
     Records,
+    cut_records,
     guess_missing_column,
-    join_records,
-    malformed_frame,
-    parse_records,
+    plain_chunk,
     record_boundary,
-    repeated_headers,
     split_records,
 )
 from guardflow.io.read_parquet import is_parquet, read_parquet_table
@@ -47,30 +46,44 @@ from guardflow.settings import DataFile, DatasetSettings
 
 BLOCK_BYTES = 32 * 2**20
 MAX_RECORD_BYTES = 16 * 2**20
-_SAMPLE_LINES = 200  # a quoted field still open after this many bytes is an unbalanced quote
+_SAMPLE_LINES = 200  # malformed lines kept to guess a missing column from
+_HEAD_BYTES = 2**16  # the header is looked for in this much of the first block first
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 @dataclass(frozen=True)
-class Chunk:
-    """A run of whole records of a file: the bytes of its well-formed ones, ready for a CSV parser, and the rest."""
+class FileRange:
+    """A plain block of an uncompressed UTF-8 file (see `plain_chunk`) by its place in the file, not its bytes: a
+    Dask worker reads it from the shared file instead of receiving it, and checks it against the digest taken
+    when the file was cut."""
 
-    content: bytes
-    source_rows: np.ndarray
-    malformed: pd.DataFrame
+    path: Path
+    start: int
+    length: int
+    sha256: str
+    first_line: int
+    lines: int
     columns: tuple[str, ...]
 
     @property
     def row_count(self) -> int:
-        return len(self.source_rows) + len(self.malformed)
+        return self.lines
 
     def parse(self, na_values: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The well-formed records as text columns and all malformed lines, both indexed by `source_row`."""
-        rows, late = parse_records(self.content, self.source_rows, self.columns, na_values)
-        if len(late) == 0:
-            return rows, self.malformed
-        return rows, pd.concat([self.malformed, late]).sort_index()
+        """Read the block again and parse it as its `Chunk` would be."""
+        where = f"{self.path}, lines {self.first_line + 1}-{self.first_line + self.lines}"
+        try:
+            with self.path.open("rb") as stream:
+                stream.seek(self.start)
+                block = stream.read(self.length)
+        except OSError as error:
+            raise DataError(f"{where}: cannot read it here: {error.strerror or error}") from None
+        if hashlib.sha256(block).hexdigest() != self.sha256:
+            raise DataError(f"{where}: the file changed while it was being read (its bytes no longer match)")
+        source_rows = np.arange(self.first_line, self.first_line + self.lines, dtype=np.int64)
+        chunk = Chunk(block, source_rows, empty_malformed(), self.columns, plain=True)
+        return chunk.parse(na_values)
 
 
 class FileReader:
@@ -83,6 +96,7 @@ class FileReader:
         skip_rows: int = 0,
         block_bytes: int = BLOCK_BYTES,
         optional_columns: frozenset[str] = frozenset(),
+        ranges: bool = False,
     ) -> None:
         self.path = Path(path)
         self.dataset = dataset
@@ -102,6 +116,7 @@ class FileReader:
         )
         self.skip_rows = skip_rows
         self.block_bytes = block_bytes
+        self._ranged = ranges and self._decoder is None and self.path.suffix != ".gz"
         self.sha256 = ""
         self.columns: tuple[str, ...] = () if dataset.header else tuple(dataset.columns or ())
         self.rows_parsed = 0
@@ -110,13 +125,17 @@ class FileReader:
         self._seen_text = False
         self._bad_sample: list[str] = []  # the first malformed lines, to guess a missing column from
 
-    def chunks(self) -> Iterator[Chunk]:
-        """Every record of the file once, in order; raises `DataError` when the file as a whole is unreadable."""
+    def chunks(self) -> Iterator[Chunk | FileRange]:
+        """Every record of the file once, in order; raises `DataError` when the file as a whole is unreadable.
+
+        With `ranges`, a plain block of an uncompressed UTF-8 file comes as a `FileRange`: its place in the file,
+        to be read again where it is parsed, instead of its bytes."""
         digest = hashlib.sha256()
         line = 0  # 0-based number of the next line to read
         to_skip = self.skip_rows
         pending = b""
         first = True
+        offset = 0  # where `pending` starts in the file (when the file's bytes are the block's bytes)
         with _open(self.path) as stream:
             while True:
                 data = self._read(stream, line + pending.count(b"\n"))
@@ -124,17 +143,19 @@ class FileReader:
                 if self._decoder is not None:
                     data = self._to_utf8(data, final=not data)
                 elif first:
-                    data = self._strip_bom(data)
+                    stripped = self._strip_bom(data)
+                    offset, data = len(data) - len(stripped), stripped
                 if first:
                     first = False
                 buffer = pending + data
+                in_file = True  # the block is the file's bytes at `offset`
                 if not data:
                     if not buffer:
                         break
                     cut = len(buffer) if buffer.endswith(b"\n") else -1
                     if cut < 0:
                         buffer += b"\n"
-                        cut = len(buffer)
+                        cut, in_file = len(buffer), False
                 else:
                     cut = record_boundary(buffer)
                     if cut < 0:
@@ -146,11 +167,12 @@ class FileReader:
                         pending = buffer
                         continue
                 block, pending = buffer[:cut], buffer[cut:]
+                start, offset = offset, offset + cut
                 while to_skip and block:
-                    end = block.find(b"\n")
-                    block, line, to_skip = block[end + 1 :], line + 1, to_skip - 1
+                    end = block.find(b"\n") + 1
+                    block, line, to_skip, start = block[end:], line + 1, to_skip - 1, start + end
                 if block:
-                    chunk = self._chunk(block, line, at_end=not data)
+                    chunk = self._chunk(block, line, not data, start if in_file and self._ranged else None)
                     line += block.count(b"\n")
                     if chunk is not None and chunk.row_count:
                         yield chunk
@@ -174,34 +196,53 @@ class FileReader:
             raise DataError(f"{self.path}, line 1: the file is UTF-16 (byte-order mark); expected UTF-8")
         return data[len(_UTF8_BOM) :] if data.startswith(_UTF8_BOM) else data
 
-    def _chunk(self, block: bytes, first_line: int, at_end: bool) -> Chunk | None:
-        records = split_records(block, first_line, at_end)
-        keep = ~records.blank
-        self._seen_text = self._seen_text or bool(keep.any())
+    def _chunk(
+        self, block: bytes, first_line: int, at_end: bool, start: int | None
+    ) -> Chunk | FileRange | None:
+        """The block's records; `start`: where the block starts in the file, when it may come as a `FileRange`."""
         if not self.columns:
-            header = int(np.flatnonzero(keep)[0]) if keep.any() else -1
-            if header < 0:
+            header_end = self._take_header(block, first_line, at_end)
+            if header_end is None:
                 return None
-            self.columns = self._read_header(block, records, header)
-            keep[header] = False
-        reasons = records.problems(block, len(self.columns))
-        for index in repeated_headers(block, records, self.columns):
-            reasons[index] = "malformed: a repeated header line"
-        good = keep & np.array([reason is None for reason in reasons], dtype=bool)
-        bad = np.flatnonzero(keep & ~good)
-        malformed = malformed_frame(block, records, bad, reasons)
+            first_line += block.count(b"\n", 0, header_end)
+            block = block[header_end:]
+            start = None if start is None else start + header_end
+            if not block:
+                return None
+        plain = plain_chunk(block, first_line, self.columns)
+        if plain is not None:
+            self._seen_text = True
+            self.rows_parsed += len(plain.source_rows)
+            if start is None:
+                return plain
+            digest = hashlib.sha256(block).hexdigest()
+            return FileRange(
+                self.path, start, len(block), digest, first_line, len(plain.source_rows), self.columns
+            )
+        chunk = cut_records(block, first_line, at_end, self.columns)
+        malformed = chunk.malformed
+        self._seen_text = self._seen_text or chunk.row_count > 0
         if len(malformed) and self._first_bad is None:
             self._first_bad = (int(malformed.index[0]), str(malformed[REASONS].iloc[0][0]))
         if len(self._bad_sample) < _SAMPLE_LINES:
             self._bad_sample.extend(malformed[LINE].head(_SAMPLE_LINES - len(self._bad_sample)).tolist())
-        self.rows_parsed += int(good.sum())
+        self.rows_parsed += len(chunk.source_rows)
         self.rows_malformed += len(malformed)
-        return Chunk(
-            content=join_records(block, records, good),
-            source_rows=records.lines[good],
-            malformed=malformed,
-            columns=self.columns,
-        )
+        return chunk
+
+    def _take_header(self, block: bytes, first_line: int, at_end: bool) -> int | None:
+        """Read the header (the block's first non-blank record) into `columns`; the index just past it, or None
+        when the block holds only blank lines. Records are cut from the block's head only, unless the header is
+        not in it."""
+        head_end = record_boundary(block[:_HEAD_BYTES]) if len(block) > _HEAD_BYTES else -1
+        for head in ((block[:head_end],) if head_end > 0 else ()) + (block,):
+            records = split_records(head, first_line, at_end and len(head) == len(block))
+            texts = np.flatnonzero(~records.blank)
+            if len(texts):
+                self._seen_text = True
+                self.columns = self._read_header(head, records, int(texts[0]))
+                return int(records.ends[texts[0]]) + 1
+        return None
 
     def _read_header(self, block: bytes, records: Records, index: int) -> tuple[str, ...]:
         line = int(records.lines[index]) + 1

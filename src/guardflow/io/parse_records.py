@@ -4,12 +4,19 @@ A record ends at a newline outside quotes. Each non-blank record is either parse
 or, when it cannot be (wrong field count, NUL byte, bytes that are not UTF-8, an unbalanced quote, a repeated
 header), kept as a malformed line with its text and the reason. Pure functions over bytes: `FileReader` in
 `io/datasets.py` feeds them blocks of a file.
+
+Most blocks are plain: ASCII lines without quotes, NUL bytes, blank lines or a repeated header, holding as many
+delimiters as their lines should. Such a block is not cut record by record where it is read (`plain_chunk`,
+a few whole-block byte scans): each line is a record, and the CSV parser that reads it, wherever the chunk is
+parsed, checks every line's field count; a block it refuses is cut record by record there (`cut_records`).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +72,85 @@ def _fits(dataset: DatasetSettings, column: str, value: str) -> bool:
     except ValueError:
         return False
     return feature.min <= number <= feature.max
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of whole records of a file: the bytes of its well-formed ones, ready for a CSV parser, and the rest.
+
+    A `plain` chunk was not cut record by record (see `plain_chunk`): its lines are taken as its records until
+    the parser has checked their field counts."""
+
+    content: bytes
+    source_rows: np.ndarray
+    malformed: pd.DataFrame
+    columns: tuple[str, ...]
+    plain: bool = False
+
+    @property
+    def row_count(self) -> int:
+        return len(self.source_rows) + len(self.malformed)
+
+    def parse(self, na_values: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The well-formed records as text columns and all malformed lines, both indexed by `source_row`."""
+        if self.plain:
+            rows = _parse_unquoted(self.content, self.columns, na_values)
+            if rows is not None and len(rows) == len(self.source_rows):
+                rows.index = pd.Index(self.source_rows, dtype="int64", name=SOURCE_ROW)
+                return rows, self.malformed
+            # A line with another field count (or a carriage return inside one): cut it record by record.
+            first_line = int(self.source_rows[0])
+            return cut_records(self.content, first_line, True, self.columns).parse(na_values)
+        rows, late = parse_records(self.content, self.source_rows, self.columns, na_values)
+        if len(late) == 0:
+            return rows, self.malformed
+        return rows, pd.concat([self.malformed, late]).sort_index()
+
+
+def plain_chunk(block: bytes, first_line: int, columns: tuple[str, ...]) -> Chunk | None:
+    """The block as a chunk of one record per line, when scans of the whole block show nothing that cutting it
+    record by record would find: no quote, NUL or non-ASCII byte, no line that is blank or opens with a space
+    or the first column's name, and the delimiters the lines should hold. None otherwise."""
+    if (
+        not block.endswith(b"\n")
+        or not block.isascii()
+        or b"\x00" in block
+        or b'"' in block
+        or block[:1].isspace()
+        or block.startswith(columns[0].encode("utf-8"))
+        or _line_opening(columns[0]).search(block) is not None
+    ):
+        return None
+    lines = block.count(b"\n")
+    if block.count(b",") != lines * (len(columns) - 1):
+        return None
+    source_rows = np.arange(first_line, first_line + lines, dtype=np.int64)
+    return Chunk(
+        content=block, source_rows=source_rows, malformed=empty_malformed(), columns=columns, plain=True
+    )
+
+
+@functools.cache
+def _line_opening(first_column: str) -> re.Pattern[bytes]:
+    """A line that opens with white space (or is blank) or with the first column's name (a repeated header)."""
+    name = re.escape(first_column.encode("utf-8"))
+    return re.compile(rb"\n(?:\s|" + name + rb")")
+
+
+def cut_records(block: bytes, first_line: int, at_end: bool, columns: tuple[str, ...]) -> Chunk:
+    """The block cut record by record: its well-formed records, and each malformed one with its reason."""
+    records = split_records(block, first_line, at_end)
+    reasons = records.problems(block, len(columns))
+    for index in repeated_headers(block, records, columns):
+        reasons[index] = "malformed: a repeated header line"
+    good = ~records.blank & np.array([reason is None for reason in reasons], dtype=bool)
+    bad = np.flatnonzero(~records.blank & ~good)
+    return Chunk(
+        content=join_records(block, records, good),
+        source_rows=records.lines[good],
+        malformed=malformed_frame(block, records, bad, reasons),
+        columns=columns,
+    )
 
 
 @dataclass(frozen=True)
@@ -303,7 +389,8 @@ def _parse_unquoted(content: bytes, columns: tuple[str, ...], na_values: list[st
 def _parse_one_by_one(
     content: bytes, source_rows: np.ndarray, columns: tuple[str, ...], na_values: list[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Slow path, when the fast parser and the record splitter disagree (a quote inside a field): record by record."""
+    """Slow path, when the fast parser and the record splitter disagree (a quote inside a field, a carriage return
+    inside a line): record by record."""
     records = split_records(content, 0, at_end=True)
     missing = {*na_values, ""}
     parsed: list[list[str | None]] = []
@@ -312,7 +399,10 @@ def _parse_one_by_one(
     bad_texts: list[str] = []
     for index, source_row in enumerate(source_rows):
         text = content[records.starts[index] : records.ends[index]].decode("utf-8")
-        fields = list(csv.reader(io.StringIO(text), skipinitialspace=True))
+        try:
+            fields = list(csv.reader(io.StringIO(text), skipinitialspace=True))
+        except csv.Error:  # a carriage return in an unquoted field
+            fields = []
         if len(fields) == 1 and len(fields[0]) == len(columns):
             parsed.append([None if value.strip() in missing else value.strip() for value in fields[0]])
             kept.append(int(source_row))
@@ -325,7 +415,14 @@ def _parse_one_by_one(
     malformed = pd.DataFrame(
         {
             LINE: pd.Series(bad_texts, index=index, dtype="str"),
-            REASONS: [["malformed: a quote inside a field"] for _ in bad_rows],
+            REASONS: [
+                [
+                    "malformed: a carriage return inside a line"
+                    if "\r" in text
+                    else "malformed: a quote inside a field"
+                ]
+                for text in bad_texts
+            ],
         },
         index=index,
     )

@@ -19,7 +19,8 @@ import pandas as pd
 
 from guardflow.data.table import Table, column_problems, empty_malformed
 from guardflow.errors import DataError
-from guardflow.io.datasets import Chunk, FileReader, check_sha256, content_sha256
+from guardflow.io.datasets import FileRange, FileReader, check_sha256, content_sha256
+from guardflow.io.parse_records import Chunk
 from guardflow.io.read_parquet import read_parquet_text
 from guardflow.io.sources import Source, open_source, source_sha256
 from guardflow.settings import DatasetSettings
@@ -35,9 +36,10 @@ TEXT_BYTES_PER_VALUE = 8
 
 @dataclass(frozen=True)
 class CsvPartition:
-    """Whole records of a CSV file, already cut (malformed lines set aside); `offset` shifts its `source_row`s."""
+    """Whole records of a CSV file, already cut (malformed lines set aside) or plain lines by their place in the
+    file (read by the worker); `offset` shifts its `source_row`s."""
 
-    chunk: Chunk
+    chunk: Chunk | FileRange
     offset: int
 
     @property
@@ -103,11 +105,12 @@ class SourceReader:
                 offset = self._next_offset
                 self.sha256s[file.path] = file.sha256 or content_sha256(file.path)
             else:
-                reader = FileReader(file.path, self.dataset, self.skip_rows, block_bytes=self.partition_bytes)
+                reader = FileReader(
+                    file.path, self.dataset, self.skip_rows, block_bytes=self.partition_bytes, ranges=True
+                )
                 last = -1
                 for chunk in reader.chunks():
-                    ends = [*chunk.source_rows[-1:], *chunk.malformed.index[-1:]]
-                    last = max([last, *(int(row) for row in ends)])
+                    last = max(last, _last_row(chunk))
                     yield CsvPartition(chunk=chunk, offset=offset)
                 offset += last + 1
                 self.rows_parsed += reader.rows_parsed
@@ -145,6 +148,12 @@ class SourceReader:
                 first += rows
                 groups, size, rows = [], 0, 0
         self._next_offset = first
+
+
+def _last_row(chunk: Chunk | FileRange) -> int:
+    if isinstance(chunk, FileRange):
+        return chunk.first_line + chunk.lines - 1
+    return max(int(row) for row in [*chunk.source_rows[-1:], *chunk.malformed.index[-1:]])
 
 
 def sample_parts(

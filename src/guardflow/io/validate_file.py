@@ -153,6 +153,8 @@ def _validate_source(
     outcomes = conclude(suite, contract, verdicts)
     rows_in = sum(verdict.rows_in for verdict in verdicts)
     rows_accepted = sum(verdict.rows_accepted for verdict in verdicts)
+    # Counted where the lines were parsed: a plain block's lines are all taken as records when it is cut.
+    rows_malformed = sum(verdict.rows_in - verdict.rows_parsed for verdict in verdicts)
     if rows_in != rows_accepted + quarantined or rows_in != reader.rows_parsed + reader.rows_malformed:
         raise RuntimeError(
             f"partitioned contract lost rows: {rows_in} in, {rows_accepted} accepted + {quarantined} quarantined"
@@ -167,7 +169,7 @@ def _validate_source(
         rows_in=rows_in,
         rows_accepted=rows_accepted,
         rows_quarantined=quarantined,
-        rows_malformed=reader.rows_malformed,
+        rows_malformed=rows_malformed,
         sources=tuple(SourceChecksum(path, sha256) for path, sha256 in reader.sha256s.items()),
         suite_name=suite.name,
         outcomes=outcomes,
