@@ -15,7 +15,7 @@ from guardflow.io.partitions import SourceReader, read_partition
 from guardflow.io.pii_key import read_pii_key
 from guardflow.io.run_folder import QUARANTINE_FILE
 from guardflow.io.sources import open_source
-from guardflow.io.validate_file import FileContractResult, validate_file
+from guardflow.io.validate_file import FileContractResult, validate_file, warm_workers
 from guardflow.lineage.facets import assertions_facet, contract_facet, quality_metrics_facet
 from guardflow.pii.guard_pii import contract_dataset, guard_pii
 from guardflow.run.run_context import RunContext, StageOutputs
@@ -86,9 +86,10 @@ def validate_in_chunks(context: RunContext, path: Path, accepted: bool = False) 
     skip_rows = settings.dataset.train.skip_rows if path == settings.dataset.train.path else 0
     source = file_dataset(path)
     with context.stage("validate_contract", inputs=[source]) as stage:
-        _refuse_pii_in_chunked_mode(path, settings)
         compute = settings.compute
         with dask_client(compute, open_source(path, dataset, checksums=False)) as client:
+            warming = warm_workers(client, settings.contract.suite)  # while the first partition is checked here
+            _refuse_pii_in_chunked_mode(path, settings)
             result = validate_file(
                 path,
                 dataset,
@@ -100,6 +101,7 @@ def validate_in_chunks(context: RunContext, path: Path, accepted: bool = False) 
                 accepted_dir=context.run_dir / ACCEPTED_FOLDER if accepted else None,
                 line_key=None if settings.pii.keep_malformed_text else read_pii_key(context.home),
             )
+            del warming
         checked = file_dataset(path, row_count=result.rows_in, sha256=result.sha256)
         _describe_verdict(stage, checked, result, {})
         stage.datasets.append(file_dataset(result.quarantine_path, row_count=result.rows_quarantined))

@@ -172,8 +172,10 @@ class FileReader:
                     end = block.find(b"\n") + 1
                     block, line, to_skip, start = block[end:], line + 1, to_skip - 1, start + end
                 if block:
-                    chunk = self._chunk(block, line, not data, start if in_file and self._ranged else None)
-                    line += block.count(b"\n")
+                    lines = block.count(b"\n")
+                    place = start if in_file and self._ranged else None
+                    chunk = self._chunk(block, line, lines, not data, place)
+                    line += lines
                     if chunk is not None and chunk.row_count:
                         yield chunk
                 if not data:
@@ -197,19 +199,21 @@ class FileReader:
         return data[len(_UTF8_BOM) :] if data.startswith(_UTF8_BOM) else data
 
     def _chunk(
-        self, block: bytes, first_line: int, at_end: bool, start: int | None
+        self, block: bytes, first_line: int, lines: int, at_end: bool, start: int | None
     ) -> Chunk | FileRange | None:
-        """The block's records; `start`: where the block starts in the file, when it may come as a `FileRange`."""
+        """The records of a block of `lines` lines; `start`: where the block starts in the file, when it may come
+        as a `FileRange`."""
         if not self.columns:
             header_end = self._take_header(block, first_line, at_end)
             if header_end is None:
                 return None
-            first_line += block.count(b"\n", 0, header_end)
+            header_lines = block.count(b"\n", 0, header_end)
+            first_line, lines = first_line + header_lines, lines - header_lines
             block = block[header_end:]
             start = None if start is None else start + header_end
             if not block:
                 return None
-        plain = plain_chunk(block, first_line, self.columns)
+        plain = plain_chunk(block, first_line, self.columns, lines)
         if plain is not None:
             self._seen_text = True
             self.rows_parsed += len(plain.source_rows)

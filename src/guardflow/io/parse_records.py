@@ -5,10 +5,11 @@ or, when it cannot be (wrong field count, NUL byte, bytes that are not UTF-8, an
 header), kept as a malformed line with its text and the reason. Pure functions over bytes: `FileReader` in
 `io/datasets.py` feeds them blocks of a file.
 
-Most blocks are plain: ASCII lines without quotes, NUL bytes, blank lines or a repeated header, holding as many
-delimiters as their lines should. Such a block is not cut record by record where it is read (`plain_chunk`,
-a few whole-block byte scans): each line is a record, and the CSV parser that reads it, wherever the chunk is
-parsed, checks every line's field count; a block it refuses is cut record by record there (`cut_records`).
+Most blocks are plain: ASCII lines without quotes, NUL bytes, blank lines or a repeated header (and the first
+lines hold as many delimiters as they should). Such a block is not cut record by record where it is read
+(`plain_chunk`, a few whole-block byte scans): each line is a record, and the CSV parser that reads it, wherever
+the chunk is parsed, checks every line's field count; a block it refuses is cut record by record there
+(`cut_records`), so a line with the wrong field count ends as a malformed line either way.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from guardflow.data.table import LINE, REASONS, SOURCE_ROW, empty_malformed
 from guardflow.settings import DatasetSettings
 
 _NEWLINE, _QUOTE, _DELIMITER, _NUL = ord("\n"), ord('"'), ord(","), 0
+_HEAD_BYTES = 2**16  # a plain block's delimiters are counted in its lines within this many bytes
 
 
 def guess_missing_column(lines: list[str], dataset: DatasetSettings) -> str | None:
@@ -107,10 +109,13 @@ class Chunk:
         return rows, pd.concat([self.malformed, late]).sort_index()
 
 
-def plain_chunk(block: bytes, first_line: int, columns: tuple[str, ...]) -> Chunk | None:
-    """The block as a chunk of one record per line, when scans of the whole block show nothing that cutting it
-    record by record would find: no quote, NUL or non-ASCII byte, no line that is blank or opens with a space
-    or the first column's name, and the delimiters the lines should hold. None otherwise."""
+def plain_chunk(
+    block: bytes, first_line: int, columns: tuple[str, ...], lines: int | None = None
+) -> Chunk | None:
+    """The block (of `lines` lines, counted when None) as a chunk of one record per line, when scans of the whole
+    block show nothing that cutting it record by record would find: no quote, NUL or non-ASCII byte, no line that
+    is blank or opens with a space or the first column's name, and its first lines hold the delimiters they
+    should (the parser checks every line's). None otherwise."""
     if (
         not block.endswith(b"\n")
         or not block.isascii()
@@ -121,9 +126,10 @@ def plain_chunk(block: bytes, first_line: int, columns: tuple[str, ...]) -> Chun
         or _line_opening(columns[0]).search(block) is not None
     ):
         return None
-    lines = block.count(b"\n")
-    if block.count(b",") != lines * (len(columns) - 1):
+    head = block[: block.rfind(b"\n", 0, _HEAD_BYTES) + 1] or block
+    if head.count(b",") != head.count(b"\n") * (len(columns) - 1):
         return None
+    lines = block.count(b"\n") if lines is None else lines
     source_rows = np.arange(first_line, first_line + lines, dtype=np.int64)
     return Chunk(
         content=block, source_rows=source_rows, malformed=empty_malformed(), columns=columns, plain=True

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from guardflow.data.table import REASONS
 from guardflow.errors import DataError
 from guardflow.io.datasets import FileRange, read_table
 from guardflow.io.parse_records import cut_records, plain_chunk
@@ -79,6 +80,21 @@ def test_the_parser_sends_a_plain_block_it_refuses_to_be_cut(
     pd.testing.assert_frame_equal(malformed, cut_malformed)
     assert len(rows) + len(malformed) == len(lines), f"{name}: every line is a row or a malformed line"
     assert 10 in malformed.index, f"{name}: line 11 is quarantined as malformed"
+
+
+def test_a_short_line_past_the_first_lines_is_found_by_the_parser(base_lines: list[bytes]) -> None:
+    # given a block of 800 lines (about 85 kB) whose 796th line lacks its last field, past the lines whose
+    # delimiters are counted where the block is read
+    lines = base_lines * 8
+    lines[795] = lines[795].rsplit(b",", 1)[0]
+    block = join_lines(lines)
+    chunk = plain_chunk(block, 0, COLUMNS)
+    assert chunk is not None, "only the block's first lines' delimiters are counted where it is read"
+    # when parsed / then that line is malformed, with its reason, and every other line is a row
+    rows, malformed = chunk.parse(["?"])
+    assert list(malformed.index) == [795], f"malformed lines: {list(malformed.index)}"
+    assert malformed.loc[795, REASONS] == ["malformed: 14 fields, expected 15"], malformed.loc[795, REASONS]
+    assert len(rows) == 799
 
 
 @pytest.mark.parametrize("kind", [kind for kind in KINDS if kind.error is None], ids=lambda kind: kind.name)

@@ -17,7 +17,7 @@ from guardflow.data.partitioned import ACCEPTED_FOLDER, FLAGGED, REASON, rows_to
 from guardflow.data.table import REASONS, SOURCE_ROW
 from guardflow.io.datasets import read_table
 from guardflow.io.scan_parts import PartitionedScan, scan_parts
-from guardflow.io.validate_file import FileContractResult, validate_file
+from guardflow.io.validate_file import FileContractResult, validate_file, warm_workers
 from guardflow.poisoning.scan_poisoning import scan_poisoning
 from guardflow.poisoning.scan_result import DUPLICATE_FLOOD, ScanResult
 from guardflow.settings import Settings
@@ -170,3 +170,12 @@ def test_rows_to_train_leave_out_the_flagged_rows(both: Paths) -> None:
     # then the rows to train on are the accepted rows the scan did not flag
     expected = both.scan.flags.index[~both.scan.flagged]
     assert kept.index.tolist() == expected.tolist(), "training rows = accepted minus flagged"
+
+
+def test_warming_loads_the_suite_on_every_worker(client: object, adult_settings: Settings) -> None:
+    # given the cluster's two workers / when warmed up for the contract
+    futures = warm_workers(client, adult_settings.contract.suite)  # type: ignore[arg-type]
+    suites = client.gather(futures)  # type: ignore[attr-defined]
+    # then each worker loaded the suite (once each), and without a cluster nothing is sent anywhere
+    assert len(futures) == 2 and {suite.name for suite in suites} == {"adult"}, suites
+    assert warm_workers(None, adult_settings.contract.suite) == []
