@@ -9,13 +9,14 @@ from pathlib import Path
 
 from prefect import flow
 
+from guardflow.io.cluster import early_cluster
 from guardflow.run.run_context import RunContext
 from guardflow.run.summary import RunSummary
 from tasks.compare_champion import compare_champion
 from tasks.evaluate_model import describe_rows, evaluate_model, evaluate_window
 from tasks.gate_model import gate_model
 from tasks.guard_pii import guard_data
-from tasks.load_data import load_data, training_source_is_large
+from tasks.load_data import load_data, training_source, training_source_is_large
 from tasks.match_registered import match_registered
 from tasks.record_run import (
     recorded_run,
@@ -27,7 +28,7 @@ from tasks.register_model import register_model
 from tasks.reserve_budget import reserve_budget
 from tasks.scan_data import load_trusted_reference, scan_data, scan_partitions
 from tasks.train_model import train_model, train_model_out_of_core
-from tasks.validate_data import validate_data, validate_in_chunks
+from tasks.validate_data import validate_data, validate_in_chunks, warm
 
 FLOW_NAME = "safety-train"
 
@@ -58,10 +59,15 @@ def safety_train(
         context = run.context
         evaluated_on = [path for path in (test_path, window_path) if path is not None]
         retrain = window_path is not None
-        run.summary = match_registered(context, data_path, data_sources, evaluated_on, force, retrain)
-        if run.summary is None:
-            train = _train_partitioned if training_source_is_large(context, data_path) else _train_in_memory
-            run.summary = train(context, data_path, data_sources, test_path, window_path, approval_reasons or [])
+        # A large source's LocalCluster starts now, beside the rerun check, and serves every data stage.
+        with early_cluster(context.settings.compute, training_source(context, data_path), warm(context)):
+            run.summary = match_registered(context, data_path, data_sources, evaluated_on, force, retrain)
+            if run.summary is None:
+                large = training_source_is_large(context, data_path)
+                train = _train_partitioned if large else _train_in_memory
+                run.summary = train(
+                    context, data_path, data_sources, test_path, window_path, approval_reasons or []
+                )
     return run.result()
 
 

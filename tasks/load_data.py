@@ -6,7 +6,7 @@ from guardflow.data.table import Table
 from guardflow.io.cluster import uses_cluster
 from guardflow.io.datasets import read_split, read_table
 from guardflow.io.lineage import file_dataset
-from guardflow.io.sources import open_source
+from guardflow.io.sources import Source, open_source
 from guardflow.run.run_context import RunContext
 from tasks.stage_log import stage_log
 from tasks.stage_task import stage_task
@@ -28,9 +28,13 @@ def load_data(context: RunContext, split: str = "train", path: str | None = None
     return table
 
 
+def training_source(context: RunContext, path: str | None) -> Source:
+    """The training source (`path`, else the configured train file), its files listed, not checksummed."""
+    settings = context.settings
+    return open_source(Path(path) if path else settings.dataset.train.path, settings.dataset, checksums=False)
+
+
 def training_source_is_large(context: RunContext, path: str | None) -> bool:
     """True when the training source takes the partitioned path: a folder, a file larger than
     `compute.cluster_above_bytes`, or a Dask cluster named (`io/cluster.uses_cluster`)."""
-    settings = context.settings
-    source = Path(path) if path else settings.dataset.train.path
-    return uses_cluster(settings.compute, open_source(source, settings.dataset, checksums=False))
+    return uses_cluster(context.settings.compute, training_source(context, path))

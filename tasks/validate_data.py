@@ -1,7 +1,10 @@
 """Validate a table against its Great Expectations contract; failing rows are set aside, not dropped."""
 
+import functools
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from openlineage.client.facet_v2 import InputDatasetFacet
 
@@ -22,6 +25,9 @@ from guardflow.run.run_context import RunContext, StageOutputs
 from guardflow.settings import Settings
 from tasks.stage_log import stage_log
 from tasks.stage_task import stage_task
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 DATA_DOCS_FILE = "contract/data_docs.html"
 
@@ -107,6 +113,11 @@ def validate_in_chunks(context: RunContext, path: Path, accepted: bool = False) 
         stage.datasets.append(file_dataset(result.quarantine_path, row_count=result.rows_quarantined))
     _log_verdict(result, f"{result.chunks} chunks, ")
     return result
+
+
+def warm(context: RunContext) -> "Callable[[Client], list[Any]]":
+    """What a flow's early cluster runs on its workers as they come up: the contract's imports and suite."""
+    return functools.partial(warm_workers, suite_path=context.settings.contract.suite)
 
 
 def _refuse_pii_in_chunked_mode(path: Path, settings: Settings) -> None:

@@ -7,6 +7,10 @@ and its workers must see the same paths (the input and the run folder) as this p
 per core (GX and pandas hold the GIL: processes, not threads, give parallelism); a smaller input runs in this
 process, on the in-memory path. The client is used inside the library's stages (not Prefect's DaskTaskRunner):
 partitions are many small pieces of one stage, not Prefect tasks, and the library never imports Prefect.
+
+A flow whose stages will need a LocalCluster can start it early, in the background (`early_cluster`): its start
+and the workers' imports then overlap the flow's own work (the rerun check's checksum), and every stage of the
+flow uses that one cluster instead of starting its own.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 from guardflow.errors import ConfigError
 from guardflow.settings import ComputeSettings
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
 
 SCHEDULER_VARIABLE = "DASK_SCHEDULER_ADDRESS"
 _CONNECT_SECONDS = 10
+_early: Future[tuple[Any, Client, list[Any]]] | None = None  # the flow's LocalCluster, started in the background
 
 
 def scheduler_address(compute: ComputeSettings) -> str | None:
@@ -63,7 +69,7 @@ def dask_client(compute: ComputeSettings, source: Source) -> Iterator[Client | N
     if not uses_cluster(compute, source):
         yield None
         return
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     address = scheduler_address(compute)
     if address is not None:
@@ -74,12 +80,53 @@ def dask_client(compute: ComputeSettings, source: Source) -> Iterator[Client | N
         with client:
             yield client
         return
-    cluster = LocalCluster(
+    if _early is not None:
+        _, client, _ = _early.result()  # the flow's cluster: it outlives this stage
+        yield client
+        return
+    with _local_cluster(compute) as cluster, Client(cluster) as client:
+        yield client
+
+
+def _local_cluster(compute: ComputeSettings) -> Any:
+    from distributed import LocalCluster
+
+    return LocalCluster(
         n_workers=local_workers(compute),
         threads_per_worker=1,
         processes=True,
         dashboard_address=None,
         silence_logs=logging.ERROR,
     )
-    with cluster, Client(cluster) as client:
-        yield client
+
+
+@contextlib.contextmanager
+def early_cluster(
+    compute: ComputeSettings, source: Source, warm: Callable[[Client], list[Any]] | None = None
+) -> Iterator[None]:
+    """Start, in the background, the LocalCluster that `dask_client` would start for `source`, and let every
+    `dask_client` inside this block use it; closed at the end of the block. `warm(client)` is submitted to the
+    workers once it is up (imports the first stage needs; its futures are kept until the end). Nothing is started
+    for a small source or an existing cluster."""
+    global _early
+    if _early is not None or not uses_cluster(compute, source) or scheduler_address(compute) is not None:
+        yield
+        return
+
+    def start() -> tuple[Any, Client, list[Any]]:
+        from distributed import Client
+
+        cluster = _local_cluster(compute)
+        client = Client(cluster)
+        return cluster, client, warm(client) if warm is not None else []
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="guardflow-cluster") as starting:
+        _early = starting.submit(start)
+        try:
+            yield
+        finally:
+            started, _early = _early, None
+            with contextlib.suppress(Exception):  # a start that failed was already reported by the stage
+                cluster, client, _ = started.result()
+                client.close()
+                cluster.close()

@@ -1,5 +1,6 @@
 """Where the data stages run: an existing cluster when one is named, a LocalCluster for a large input or a
-folder, this process otherwise (no cluster is started here: the Dask path is tests/unit/io/test_scan_parts.py)."""
+folder, this process otherwise; a flow's cluster started early and shared by its stages (the Dask path itself is
+tests/unit/io/test_scan_parts.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from guardflow.io.cluster import (
     SCHEDULER_VARIABLE,
     dask_client,
+    early_cluster,
     local_workers,
     scheduler_address,
     uses_cluster,
@@ -85,3 +87,32 @@ def test_local_workers_default_to_the_cores_this_process_may_use() -> None:
     # then the count is the config's when set, else at least one per usable core
     assert local_workers(ComputeSettings(workers=3)) == 3, "compute.workers sets the count"
     assert local_workers(ComputeSettings()) >= 1, "by default one worker per usable core"
+
+
+def test_an_early_cluster_serves_every_stage_and_closes_with_the_flow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a large source, and a flow that starts its one-worker LocalCluster early, warming it as it comes up
+    monkeypatch.delenv(SCHEDULER_VARIABLE, raising=False)
+    compute = ComputeSettings(cluster_above_bytes=1000, workers=1)
+    large = _source(tmp_path / "large.csv", 1001)
+    with early_cluster(compute, large, warm=lambda client: [client.submit(pow, 2, 10)]):
+        # when two stages ask for a client
+        with dask_client(compute, large) as first:
+            answer = first.submit(pow, 3, 4).result()
+        with dask_client(compute, large) as second:
+            # then both get the same client of the same running cluster
+            assert second is first, "every stage of the flow uses the early cluster"
+            assert answer == 81 and second.status == "running", "the first stage's end does not close it"
+    # and it is closed with the block
+    assert first.status == "closed", f"the flow's cluster is closed at its end, got {first.status}"
+
+
+def test_no_early_cluster_for_a_small_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a small source / when a flow asks for an early cluster
+    monkeypatch.delenv(SCHEDULER_VARIABLE, raising=False)
+    compute = ComputeSettings(cluster_above_bytes=1000)
+    small = _source(tmp_path / "small.csv", 999)
+    with early_cluster(compute, small), dask_client(compute, small) as client:
+        # then nothing is started: the stages run in this process
+        assert client is None
