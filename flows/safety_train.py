@@ -9,14 +9,14 @@ from pathlib import Path
 
 from prefect import flow
 
-from guardflow.io.cluster import early_cluster
+from guardflow.io.cluster import early_cluster, uses_cluster
 from guardflow.run.run_context import RunContext
 from guardflow.run.summary import RunSummary
 from tasks.compare_champion import compare_champion
 from tasks.evaluate_model import describe_rows, evaluate_model, evaluate_window
 from tasks.gate_model import gate_model
 from tasks.guard_pii import guard_data
-from tasks.load_data import load_data, training_source, training_source_is_large
+from tasks.load_data import load_data, training_source
 from tasks.match_registered import match_registered
 from tasks.record_run import (
     recorded_run,
@@ -59,12 +59,12 @@ def safety_train(
         context = run.context
         evaluated_on = [path for path in (test_path, window_path) if path is not None]
         retrain = window_path is not None
+        compute, source = context.settings.compute, training_source(context, data_path)
         # A large source's LocalCluster starts now, beside the rerun check, and serves every data stage.
-        with early_cluster(context.settings.compute, training_source(context, data_path), warm(context)):
+        with early_cluster(compute, source, warm(context)):
             run.summary = match_registered(context, data_path, data_sources, evaluated_on, force, retrain)
             if run.summary is None:
-                large = training_source_is_large(context, data_path)
-                train = _train_partitioned if large else _train_in_memory
+                train = _train_partitioned if uses_cluster(compute, source) else _train_in_memory
                 run.summary = train(
                     context, data_path, data_sources, test_path, window_path, approval_reasons or []
                 )

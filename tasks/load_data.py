@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from guardflow.data.table import Table
-from guardflow.io.cluster import uses_cluster
 from guardflow.io.datasets import read_split, read_table
 from guardflow.io.lineage import file_dataset
 from guardflow.io.sources import Source, open_source
@@ -29,12 +28,7 @@ def load_data(context: RunContext, split: str = "train", path: str | None = None
 
 
 def training_source(context: RunContext, path: str | None) -> Source:
-    """The training source (`path`, else the configured train file), its files listed, not checksummed."""
+    """The training source (`path`, else the configured train file), its files listed, not checksummed: it takes
+    the partitioned path when `io/cluster.uses_cluster` says so (a folder, a large file, a named cluster)."""
     settings = context.settings
     return open_source(Path(path) if path else settings.dataset.train.path, settings.dataset, checksums=False)
-
-
-def training_source_is_large(context: RunContext, path: str | None) -> bool:
-    """True when the training source takes the partitioned path: a folder, a file larger than
-    `compute.cluster_above_bytes`, or a Dask cluster named (`io/cluster.uses_cluster`)."""
-    return uses_cluster(context.settings.compute, training_source(context, path))

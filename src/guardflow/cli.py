@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import getpass
-import logging
 import os
 import signal
 import sys
@@ -19,14 +18,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from guardflow import cli_records, cli_registry
+from guardflow import cli_records, cli_registry, cli_servers
 from guardflow.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
     EXIT_OK,
     EXIT_REJECTED,
     ConfigError,
-    DataError,
     GuardflowError,
 )
 from guardflow.runtime import freeze_loaded_objects
@@ -35,40 +33,16 @@ from guardflow.settings import guardflow_home, load_settings, settings_json_sche
 if TYPE_CHECKING:
     from guardflow.run.summary import RunSummary
 
-logger = logging.getLogger("guardflow.cli")
-
-
-def _prepare() -> None:
-    """Quiet, offline defaults; must run before Prefect, MLflow or GX are imported."""
-    from guardflow.runtime import prepare_environment
-
-    prepare_environment(guardflow_home())
-
 
 def _exit_code(status: str) -> int:
     return EXIT_REJECTED if status in ("rejected", "drift_rejected") else EXIT_OK
-
-
-def _check_files(*paths: Path) -> None:
-    for path in paths:
-        if not Path(path).is_file():
-            raise DataError(f"data file not found: {path}")
-
-
-def _require_shared_ledger() -> None:
-    """Refuse at once, in one line, a tracking server (http) with no shared privacy ledger named: the runs
-    would otherwise fail at the budget stage, or worse, each machine would keep a ledger of its own."""
-    _prepare()  # before MLflow is imported
-    from guardflow.io.ledger import ledger_url
-
-    ledger_url(guardflow_home())
 
 
 def _train(args: argparse.Namespace) -> int:
     from guardflow.settings import require_reviewed
 
     require_reviewed(load_settings(args.config), args.config)
-    _require_shared_ledger()
+    cli_servers.require_shared_ledger()
     return _run_data_flow(args, "flows.safety_train:safety_train", needs_test_split=True, force=args.force)
 
 
@@ -85,14 +59,14 @@ def _run_data_flow(
 ) -> int:
     """Run `flow` ("module:function") over one data file (the configured training file, or --data).
 
-    The config and files are checked first, and the flow's module is imported only after `_prepare`:
+    The config and files are checked first, and the flow's module is imported only after `cli_servers.prepare`:
     importing it imports Prefect, which must see the quiet, offline environment.
     """
     settings = load_settings(args.config)  # fail fast, before any server starts
     test_files = [settings.dataset.test.path] if needs_test_split else []
-    _check_files(args.data or settings.dataset.train.path, *test_files, settings.contract.suite)
-    _prepare()
-    api_ready = _start_prefect_api(flow.split(":")[1].replace("_", "-"), settings.dataset.id)
+    cli_servers.check_files(args.data or settings.dataset.train.path, *test_files, settings.contract.suite)
+    cli_servers.prepare()
+    api_ready = cli_servers.start_prefect_api(flow.split(":")[1].replace("_", "-"), settings.dataset.id)
     import importlib
 
     from guardflow.run.format_summary import format_summary
@@ -113,10 +87,10 @@ def _run_data_flow(
 
 def _drift(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    _check_files(args.batch, settings.dataset.train.path, settings.contract.suite)
-    _require_shared_ledger()
-    _prepare()
-    api_ready = _start_prefect_api("drift-check", settings.dataset.id)
+    cli_servers.check_files(args.batch, settings.dataset.train.path, settings.contract.suite)
+    cli_servers.require_shared_ledger()
+    cli_servers.prepare()
+    api_ready = cli_servers.start_prefect_api("drift-check", settings.dataset.id)
     from flows.drift_check import drift_check
     from guardflow.run.format_summary import format_summary
 
@@ -131,112 +105,8 @@ def _drift(args: argparse.Namespace) -> int:
     return _exit_code(summary.status)
 
 
-def _start_prefect_api(flow_name: str, dataset_id: str) -> Callable[[], None]:
-    """Say what starts, then start the Prefect API the flow will run on, in the background; return a function
-    that waits until it answers (and raises if it could not start).
-
-    With `PREFECT_API_URL` set, the flow reports to that server and nothing is started. Otherwise Prefect's
-    ephemeral API (a server subprocess on the home's database, the one `make serve` shows) boots on the other
-    core while this process imports the flow's libraries (torch, Great Expectations, MLflow), instead of after:
-    Prefect reuses the running instance when the flow asks for its client.
-    """
-    # The first line, before any heavy import: the user sees at once that the config was accepted.
-    logger.info(
-        "%s: dataset %s, config and files checked; starting Prefect and the pipeline", flow_name, dataset_id
-    )
-    from prefect.settings import get_current_settings
-
-    prefect_settings = get_current_settings()
-    if prefect_settings.api.url or not prefect_settings.server.ephemeral.enabled:
-        return lambda: None
-    from prefect.server.api.server import SubprocessASGIServer
-
-    failures: list[BaseException] = []
-
-    # The server boots while this process imports, the two sharing the CPU: it gets the configured startup time
-    # twice over, so that a start the usual path would allow is not refused for having begun earlier.
-    timeout = 2 * prefect_settings.server.ephemeral.startup_timeout_seconds
-
-    def start() -> None:
-        try:
-            SubprocessASGIServer().start(timeout=timeout)
-        except BaseException as error:  # handed to the main thread, which reports it once
-            failures.append(error)
-
-    starting = threading.Thread(target=start, name="prefect-api-start", daemon=True)
-    starting.start()
-
-    def wait() -> None:
-        starting.join()
-        if failures:
-            raise failures[0]
-
-    return wait
-
-
-def _require_server() -> str:
-    """The Prefect API URL to deploy to or poll; refused when only the ephemeral API would answer."""
-    from prefect.settings import get_current_settings
-
-    url = get_current_settings().api.url
-    if not url:
-        raise ConfigError(
-            "no Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api, see `make serve`)"
-        )
-    return str(url)
-
-
-def _deploy(args: argparse.Namespace) -> int:
-    for config in args.config:
-        settings = load_settings(config)
-        _check_files(settings.dataset.train.path, settings.dataset.test.path, settings.contract.suite)
-    _prepare()
-    url = _require_server()
-    from flows.deployments import deploy_dataset
-
-    for config in args.config:
-        for deployed in deploy_dataset(config):
-            print(f"deployed {deployed.name:<28} {deployed.runs}")
-    pools = sorted({load_settings(config).deploy.work_pool for config in args.config})
-    print(f"on {url}; start a worker with: guardflow worker --pool {pools[0]}")
-    return EXIT_OK
-
-
-def _worker(args: argparse.Namespace) -> int:
-    pool = args.pool or (load_settings(args.config).deploy.work_pool if args.config else "guardflow")
-    _require_shared_ledger()
-    _prepare()
-    _require_server()
-    command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
-    if args.limit:
-        command += ["--limit", str(args.limit)]
-    # The worker's flow runs inherit this environment: GUARDFLOW_HOME, PREFECT_API_URL and the quiet defaults.
-    os.execv(sys.executable, command)
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from guardflow.io.servers import prefect_server_command
-
-    command = prefect_server_command(args.host, args.port, os.environ)
-    _prepare()  # the server's home and quiet defaults, as for every other command
-    os.execv(command[0], command)
-
-
-def _ui(args: argparse.Namespace) -> int:
-    from guardflow.io.servers import mlflow_server_command
-
-    home = guardflow_home()
-    store = args.backend_store_uri or f"sqlite:///{(home / 'mlflow' / 'mlflow.db').resolve()}"
-    artifacts = args.artifacts_destination or str((home / "mlflow" / "artifacts").resolve())
-    command = mlflow_server_command(args.host, args.port, store, artifacts, os.environ, args.workers)
-    if store.startswith("sqlite:///"):
-        Path(store.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    _prepare()
-    os.execv(command[0], command)
-
-
 def _recover(_: argparse.Namespace) -> int:
-    _prepare()
+    cli_servers.prepare()
     from tasks.recover_runs import recover_runs
 
     repaired = recover_runs(guardflow_home(), recovered_by="guardflow recover")
@@ -346,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument(
         "--config", type=Path, required=True, action="append", help="dataset and policy YAML (repeatable)"
     )
-    deploy.set_defaults(handler=_deploy)
+    deploy.set_defaults(handler=cli_servers.deploy)
 
     worker = commands.add_parser("worker", help="run a Prefect process worker for the deployments")
     which = worker.add_mutually_exclusive_group()
@@ -355,14 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which.add_argument("--config", type=Path, help="take the work pool from this config")
     worker.add_argument("--limit", type=int, help="at most this many flow runs at once on this machine")
-    worker.set_defaults(handler=_worker)
+    worker.set_defaults(handler=cli_servers.worker)
 
     serve = commands.add_parser(
         "serve", help="start the Prefect server (beyond loopback only with PREFECT_SERVER_API_AUTH_STRING)"
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=4200, help="port (default: 4200)")
-    serve.set_defaults(handler=_serve)
+    serve.set_defaults(handler=cli_servers.serve)
 
     ui = commands.add_parser(
         "ui", help="start the MLflow tracking server and UI (beyond loopback only with basic auth)"
@@ -375,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ui.add_argument("--artifacts-destination", help="where served artifacts live (default: under the home)")
     ui.add_argument("--workers", type=int, default=2, help="server processes (default: 2)")
-    ui.set_defaults(handler=_ui)
+    ui.set_defaults(handler=cli_servers.ui)
 
     budget = commands.add_parser("budget", help="print the privacy-budget ledger of the configured dataset")
     budget.add_argument("--config", type=Path, required=True, help="dataset and policy YAML")

@@ -33,6 +33,7 @@ import pandas as pd
 from guardflow.data.table import LINE, REASONS, Table, column_problems, empty_malformed
 from guardflow.errors import DataError
 from guardflow.io.parse_records import (
+    HEAD_BYTES,
     Chunk,
     Records,
     cut_records,
@@ -47,7 +48,6 @@ from guardflow.settings import DataFile, DatasetSettings
 BLOCK_BYTES = 32 * 2**20
 MAX_RECORD_BYTES = 16 * 2**20
 _SAMPLE_LINES = 200  # malformed lines kept to guess a missing column from
-_HEAD_BYTES = 2**16  # the header is looked for in this much of the first block first
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
@@ -238,7 +238,7 @@ class FileReader:
         """Read the header (the block's first non-blank record) into `columns`; the index just past it, or None
         when the block holds only blank lines. Records are cut from the block's head only, unless the header is
         not in it."""
-        head_end = record_boundary(block[:_HEAD_BYTES]) if len(block) > _HEAD_BYTES else -1
+        head_end = record_boundary(block[:HEAD_BYTES]) if len(block) > HEAD_BYTES else -1
         for head in ((block[:head_end],) if head_end > 0 else ()) + (block,):
             records = split_records(head, first_line, at_end and len(head) == len(block))
             texts = np.flatnonzero(~records.blank)

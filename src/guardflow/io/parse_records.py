@@ -27,7 +27,7 @@ from guardflow.data.table import LINE, REASONS, SOURCE_ROW, empty_malformed
 from guardflow.settings import DatasetSettings
 
 _NEWLINE, _QUOTE, _DELIMITER, _NUL = ord("\n"), ord('"'), ord(","), 0
-_HEAD_BYTES = 2**16  # a plain block's delimiters are counted in its lines within this many bytes
+HEAD_BYTES = 2**16  # a block's first lines: where its delimiters are counted (plain_chunk) and a header looked for
 
 
 def guess_missing_column(lines: list[str], dataset: DatasetSettings) -> str | None:
@@ -126,7 +126,7 @@ def plain_chunk(
         or _line_opening(columns[0]).search(block) is not None
     ):
         return None
-    head = block[: block.rfind(b"\n", 0, _HEAD_BYTES) + 1] or block
+    head = block[: block.rfind(b"\n", 0, HEAD_BYTES) + 1] or block
     if head.count(b",") != head.count(b"\n") * (len(columns) - 1):
         return None
     lines = block.count(b"\n") if lines is None else lines
