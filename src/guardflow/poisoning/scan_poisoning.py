@@ -6,7 +6,9 @@ Detectors, each a score per row and a flag:
   probability of the given label is also low;
 - outliers: an isolation forest on the public-bounds encoding, for rows far from every other row;
 - off-manifold: pairs of values that occur far less often than their columns' frequencies predict (a row
-  assembled from plausible values that do not belong together: injected or synthetic rows);
+  assembled from plausible values that do not belong together: injected or synthetic rows), and values that break
+  a dependency the rest of the data keeps (education=Bachelors with education-num=1: a trigger set on rows it does
+  not fit; dependencies.py);
 - duplicate floods: rows identical or near-identical (every numeric within a relative tolerance, everything
   else equal) beyond a tolerated number of copies;
 - backdoor: rows carrying a rare pair of values whose label is almost always one class while each value
@@ -36,6 +38,7 @@ from threadpoolctl import threadpool_limits
 from guardflow.data.encode_features import encode_features, ordinal_features
 from guardflow.data.table import label_vector
 from guardflow.errors import PoisoningError
+from guardflow.poisoning.dependencies import broken_dependencies, find_dependencies
 from guardflow.poisoning.label_noise import score_label_noise
 from guardflow.poisoning.scan_result import (
     BACKDOOR,
@@ -55,6 +58,7 @@ from guardflow.poisoning.value_codes import (
     NumericValues,
     PairCounts,
     code_plan,
+    code_text,
     count_pairs,
     frame_codes,
     numeric_values,
@@ -111,17 +115,22 @@ def _off_manifold(
     settings: PoisoningSettings,
     plan: CodePlan,
     counts: PairCounts,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each row, the largest log ratio, over its pairs of values, of how often the pair should occur if
     the two columns were independent to how often it does (both counts smoothed by one), counts taken over the
-    whole data (`counts`), so a partition is scored as the whole frame would be."""
+    whole data (`counts`), so a partition is scored as the whole frame would be. A row is flagged when that ratio
+    passes `off_manifold_threshold`, or when it breaks a dependency between two columns (dependencies.py; its
+    note names the dependency)."""
     codes = plan_codes(frame, dataset, plan)
     worst = np.full(len(frame), -np.inf)
     for first, second in itertools.combinations(codes, 2):
         expected = counts.singles[first][codes[first]] * counts.singles[second][codes[second]] / counts.rows
         seen = counts.pairs[(first, second)][codes[first], codes[second]]
         worst = np.maximum(worst, np.log((expected + 1.0) / (seen + 1.0)))
-    return worst, worst > settings.off_manifold_threshold
+    broken, notes = broken_dependencies(
+        codes, find_dependencies(counts), lambda name, code: code_text(plan, dataset, name, code)
+    )
+    return worst, (worst > settings.off_manifold_threshold) | broken, notes
 
 
 def _duplicate_floods(
@@ -264,6 +273,7 @@ def score_partition(
     fitted forest, off-manifold against the global pair counts."""
     scores: dict[str, np.ndarray] = {}
     flags: dict[str, np.ndarray] = {}
+    notes: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
 
     def run(name: str, detect: Callable[[], tuple[np.ndarray, np.ndarray]]) -> None:
@@ -276,9 +286,12 @@ def score_partition(
         forest = statistics.forest
         run(OUTLIER, lambda: score_outliers(forest, encode_features(frame, dataset)))
     if settings.off_manifold and statistics.plan is not None and statistics.pairs is not None:
-        plan, pairs = statistics.plan, statistics.pairs
-        run(OFF_MANIFOLD, lambda: _off_manifold(frame, dataset, settings, plan, pairs))
-    return Detected(scores, flags, {}, seconds, {})
+        begun = time.perf_counter()
+        scores[OFF_MANIFOLD], flags[OFF_MANIFOLD], notes[OFF_MANIFOLD] = _off_manifold(
+            frame, dataset, settings, statistics.plan, statistics.pairs
+        )
+        seconds[OFF_MANIFOLD] = round(time.perf_counter() - begun, 3)
+    return Detected(scores, flags, notes, seconds, {})
 
 
 def score_together(

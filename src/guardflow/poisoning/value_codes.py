@@ -90,6 +90,22 @@ def plan_codes(frame: pd.DataFrame, dataset: DatasetSettings, plan: CodePlan) ->
     return codes
 
 
+def code_text(plan: CodePlan, dataset: DatasetSettings, name: str, code: int) -> str:
+    """The text of a feature's code under `plan` (`Bachelors`, `13`, `[12, 14)`; `unknown` for code 0 of a
+    category or an exact number)."""
+    feature = dataset.features[name]
+    if isinstance(feature, CategoricalFeature):
+        return feature.categories[code - 1] if code > 0 else "unknown"
+    if name in plan.exact:
+        return _number(float(plan.exact[name][code - 1])) if code > 0 else "missing"
+    edges = [feature.min, *feature.bins, feature.max]
+    return f"[{_number(edges[code])}, {_number(edges[code + 1])})"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 def frame_codes(
     frame: pd.DataFrame, dataset: DatasetSettings, max_codes: int, bin_wide: bool
 ) -> dict[str, np.ndarray]:
