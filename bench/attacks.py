@@ -14,6 +14,8 @@ trained on the clean rows (once per dataset; for `_ref` kinds once on a clean ha
 the scanned model's ASR stays within 0.05 of the clean one. Without a reference, the ASR is also compared with a
 DP model trained on the clean rows through the same scan (`asr_clean_scanned`, `asr_held_share_vs_clean_scanned`):
 what the pipeline trains when nobody attacks, so the scan's own effect on the model is not counted as the attack's.
+For targeted flips with a reference, the recall ceiling of any detector that ranks rows by the reference model
+(`flip_ceiling`: an oracle that knows the flipped group) at 0.5-4% of all rows flagged genuine.
 Every seed's drawn attack is in the JSON.
 
 Saves bench/results/attacks.json and prints a table. `--seeds 5` while developing; 20 for the record.
@@ -36,10 +38,11 @@ from pipeline import machine_info  # bench/pipeline.py, next to this script
 from threadpoolctl import threadpool_limits
 
 from bench import plant_attacks
-from guardflow.data.table import labelled_rows, typed_frame
+from guardflow.data.table import label_vector, labelled_rows, typed_frame
 from guardflow.io.datasets import read_split
 from guardflow.poisoning.scan_poisoning import scan_poisoning
 from guardflow.poisoning.scan_result import ScanResult
+from guardflow.poisoning.trusted_reference import reference_probabilities
 from guardflow.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,12 +58,14 @@ Predict = Callable[[pd.DataFrame], np.ndarray]
 
 @dataclass(frozen=True)
 class Drawn:
-    """One seed's attack: the poisoned rows, the rows it planted, what was drawn, and the backdoor if it is one."""
+    """One seed's attack: the poisoned rows, the rows it planted, what was drawn, and the backdoor or the flipped
+    group if it is one."""
 
     poisoned: pd.DataFrame
     planted: pd.Index
     described: dict[str, object]
     backdoor: plant_attacks.Backdoor | None = None
+    group: plant_attacks.GroupFlip | None = None
 
 
 Plant = Callable[[pd.DataFrame, np.random.Generator], Drawn]
@@ -79,7 +84,7 @@ def _kinds(settings: Settings) -> dict[str, tuple[Plant, bool]]:
 
     def group_flip(frame: pd.DataFrame, rng: np.random.Generator) -> Drawn:
         poisoned, drawn = plant_attacks.random_group_flip(frame, dataset, rng, min_positives=30)
-        return Drawn(poisoned, drawn.rows, drawn.describe())
+        return Drawn(poisoned, drawn.rows, drawn.describe(), group=drawn)
 
     def planted(
         attack: Callable[[pd.DataFrame, np.random.Generator], plant_attacks.Planted], what: dict[str, object]
@@ -171,6 +176,8 @@ def _run_seed(
         "detector_seconds": scan.detector_seconds,
         "shifted_slices": [shift.describe() for shift in scan.reference.slices[:5]] if scan.reference else [],
     }
+    if drawn.group is not None and reference is not None:
+        record["recall_ceiling_at_genuine_share"] = flip_ceiling(drawn, reference, settings)
     if drawn.backdoor is not None and asr:
         success = plant_attacks.attack_success_rate
         clean_model = clean_models["half" if with_reference else "full"]
@@ -185,6 +192,33 @@ def _run_seed(
                 success(clean_models["full_scanned"], test, dataset, drawn.backdoor), 4
             )
     return record
+
+
+# Genuine rows an oracle may flag, as shares of all rows, for the ceiling of targeted-flip recall.
+CEILING_BUDGETS = (0.005, 0.01, 0.02, 0.04)
+
+
+def flip_ceiling(drawn: Drawn, reference: pd.DataFrame, settings: Settings) -> dict[str, float]:
+    """The most a per-row detector that ranks by the reference model can recall of a targeted flip: an oracle that
+    knows the flipped group and its shifted label ranks the group's rows of that label by how likely the model
+    trained on the reference finds them of the other label, and flags from the top while the genuine rows among
+    them stay within each budget (a share of all rows). A flipped positive that the model also finds negative looks
+    like any genuine low earner: no ranking on these features separates them."""
+    assert drawn.group is not None
+    dataset = settings.dataset
+    frame = drawn.poisoned
+    positive = reference_probabilities(reference, frame, dataset, settings.poisoning.seed)
+    labels = label_vector(frame, dataset).to_numpy()
+    flipped = frame.index.isin(drawn.planted)
+    holders = np.flatnonzero((frame[drawn.group.column] == drawn.group.group).to_numpy() & (labels == 0))
+    ranked = flipped[holders[np.argsort(-positive[holders], kind="stable")]]
+    genuine_so_far = np.cumsum(~ranked)
+    found_so_far = np.cumsum(ranked) / max(int(flipped.sum()), 1)
+    ceiling: dict[str, float] = {}
+    for budget in CEILING_BUDGETS:
+        taken = int(np.searchsorted(genuine_so_far, budget * len(frame), side="right"))
+        ceiling[str(budget)] = round(float(found_so_far[taken - 1]) if taken else 0.0, 4)
+    return ceiling
 
 
 def _quantile(values: list[float], q: float) -> float | None:
@@ -217,6 +251,14 @@ def _summarize(records: list[dict]) -> dict[str, object]:
             for name in records[0]["detector_seconds"]
         },
     }
+    with_ceiling = [
+        r["recall_ceiling_at_genuine_share"] for r in records if "recall_ceiling_at_genuine_share" in r
+    ]
+    if with_ceiling:
+        summary["recall_ceiling_median_at_genuine_share"] = {
+            budget: _quantile([ceiling[budget] for ceiling in with_ceiling], 0.5)
+            for budget in with_ceiling[0]
+        }
     with_asr = [r for r in records if "asr_after_scan" in r]
     if with_asr:
         summary["asr_clean"] = _quantile([r["asr_clean"] for r in with_asr], 0.5)
@@ -227,7 +269,11 @@ def _summarize(records: list[dict]) -> dict[str, object]:
         if against_scanned:
             summary["asr_clean_scanned"] = _quantile([r["asr_clean_scanned"] for r in against_scanned], 0.5)
             summary["asr_held_share_vs_clean_scanned"] = round(
-                float(np.mean([r["asr_after_scan"] <= r["asr_clean_scanned"] + ASR_MARGIN for r in against_scanned])),
+                float(
+                    np.mean(
+                        [r["asr_after_scan"] <= r["asr_clean_scanned"] + ASR_MARGIN for r in against_scanned]
+                    )
+                ),
                 4,
             )
     return summary

@@ -110,7 +110,7 @@ class ReferenceComparison:
     model_rate: float = float("nan")
 
 
-def _reference_model(
+def reference_probabilities(
     reference: pd.DataFrame, frame: pd.DataFrame, dataset: DatasetSettings, seed: int
 ) -> np.ndarray:
     """The positive-class probability of each new row under a model trained on the reference rows only."""
@@ -281,7 +281,7 @@ def compare_reference(
     columns = slice_columns(pd.concat([reference[features], frame[features]], ignore_index=True), dataset)
     split = len(reference)
     labels = label_vector(frame, dataset).to_numpy()
-    positive = _reference_model(reference, frame, dataset, settings.seed)
+    positive = reference_probabilities(reference, frame, dataset, settings.seed)
     model_rate = float(positive.mean()) if len(positive) else float("nan")
     observed = float(labels.mean()) if len(labels) else float("nan")
     if label_shift_tolerance > 0 and abs(observed - model_rate) <= label_shift_tolerance:
