@@ -147,7 +147,8 @@ class PoisoningSettings(StrictModel):
     outliers: bool = True
     outlier_contamination: Annotated[float, Field(gt=0, lt=0.5)] = 0.005
     # Off-manifold: a pair of values flags its row when the count independence predicts is e^threshold times
-    # the count seen (both smoothed by one).
+    # the count seen (both smoothed by one); so does a value that breaks a dependency between two columns
+    # (poisoning/dependencies.py, no setting of its own).
     off_manifold: bool = True
     off_manifold_threshold: Annotated[float, Field(gt=0)] = 2.5
     duplicate_limit: Annotated[int, Field(ge=1)] = 5

@@ -227,6 +227,17 @@ def _wait_for_trainings(team: Team, run_ids: list[str]) -> list[dict[str, Any]]:
     )
 
 
+def _flow_run_logs(team: Team, run_ids: list[str]) -> str:
+    """The warnings and errors the flow runs logged, oldest first: why a run failed."""
+    body = {
+        "logs": {"flow_run_id": {"any_": run_ids}, "level": {"ge_": 30}},
+        "sort": "TIMESTAMP_ASC",
+        "limit": 50,
+    }
+    logs = _prefect(team, "POST", "/logs/filter", body)
+    return "--- flow run logs\n" + "\n".join(f"{log['name']}: {log['message']}" for log in logs)
+
+
 def _run_trainings(team: Team, count: int) -> list[str]:
     """Start `count` runs of safety-train at once through the deployment (`run_deployment`, not waiting).
 
@@ -283,7 +294,11 @@ def test_concurrent_trainings_keep_registry_ledger_and_lineage_exact(
 ) -> None:
     # given three trainings run at once through the deployment on two workers with separate homes
     failed = [(run["name"], run["state_name"]) for run in trainings if run["state_type"] != "COMPLETED"]
-    assert not failed, f"trainings did not complete: {failed}\n{team.tail()}"
+    assert not failed, (
+        f"trainings did not complete: {failed}\n"
+        f"{_flow_run_logs(team, [run['id'] for run in trainings if run['state_type'] != 'COMPLETED'])}\n"
+        f"{team.tail()}"
+    )
     summaries = [json.loads(path.read_text()) for home in team.homes for path in home.rglob("summary.json")]
     trained = [summary for summary in summaries if summary["flow"] == "safety-train"]
     workers_used = [home.name for home in team.homes if any(home.rglob("summary.json"))]
