@@ -120,17 +120,18 @@ def _off_manifold(
     the two columns were independent to how often it does (both counts smoothed by one), counts taken over the
     whole data (`counts`), so a partition is scored as the whole frame would be. A row is flagged when that ratio
     passes `off_manifold_threshold`, or when it breaks a dependency between two columns (dependencies.py; its
-    note names the dependency)."""
+    note names the dependency, and its score is at least the log ratio of the rows that keep it to those that
+    break it alike)."""
     codes = plan_codes(frame, dataset, plan)
     worst = np.full(len(frame), -np.inf)
     for first, second in itertools.combinations(codes, 2):
         expected = counts.singles[first][codes[first]] * counts.singles[second][codes[second]] / counts.rows
         seen = counts.pairs[(first, second)][codes[first], codes[second]]
         worst = np.maximum(worst, np.log((expected + 1.0) / (seen + 1.0)))
-    broken, notes = broken_dependencies(
+    broken_score, broken, notes = broken_dependencies(
         codes, find_dependencies(counts), lambda name, code: code_text(plan, dataset, name, code)
     )
-    return worst, (worst > settings.off_manifold_threshold) | broken, notes
+    return np.maximum(worst, broken_score), (worst > settings.off_manifold_threshold) | broken, notes
 
 
 def _duplicate_floods(

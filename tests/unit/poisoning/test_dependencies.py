@@ -55,6 +55,8 @@ def test_a_trigger_that_already_leans_to_its_target_is_flagged_where_it_breaks_a
     assert flags.loc[planted].mean() >= 0.95, f"only {flags.loc[planted].mean():.0%} of the stamped rows"
     assert notes.loc[planted].str.contains(r"holds education-num=\d+ in \d+% of").mean() >= 0.95
     assert notes.loc[planted].str.endswith("this row has 1").mean() >= 0.95
+    # scored by how many more rows keep the dependency than break it alike (education=X with 1: a few dozen)
+    assert (scan.scores[OFF_MANIFOLD].loc[planted][flags.loc[planted]] >= np.log(5)).all()
     # and the rule flags almost no genuine row (a few married-AF-spouse relationships)
     dependency_only = (notes != "") & flags
     assert dependency_only.drop(planted).mean() <= 0.002
