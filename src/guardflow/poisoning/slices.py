@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from guardflow.settings import CategoricalFeature, DatasetSettings
+from guardflow.settings import CategoricalFeature, DatasetSettings, NumericFeature
 
 # A numeric column with at most this many distinct values is sliced by exact value; beyond it, by its public bins.
 MAX_EXACT_VALUES = 200
@@ -34,28 +34,34 @@ def slice_columns(rows: pd.DataFrame, dataset: DatasetSettings) -> list[SliceCol
     for name, feature in dataset.features.items():
         if isinstance(feature, CategoricalFeature):
             codes, uniques = pd.factorize(rows[name].astype("object"), use_na_sentinel=False)
-            columns.append(SliceColumn(name, codes.astype("int64"), [_text(value) for value in uniques]))
+            columns.append(SliceColumn(name, codes.astype("int64"), [value_text(value) for value in uniques]))
             continue
         values = rows[name].to_numpy(dtype="float64", na_value=np.nan)
         if pd.Series(values).nunique(dropna=False) <= MAX_EXACT_VALUES:
             codes, uniques = pd.factorize(values, use_na_sentinel=False)
-            columns.append(SliceColumn(name, codes.astype("int64"), [_text(value) for value in uniques]))
+            columns.append(SliceColumn(name, codes.astype("int64"), [value_text(value) for value in uniques]))
         else:
             # Many values: by public bin (one code when there are none), except that an exact value held by
             # FREQUENT_VALUE_ROWS rows or more keeps a code of its own (a trigger may be one exact value of a
             # continuous column, which natural rows seldom share).
-            edges = [feature.min, *feature.bins, feature.max]
             codes = np.digitize(np.nan_to_num(values, nan=feature.min), feature.bins).astype("int64")
-            labels = [f"[{_text(low)}, {_text(high)})" for low, high in itertools.pairwise(edges)]
+            labels = bin_labels(feature)
             counts = pd.Series(values).value_counts()
             for value in counts.index[counts >= FREQUENT_VALUE_ROWS]:
                 codes[values == value] = len(labels)
-                labels.append(_text(value))
+                labels.append(value_text(value))
             columns.append(SliceColumn(name, codes, labels))
     return columns
 
 
-def _text(value: object) -> str:
+def bin_labels(feature: NumericFeature) -> list[str]:
+    """The text of each public bin of a numeric feature, in code order (`[12, 14)`)."""
+    edges = [feature.min, *feature.bins, feature.max]
+    return [f"[{value_text(low)}, {value_text(high)})" for low, high in itertools.pairwise(edges)]
+
+
+def value_text(value: object) -> str:
+    """A value as a slice names it: `missing`, `13` for a whole number, else as it is."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "missing"
     if isinstance(value, float) and value.is_integer():

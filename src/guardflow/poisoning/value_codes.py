@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from guardflow.poisoning.slices import bin_labels, value_text
 from guardflow.settings import CategoricalFeature, DatasetSettings, NumericFeature
 
 
@@ -91,19 +92,15 @@ def plan_codes(frame: pd.DataFrame, dataset: DatasetSettings, plan: CodePlan) ->
 
 
 def code_text(plan: CodePlan, dataset: DatasetSettings, name: str, code: int) -> str:
-    """The text of a feature's code under `plan` (`Bachelors`, `13`, `[12, 14)`; `unknown` for code 0 of a
-    category or an exact number)."""
+    """The text of a feature's code under `plan` (`Bachelors`, `13`, `[12, 14)`; code 0 is `unknown` for a
+    category, `missing` for an exact number)."""
     feature = dataset.features[name]
     if isinstance(feature, CategoricalFeature):
         return feature.categories[code - 1] if code > 0 else "unknown"
     if name in plan.exact:
-        return _number(float(plan.exact[name][code - 1])) if code > 0 else "missing"
-    edges = [feature.min, *feature.bins, feature.max]
-    return f"[{_number(edges[code])}, {_number(edges[code + 1])})"
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
+        return value_text(float(plan.exact[name][code - 1])) if code > 0 else "missing"
+    assert isinstance(feature, NumericFeature)
+    return bin_labels(feature)[code]
 
 
 def frame_codes(
