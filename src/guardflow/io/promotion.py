@@ -14,7 +14,14 @@ from mlflow.tracking import MlflowClient
 from guardflow.errors import RegistryError
 from guardflow.io.history import HISTORY_EXPERIMENT, HISTORY_PREFIX, ChampionMove, champion_history
 from guardflow.io.records import append_record
-from guardflow.io.registry import CHAMPION_ALIAS, REGISTRATION_TAG, RUN_DIR_TAG, aliases, versions_tagged
+from guardflow.io.registry import (
+    CHAMPION_ALIAS,
+    REGISTRATION_TAG,
+    RUN_DIR_TAG,
+    aliases,
+    set_alias,
+    versions_tagged,
+)
 
 CHALLENGER_ALIAS = "challenger"
 GATE_TAG = "guardflow.gate"
@@ -34,7 +41,7 @@ def _move_champion(
     previous = aliases(name).get(CHAMPION_ALIAS, "")
     if previous == version:
         raise RegistryError(f"version {version} of {name!r} is already the champion")
-    client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+    set_alias(name, CHAMPION_ALIAS, version)
     if aliases(name).get(CHALLENGER_ALIAS) == version:
         client.delete_registered_model_alias(name, CHALLENGER_ALIAS)
     fields = {
@@ -52,7 +59,7 @@ def _move_champion(
 def accept_candidate(name: str, version: str, approval_required: bool) -> str:
     """After the gate passed: `challenger`, then `champion` unless a person must approve. Returns the alias."""
     client = MlflowClient()
-    client.set_registered_model_alias(name, CHALLENGER_ALIAS, version)
+    set_alias(name, CHALLENGER_ALIAS, version)
     if approval_required:
         return CHALLENGER_ALIAS
     # Written before the alias moves: if the run dies in between, its repair knows whom to give `champion` back.
@@ -133,7 +140,7 @@ def _restore_champion(client: MlflowClient, name: str, crashed: str, previous: s
     if not previous:
         client.delete_registered_model_alias(name, CHAMPION_ALIAS)
         return
-    client.set_registered_model_alias(name, CHAMPION_ALIAS, previous)
+    set_alias(name, CHAMPION_ALIAS, previous)
     fields = {
         "model": name,
         "action": "recover",

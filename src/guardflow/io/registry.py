@@ -329,13 +329,33 @@ def log_candidate(
 
 
 def set_alias(name: str, alias: str, version: str) -> None:
-    """Point `alias` of model `name` at `version` (moving it if it pointed elsewhere)."""
-    try:
-        MlflowClient().set_registered_model_alias(name, alias, version)
-    except MlflowException as error:
-        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-            raise RegistryError(f"model {name!r} has no version {version}") from None
-        raise
+    """Point `alias` of model `name` at `version` (moving it if it pointed elsewhere).
+
+    The store looks the alias up and then inserts or updates it: two writers that set an alias the model does not
+    have yet both insert it, and the second is refused on the alias's key (seen with three trainings at once on
+    PostgreSQL). Set again, the alias exists and is moved, so the last writer wins, as with one writer after
+    another."""
+    attempt = 1
+    while True:
+        try:
+            MlflowClient().set_registered_model_alias(name, alias, version)
+            return
+        except MlflowException as error:
+            if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+                raise RegistryError(f"model {name!r} has no version {version}") from None
+            if not _alias_clash(error.message) or attempt == REGISTER_ATTEMPTS:
+                raise
+        _logger.info("alias clash on %s@%s; retry %d", name, alias, attempt)
+        time.sleep(random.uniform(0.05, 0.1 * 2**attempt))
+        attempt += 1
+
+
+def _alias_clash(message: str) -> bool:
+    """The store's refusal of a second insert of one alias (PostgreSQL's or SQLite's words)."""
+    lowered = message.lower()
+    return "registered_model_alias" in lowered and (
+        "duplicate key" in lowered or "unique constraint" in lowered
+    )
 
 
 def aliases(name: str) -> dict[str, str]:
