@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import faulthandler
 import getpass
 import os
 import signal
@@ -365,6 +366,8 @@ def entrypoint() -> None:
     down every module's objects one by one, which took 3-4 s after a run on Adult.
     """
     signal.signal(signal.SIGTERM, _terminate)
+    # `kill -USR1 PID` prints every thread's stack to stderr: where a run that does not stop is waiting.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     code = main()
     threading._shutdown()  # type: ignore[attr-defined]  # what Py_FinalizeEx does first
     atexit._run_exitfuncs()

@@ -56,7 +56,15 @@ def test_sigterm_stops_a_run_and_the_prefect_server_it_started(tmp_path: Path, a
         assert process.poll() is None, "the run ended before a stage opened"
         # when it gets SIGTERM
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=120)
+        try:
+            _, stderr = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            # where it waits: every thread's stack (faulthandler on SIGUSR1), then it is killed below
+            process.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            os.killpg(process.pid, signal.SIGKILL)
+            _, stderr = process.communicate(timeout=60)
+            pytest.fail(f"SIGTERM did not stop the run within 120 s; its stacks:\n{stderr[-6000:]}")
         # then it stops with one line and the conventional exit code, and nothing it started is left running
         assert process.returncode == 143, f"SIGTERM exits 143, got {process.returncode}: {stderr[-2000:]}"
         assert stderr.strip().splitlines()[-1] == "guardflow: terminated (SIGTERM)", stderr[-2000:]
